@@ -1,0 +1,89 @@
+"""cxkpi-xl: customer-experience and customer-success KPIs for Excel.
+
+Every KPI is a plain function here (rates are fractions, NPS is points, money is in the
+input's currency); :data:`cxkpi_xl.catalogue.CATALOGUE` lists them all with their
+formulas, units, sources and Excel names. Importing this package needs only numpy and
+pandas, so it also runs in xlwings Lite (Pyodide).
+"""
+
+from __future__ import annotations
+
+from .advocacy import at_risk_rate, health_band, health_score, reference_rate
+from .engagement import (
+    conversion_rate,
+    product_usage_rate,
+    repeat_purchase_rate,
+    repeat_purchase_tiers,
+    stickiness,
+    time_to_value_days,
+)
+from .retention import (
+    customer_churn_rate,
+    customer_retention_rate,
+    expanded_accounts_rate,
+    gross_revenue_retention,
+    net_revenue_retention,
+    revenue_churn_rate,
+)
+from .revenue import arpu, attachment_rate, quick_ratio, revenue_growth
+from .support import first_contact_resolution_rate
+from .surveys import (
+    ces,
+    ces_easy_rate,
+    csat,
+    nps,
+    nps_breakdown,
+    nps_from_counts,
+    nps_margin_of_error,
+    star_rating,
+    star_rating_distribution,
+)
+from .value import (
+    cac,
+    cac_payback_months,
+    cltv,
+    cltv_subscription,
+    customer_retention_cost,
+    ltv_cac_ratio,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "arpu",
+    "at_risk_rate",
+    "attachment_rate",
+    "cac",
+    "cac_payback_months",
+    "ces",
+    "ces_easy_rate",
+    "cltv",
+    "cltv_subscription",
+    "conversion_rate",
+    "csat",
+    "customer_churn_rate",
+    "customer_retention_cost",
+    "customer_retention_rate",
+    "expanded_accounts_rate",
+    "first_contact_resolution_rate",
+    "gross_revenue_retention",
+    "health_band",
+    "health_score",
+    "ltv_cac_ratio",
+    "net_revenue_retention",
+    "nps",
+    "nps_breakdown",
+    "nps_from_counts",
+    "nps_margin_of_error",
+    "product_usage_rate",
+    "quick_ratio",
+    "reference_rate",
+    "repeat_purchase_rate",
+    "repeat_purchase_tiers",
+    "revenue_churn_rate",
+    "revenue_growth",
+    "star_rating",
+    "star_rating_distribution",
+    "stickiness",
+    "time_to_value_days",
+]

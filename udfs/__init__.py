@@ -1,0 +1,1 @@
+"""Excel functions (xlwings UDFs) for every catalogue KPI: ``cxkpi_xl.udfs``."""

@@ -1,0 +1,1 @@
+"""The template workbook generator: ``cxkpi_xl.workbook``."""
