@@ -1,0 +1,108 @@
+"""The KPI catalogue is the one registry: everything that lists KPIs agrees with it."""
+
+from __future__ import annotations
+
+import inspect
+import json
+import re
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+import cxkpi_xl
+from cxkpi_xl.catalogue import (
+    CATALOGUE,
+    FAMILIES,
+    UNITS,
+    excel_functions,
+    get,
+    markdown_table,
+)
+from cxkpi_xl.cli import main
+
+ROOT = Path(__file__).resolve().parents[1]
+DEFINITIONS = ROOT.parent / "shared" / "reference" / "kpi-definitions.md"
+
+
+def test_ids_and_excel_names_are_unique_and_well_formed():
+    ids = [k.id for k in CATALOGUE]
+    assert len(ids) == len(set(ids))
+    for k in CATALOGUE:
+        assert re.fullmatch(r"[a-z][a-z0-9_]*", k.id)
+        assert k.unit in UNITS and k.family in FAMILIES
+        assert k.title and k.formula and k.source
+        if k.excel_name:
+            assert re.fullmatch(r"CX_[A-Z0-9_]+", k.excel_name)
+
+
+@pytest.mark.skipif(not DEFINITIONS.exists(), reason="shared/ is not beside the checkout")
+def test_every_kpi_of_the_definitions_is_in_the_catalogue():
+    text = DEFINITIONS.read_text(encoding="utf-8")
+    # Every id in the first column of the definition tables, e.g. "| `nps` | ...".
+    defined = set(re.findall(r"^\| `([a-z_]+)` \|", text, flags=re.M))
+    defined |= {"mrr_new", "mrr_reactivation", "mrr_expansion", "mrr_contraction", "mrr_churn"}
+    defined.add("net_new_mrr")
+    missing = defined - {k.id for k in CATALOGUE}
+    assert not missing, f"KPIs of kpi-definitions.md missing from the catalogue: {missing}"
+
+
+def test_functions_are_exported_and_documented():
+    for k in CATALOGUE:
+        if k.function is None:
+            continue
+        assert getattr(cxkpi_xl, k.function.__name__) is k.function
+        doc = inspect.getdoc(k.function) or ""
+        assert ">>>" in doc, f"{k.id} has no doctested example"
+        assert "formula" in doc.lower() or k.unit == "table", k.id
+        params = inspect.signature(k.function).parameters
+        assert "zero_division" in params, f"{k.id} has no zero_division"
+        assert params["zero_division"].kind is inspect.Parameter.KEYWORD_ONLY
+
+
+def test_function_names_follow_the_id():
+    # One identifier per KPI: the Python function is named after the KPI id.
+    for k in CATALOGUE:
+        if k.function is not None:
+            assert k.function.__name__ == k.id
+
+
+def test_required_excel_names_exist():
+    required = (
+        "CX_NPS CX_NPS_BREAKDOWN CX_NPS_MOE CX_NPS_COUNTS CX_CSAT CX_CES CX_CES_EASY CX_STARS "
+        "CX_CHURN CX_CRR CX_NRR CX_GRR CX_REVENUE_CHURN CX_QUICK_RATIO CX_ARPU "
+        "CX_REVENUE_GROWTH CX_ATTACH_RATE CX_EXPANDED_RATE CX_CLTV CX_CLTV_SUB CX_CAC "
+        "CX_LTV_CAC CX_CAC_PAYBACK CX_RETENTION_COST CX_REFERENCE_RATE CX_AT_RISK CX_HEALTH "
+        "CX_FCR CX_CONVERSION CX_REPEAT_RATE CX_STICKINESS CX_USAGE_RATE CX_TTV_DAYS"
+    ).split()
+    assert set(required) <= {k.excel_name for k in excel_functions()}
+
+
+def test_get():
+    assert get("nps").excel_name == "CX_NPS"
+    with pytest.raises(KeyError, match=r"unknown KPI 'npx'"):
+        get("npx")
+
+
+def test_readme_table_is_generated_from_the_catalogue():
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    block = re.search(r"<!-- kpi-table:start -->\n(.*?)<!-- kpi-table:end -->", readme, flags=re.S)
+    assert block, "README lacks the kpi-table markers"
+    assert block.group(1) == markdown_table(), (
+        "README KPI table is stale: run `cxkpi functions --format markdown` and paste it"
+    )
+
+
+def test_cli_functions_lists_every_kpi():
+    runner = CliRunner()
+    table = runner.invoke(main, ["functions"])
+    assert table.exit_code == 0, table.output
+    for k in CATALOGUE:
+        assert k.id in table.output
+    rows = json.loads(runner.invoke(main, ["functions", "--format", "json"]).output)
+    assert [r["id"] for r in rows] == [k.id for k in CATALOGUE]
+    nrr = next(r for r in rows if r["id"] == "net_revenue_retention")
+    assert nrr["excel_name"] == "CX_NRR"
+    assert nrr["arguments"] == ["start_mrr", "expansion", "contraction", "churned_mrr"]
+    md = runner.invoke(main, ["functions", "--format", "markdown"]).output
+    assert md == markdown_table()
