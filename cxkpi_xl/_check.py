@@ -223,7 +223,7 @@ def divide(numerator: Any, denominator: Any, zero_division: ZeroDivision, what: 
     zero = (den == 0) & ~np.isnan(num)
     if zero.any() and zero_division == "raise":
         raise ZeroDivisionError(f"{what} is zero")
-    with np.errstate(divide="ignore", invalid="ignore"):
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         out = np.divide(num, den)
     if zero.any():
         out = np.where(zero, float(zero_division), out)  # type: ignore[arg-type]

@@ -83,7 +83,8 @@ def nps_from_counts(
     p = amounts(promoters, "promoters")
     m = amounts(passives, "passives")
     d = amounts(detractors, "detractors")
-    return divide((p - d) * 100.0, p + m + d, zero_division, "the number of responses")
+    with np.errstate(over="ignore"):
+        return divide((p - d) * 100.0, p + m + d, zero_division, "the number of responses")
 
 
 def _z(confidence: float) -> float:

@@ -11,6 +11,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
+import numpy as np
+
 from ._check import ZeroDivision, amounts, check_zero_division, divide, scalar_or_array
 
 
@@ -35,11 +37,11 @@ def cltv(
     600.0
     """
     check_zero_division(zero_division)
-    return scalar_or_array(
-        amounts(average_order_value, "average_order_value")
-        * amounts(purchase_frequency, "purchase_frequency")
-        * amounts(lifespan, "lifespan")
-    )
+    aov = amounts(average_order_value, "average_order_value")
+    frequency = amounts(purchase_frequency, "purchase_frequency")
+    years = amounts(lifespan, "lifespan")
+    with np.errstate(over="ignore"):  # an overflow is inf, which Excel shows as #NUM!
+        return scalar_or_array(aov * frequency * years)
 
 
 def cltv_subscription(
