@@ -106,3 +106,11 @@ def test_cli_functions_lists_every_kpi():
     assert nrr["arguments"] == ["start_mrr", "expansion", "contraction", "churned_mrr"]
     md = runner.invoke(main, ["functions", "--format", "markdown"]).output
     assert md == markdown_table()
+
+
+def test_every_excel_argument_is_described():
+    from cxkpi_xl.catalogue import ARGUMENTS
+
+    for k in excel_functions():
+        for name in k.arguments:
+            assert ARGUMENTS.get(name), f"{k.excel_name}: argument {name!r} has no description"
