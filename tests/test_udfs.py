@@ -1,0 +1,163 @@
+"""The Excel functions through xlwings' own Office.js dispatch (xlwings Lite and Server),
+and the classic registration (VBA declarations) with pywin32 stubbed."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+
+import cxkpi_xl.udfs as udfs
+import pytest
+import xlwings as xw
+from xlwings.server import custom_functions_meta
+
+from cxkpi_xl.catalogue import ARGUMENTS, excel_functions
+
+from .excel import call, error, value
+
+REQUIRED = (
+    "CX_NPS CX_NPS_BREAKDOWN CX_NPS_MOE CX_NPS_COUNTS CX_CSAT CX_CES CX_CES_EASY CX_STARS "
+    "CX_CHURN CX_CRR CX_NRR CX_GRR CX_REVENUE_CHURN CX_QUICK_RATIO CX_ARPU "
+    "CX_REVENUE_GROWTH CX_ATTACH_RATE CX_EXPANDED_RATE CX_CLTV CX_CLTV_SUB CX_CAC "
+    "CX_LTV_CAC CX_CAC_PAYBACK CX_RETENTION_COST CX_REFERENCE_RATE CX_AT_RISK CX_HEALTH "
+    "CX_FCR CX_CONVERSION CX_REPEAT_RATE CX_STICKINESS CX_USAGE_RATE CX_TTV_DAYS"
+).split()
+
+
+def test_runtime_is_office_js():
+    assert xw.func.__module__ == "xlwings.pro.udfs_officejs"
+
+
+def test_meta_lists_every_function_with_descriptions():
+    functions = {f["name"]: f for f in custom_functions_meta(udfs)["functions"]}
+    assert set(REQUIRED) <= set(functions)
+    for kpi in excel_functions():
+        meta = functions[kpi.excel_name]
+        assert meta["description"].startswith(kpi.description[:40])
+        assert [p["name"] for p in meta["parameters"]] == kpi.arguments
+        for p in meta["parameters"]:
+            assert p["description"] == ARGUMENTS[p["name"]]
+            assert not p["description"].startswith("Positional argument")
+    # Optional arguments are marked so that Excel lets users leave them out.
+    csat = {p["name"]: p for p in functions["CX_CSAT"]["parameters"]}
+    assert csat["scale"].get("optional") and not csat["scores"].get("optional")
+
+
+class TestValues:
+    def test_nps_over_a_table_column_with_blanks_and_text_numbers(self):
+        # 9, 10, "9" promoters; 7 passive; 3, 6 detractors; blanks ignored: (3 - 2) / 6.
+        scores = [[9], [10], [None], ["9"], [7], [""], [3], [6]]
+        assert value("CX_NPS", scores) == pytest.approx(100 / 6)
+
+    def test_single_cell_arrives_as_a_scalar(self):
+        assert value("CX_NPS", 10) == 100.0
+        assert value("CX_CHURN", 2000, 100) == 0.05
+
+    def test_seed_examples(self):
+        assert value("CX_NRR", 100_000, 20_000, 5_000, 5_000) == pytest.approx(1.10)
+        assert value("CX_CLTV", 50, 12, 1) == 600.0
+        assert value("CX_CLTV_SUB", 100, 0.05) == pytest.approx(2000.0)
+
+    def test_optional_arguments_missing_or_blank(self):
+        scores = [[9], [8], [10], [5], [7]]
+        # Seed 003's 1-10 CSAT: 8 or higher, three of five.
+        assert value("CX_CSAT", scores, 10) == pytest.approx(0.6)
+        assert value("CX_CSAT", scores, 10, None) == pytest.approx(0.6)
+        assert value("CX_QUICK_RATIO", 8_000, 4_000, 1_000, 2_000) == 4.0
+        assert value("CX_NPS_MOE", [[10]] * 50 + [[8]] * 30 + [[2]] * 20) == pytest.approx(
+            15.308, abs=1e-3
+        )
+        adjusted = value("CX_NPS_MOE", [[10]] * 50 + [[8]] * 30 + [[2]] * 20, 0.95, "adjusted_wald")
+        assert adjusted == pytest.approx(15.0755, abs=1e-3)
+
+    def test_serial_dates(self):
+        # 46023 = 2026-01-01, 46033 = 2026-01-11, 46053 = 2026-01-31: 10 and 30 days.
+        assert value("CX_TTV_DAYS", [[46023], [46023]], [[46033], [46053]]) == 20.0
+
+    def test_weights_and_health(self):
+        assert value("CX_HEALTH", [[80, 60, 40]], [[0.4, 0.3, 0.3]]) == pytest.approx(62.0)
+        assert value("CX_AT_RISK", [[30], [45], [60], [80], [90]]) == pytest.approx(0.4)
+
+    def test_breakdown_spills_labels_and_values(self):
+        table = call("CX_NPS_BREAKDOWN", [[10]] * 50 + [[8]] * 30 + [[2]] * 20)
+        as_dict = dict((row[0], row[1]) for row in table)
+        assert [row[0] for row in table][:4] == ["promoters", "passives", "detractors", "n"]
+        assert as_dict["nps"] == pytest.approx(30.0)
+        assert as_dict["n"] == 100
+
+    def test_arrays_spill_per_period_with_errors_per_cell(self):
+        got = call("CX_CHURN", [[2000], [0], [None]], [[100], [0], [5]])
+        assert got == [[0.05], [error("#DIV/0!")], [error("#N/A")]]
+
+
+class TestErrors:
+    def test_zero_denominator_is_div0(self):
+        assert value("CX_NPS", [[None], [""]]) == error("#DIV/0!")
+        assert value("CX_CHURN", 0, 0) == error("#DIV/0!")
+        assert value("CX_CLTV_SUB", 100, 0) == error("#DIV/0!")
+
+    def test_blank_argument_is_na(self):
+        assert value("CX_CHURN", None, 10) == error("#N/A")
+        assert value("CX_CLTV", 50, None, 1) == error("#N/A")
+
+    @pytest.mark.parametrize(
+        ("func", "args", "message"),
+        [
+            ("CX_NPS", ([[9], ["ten"]],), "scores: 'ten' at position 2 is text"),
+            ("CX_NPS", ([[9], [11]],), "scores: 11 at position 2 is outside 0..10"),
+            ("CX_NPS", ([[9], [True]],), "TRUE/FALSE"),
+            ("CX_NPS", ([[9], [8.5]],), "not a whole number"),
+            ("CX_CHURN", (-5, 1), "customers_start: -5 at position 1 is negative"),
+            ("CX_CSAT", ([[5]], 1), "scale must be a whole number"),
+            ("CX_NPS_MOE", ([[5]], 0.95, "wilson"), 'method must be "wald"'),
+            ("CX_TTV_DAYS", ([["soon"]], [[46023]]), "not a date"),
+            ("CX_HEALTH", ([[1, 2]], [[1]]), "same number of cells"),
+            ("CX_STICKINESS", (300, [[1], [2]]), "mau must be one number"),
+        ],
+    )
+    def test_bad_input_raises_xlwings_error_with_reason(self, func, args, message):
+        with pytest.raises(xw.XlwingsError) as e:
+            call(func, *args)
+        assert message in str(e.value)
+        assert str(e.value).startswith(func)
+
+
+CLASSIC = textwrap.dedent(
+    """
+    import io, sys, types
+    from unittest import mock
+    for name in ("pythoncom", "pywintypes", "win32com", "win32com.client"):
+        sys.modules[name] = mock.MagicMock(name=name)
+    import xlwings, xlwings.udfs as classic
+    # What `import xlwings` binds on Windows with pywin32.
+    xlwings.func, xlwings.arg, xlwings.ret = classic.xlfunc, classic.xlarg, classic.xlret
+    import cxkpi_xl.udfs as udfs
+    out = io.StringIO()
+    book = types.SimpleNamespace(Name="cx_kpis.xlsm", FullName="C:\\\\cx_kpis.xlsm")
+    classic.generate_vba_wrapper("cxkpi_xl.udfs", udfs, out, book)
+    print(out.getvalue())
+    """
+)
+
+
+def test_classic_vba_declares_every_function():
+    env = {k: v for k, v in __import__("os").environ.items() if k != "XLWINGS_ON_SERVER"}
+    done = subprocess.run(
+        [sys.executable, "-c", CLASSIC], capture_output=True, text=True, env=env, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    vba = done.stdout
+    for kpi in excel_functions():
+        required = [a for a in kpi.arguments if a in _required(kpi)]
+        optional = [f"Optional {a}" for a in kpi.arguments if a not in _required(kpi)]
+        header = f"Function {kpi.excel_name}({', '.join(required + optional)})"
+        assert header in vba, header
+        assert f'XLPy.CallUDF("cxkpi_xl.udfs", "{kpi.excel_name}"' in vba
+
+
+def _required(kpi):
+    import inspect
+
+    params = inspect.signature(kpi.function).parameters
+    return [n for n in kpi.arguments if params[n].default is inspect.Parameter.empty]
