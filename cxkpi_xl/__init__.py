@@ -8,7 +8,13 @@ pandas, so it also runs in xlwings Lite (Pyodide).
 
 from __future__ import annotations
 
-from .advocacy import at_risk_rate, health_band, health_score, reference_rate
+from .advocacy import (
+    at_risk_rate,
+    customer_health_scores,
+    health_band,
+    health_score,
+    reference_rate,
+)
 from .engagement import (
     conversion_rate,
     product_usage_rate,
@@ -25,7 +31,14 @@ from .retention import (
     net_revenue_retention,
     revenue_churn_rate,
 )
-from .revenue import arpu, attachment_rate, quick_ratio, revenue_growth
+from .revenue import (
+    arpu,
+    attachment_rate,
+    average_order_value,
+    purchase_frequency,
+    quick_ratio,
+    revenue_growth,
+)
 from .support import first_contact_resolution_rate
 from .surveys import (
     ces,
@@ -53,6 +66,7 @@ __all__ = [
     "arpu",
     "at_risk_rate",
     "attachment_rate",
+    "average_order_value",
     "cac",
     "cac_payback_months",
     "ces",
@@ -62,6 +76,7 @@ __all__ = [
     "conversion_rate",
     "csat",
     "customer_churn_rate",
+    "customer_health_scores",
     "customer_retention_cost",
     "customer_retention_rate",
     "expanded_accounts_rate",
@@ -76,6 +91,7 @@ __all__ = [
     "nps_from_counts",
     "nps_margin_of_error",
     "product_usage_rate",
+    "purchase_frequency",
     "quick_ratio",
     "reference_rate",
     "repeat_purchase_rate",

@@ -11,6 +11,7 @@ import math
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from ._check import ZeroDivision, amounts, check_zero_division, divide, paired, undefined, values
 
@@ -55,10 +56,36 @@ def health_score(scores: Any, weights: Any, *, zero_division: ZeroDivision = mat
     """
     check_zero_division(zero_division)
     s, w = paired(scores, weights, ("scores", "weights"), low=(0, 0), high=(100, None))
-    total = w.sum()
-    if total == 0:
+    if w.sum() == 0:
         return undefined(zero_division, "the weights of the measures present add up to zero")
-    return float(np.dot(s, w) / total)
+    return float(customer_health_scores(np.zeros(s.size, dtype=np.int64), s, w)[0])
+
+
+def customer_health_scores(customers: Any, scores: Any, weights: Any) -> pd.Series:
+    """Health scores of many customers at once: ``sum(w * s) / sum(w)`` per customer.
+
+    ``customers``, ``scores`` and ``weights`` are aligned arrays, one row per measure
+    score; rows with a blank score or weight are left out. A customer whose weights add
+    up to zero gets NaN.
+
+    Examples
+    --------
+    >>> customer_health_scores(["a", "a", "b"], [80, 40, 30], [3, 1, 1]).to_dict()
+    {'a': 70.0, 'b': 30.0}
+    """
+    frame = pd.DataFrame(
+        {
+            "c": np.asarray(customers),
+            "s": np.asarray(scores, float),
+            "w": np.asarray(weights, float),
+        }
+    ).dropna(subset=["s", "w"])
+    frame["ws"] = frame["s"] * frame["w"]
+    sums = frame.groupby("c", sort=False)[["ws", "w"]].sum()
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out = sums["ws"] / sums["w"].where(sums["w"] != 0)
+    out.index.name = None
+    return out
 
 
 def at_risk_rate(

@@ -169,6 +169,11 @@ CATALOGUE: tuple[Kpi, ...] = (
     _k("attachment_rate", "Attachment rate", "fraction", "revenue",
        "units of secondary products sold / units of primary products sold", "seed 000",
        "CX_ATTACH_RATE", revenue.attachment_rate),
+    _k("average_order_value", "Average order value", "money", "revenue",
+       "order revenue / orders", "seeds 002, 003", "CX_AOV", revenue.average_order_value),
+    _k("purchase_frequency", "Purchase frequency", "ratio", "revenue",
+       "orders / customers who ordered / years", "seeds 002, 003", "CX_PURCHASE_FREQ",
+       revenue.purchase_frequency),
     # Value and cost
     _k("cltv", "Customer lifetime value (historical)", "money", "value",
        "average order value * purchases per year * lifespan in years", "seeds 000, 002, 003",
@@ -259,6 +264,8 @@ ARGUMENTS: dict[str, str] = {
     "ltv": "Customer lifetime value.",
     "cac": "Customer acquisition cost.",
     "retention_cost": "Spend on retaining customers in the period.",
+    "orders": "Number of orders.",
+    "years": "Years the orders cover, default 1 (1/12 for a month).",
     "willing": "Active customers willing to be a reference.",
     "health_scores": "Customer health scores 0-100.",
     "red_below": "Scores below this are red (at risk), default 50.",
@@ -285,6 +292,19 @@ def get(kpi_id: str) -> Kpi:
         return BY_ID[kpi_id]
     except KeyError:
         raise KeyError(f"unknown KPI {kpi_id!r}; known: {', '.join(BY_ID)}") from None
+
+
+def format_value(value: float, unit: str) -> str:
+    """A KPI value as people read it: ``12.3%``, ``31.2``, ``12,345.67``; blank for NaN."""
+    if value is None or value != value:
+        return ""
+    if unit == "fraction":
+        return f"{value:.1%}"
+    if unit in ("points", "days", "months"):
+        return f"{value:,.1f}"
+    if unit == "count":
+        return f"{value:,.0f}"
+    return f"{value:,.2f}"
 
 
 def excel_functions() -> list[Kpi]:

@@ -99,3 +99,42 @@ def attachment_rate(
         zero_division,
         "primary_units",
     )
+
+
+def average_order_value(
+    revenue: Any, orders: Any, *, zero_division: ZeroDivision = math.nan
+) -> Any:
+    """Average order value: order revenue / number of orders.
+
+    Formula: ``AOV = order revenue / orders`` (the "average purchase value" of seeds 002
+    and 003's CLTV).
+
+    Examples
+    --------
+    >>> average_order_value(12_500, 250)
+    50.0
+    """
+    return divide(amounts(revenue, "revenue"), amounts(orders, "orders"), zero_division, "orders")
+
+
+def purchase_frequency(
+    orders: Any, customers: Any, years: Any = 1, *, zero_division: ZeroDivision = math.nan
+) -> Any:
+    """Purchase frequency: orders per ordering customer per year.
+
+    Formula: ``orders / customers who ordered / years observed``; with a month of data
+    ``years`` is 1/12, which annualises the monthly rate.
+
+    Examples
+    --------
+    Seed 003's customer buys every month: 12 orders by 1 customer in a year.
+
+    >>> purchase_frequency(12, 1)
+    12.0
+    >>> purchase_frequency(300, 200, years=1 / 12)  # one month's orders
+    18.0
+    """
+    per_customer = divide(
+        amounts(orders, "orders"), amounts(customers, "customers"), zero_division, "customers"
+    )
+    return divide(per_customer, amounts(years, "years"), zero_division, "years")
