@@ -1,0 +1,87 @@
+"""Months and report periods.
+
+A month is held as an integer index (``year * 12 + month - 1``) so that period arithmetic
+is plain integer arithmetic. Periods are months, quarters or years, labelled ``2026-01``,
+``2026-Q1`` and ``2026``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+GRANULARITIES = {"month": 1, "quarter": 3, "year": 12}
+
+
+def month_index(year: int, month: int) -> int:
+    return year * 12 + month - 1
+
+
+def index_to_date(index: int) -> dt.date:
+    """The first day of a month index."""
+    return dt.date(index // 12, index % 12 + 1, 1)
+
+
+def month_end(index: int) -> dt.date:
+    return index_to_date(index + 1) - dt.timedelta(days=1)
+
+
+def months_of(dates: pd.Series) -> np.ndarray:
+    """Month indexes of a datetime64 series (NaT gives -1)."""
+    values = dates.to_numpy(dtype="datetime64[M]")
+    out = values.astype(np.int64) + 1970 * 12
+    out[np.isnat(values)] = -1
+    return out
+
+
+def parse_month(value: Any, what: str = "month") -> int:
+    """A month index from a date, datetime, Timestamp, ``2026-01`` / ``2026-01-15`` text
+    or an Excel serial number."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        ts = pd.Timestamp("1899-12-30") + pd.Timedelta(days=float(value))
+        return month_index(ts.year, ts.month)
+    if isinstance(value, dt.date | pd.Timestamp):
+        return month_index(value.year, value.month)
+    text = str(value).strip()
+    for fmt in ("%Y-%m", "%Y-%m-%d", "%Y/%m", "%Y/%m/%d"):
+        try:
+            d = dt.datetime.strptime(text[:10] if fmt.endswith("%d") else text, fmt)
+            return month_index(d.year, d.month)
+        except ValueError:
+            continue
+    try:
+        d = dt.datetime.fromisoformat(text)
+        return month_index(d.year, d.month)
+    except ValueError:
+        raise ValueError(f"{what}: {value!r} is not a month (use YYYY-MM)") from None
+
+
+def period_start(index: int, granularity: str) -> int:
+    """The first month of the period that contains a month."""
+    size = GRANULARITIES[granularity]
+    return index - index % size
+
+
+def label(index: int, granularity: str) -> str:
+    """The label of the period that starts at (or contains) a month."""
+    year, month = index // 12, index % 12 + 1
+    if granularity == "month":
+        return f"{year:04d}-{month:02d}"
+    if granularity == "quarter":
+        return f"{year:04d}-Q{(month - 1) // 3 + 1}"
+    return f"{year:04d}"
+
+
+def periods_between(first: int, last: int, granularity: str) -> list[tuple[int, int]]:
+    """(first month, last month) of each period from the one holding ``first`` to the one
+    holding ``last``; periods are whole calendar months, quarters or years."""
+    size = GRANULARITIES[granularity]
+    out = []
+    start = period_start(first, granularity)
+    while start <= last:
+        out.append((start, start + size - 1))
+        start += size
+    return out

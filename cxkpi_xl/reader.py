@@ -1,0 +1,705 @@
+"""Read and validate the input tables from a workbook, a folder of CSV files or pandas
+DataFrames.
+
+Reading never stops at the first problem: every problem becomes an :class:`Issue` (sheet,
+Excel row, column, value, what is wrong, what the reader did) and the rest of the data is
+used. Only a source that cannot be read at all (not an xlsx/xlsm package, password
+protected, a zip bomb, a missing file) raises :class:`SourceError` with a one-line reason.
+
+Workbooks are read with python-calamine: each table by its Excel Table name, or else from
+the sheet of that name with a header row. Values are normalised once per distinct value
+(ids, dates and text repeat a lot), so reading stays close to the speed of calamine
+itself.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import zipfile
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .schema import (
+    DATE,
+    ID,
+    MONTH,
+    NO_VALUES,
+    NUMBER,
+    SETTINGS_SHEET,
+    SURVEY_TYPES,
+    TABLE_SHEETS,
+    TABLES,
+    TEXT,
+    YES_VALUES,
+    YESNO,
+    Settings,
+    Table,
+)
+
+ROW = "_row"
+"""The column holding each row's number as Excel (or a text editor, for CSV) shows it."""
+
+MAX_UNCOMPRESSED = 1 << 31  # 2 GiB of XML is far beyond any real KPI workbook
+MAX_RATIO = 200  # deflate reaches ~10-30x on sheet XML; bombs reach thousands
+RATIO_CHECK_FROM = 8 << 20  # small parts may compress well without harm
+
+
+class SourceError(Exception):
+    """The source cannot be read at all; the message is one line for the user."""
+
+
+@dataclass(frozen=True)
+class Issue:
+    """One data problem, as a row of the Data Issues sheet."""
+
+    sheet: str
+    row: int | None
+    column: str
+    value: Any
+    problem: str
+    action: str
+
+    def as_row(self) -> list[Any]:
+        return [self.sheet, self.row, self.column, _show(self.value), self.problem, self.action]
+
+
+ISSUE_COLUMNS = ("sheet", "row", "column", "value", "problem", "action")
+
+
+def _show(value: Any) -> Any:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    if isinstance(value, dt.date | dt.datetime | pd.Timestamp | np.datetime64):
+        return str(pd.Timestamp(value).date())
+    return value if isinstance(value, int | float | str) else str(value)
+
+
+@dataclass
+class Dataset:
+    """Validated input tables (normalised types, one ``_row`` column each), the resolved
+    settings and every data problem found."""
+
+    tables: dict[str, pd.DataFrame]
+    settings: Settings
+    issues: list[Issue] = field(default_factory=list)
+    source: str = ""
+
+    def table(self, name: str) -> pd.DataFrame:
+        return self.tables[name]
+
+
+# --- the package checks -------------------------------------------------------------
+
+
+def check_package(path: Path) -> None:
+    """Refuse, with a one-line reason, a file that is not a safe xlsx/xlsm package."""
+    if not path.exists():
+        raise SourceError(f"{path}: no such file or folder")
+    with path.open("rb") as f:
+        head = f.read(8)
+    if head.startswith(b"\xd0\xcf\x11\xe0"):
+        raise SourceError(
+            f"{path.name} is password-protected or an old .xls file: "
+            "save it as .xlsx (or .xlsm) without a password"
+        )
+    if not zipfile.is_zipfile(path):
+        raise SourceError(f"{path.name} is not an xlsx/xlsm workbook (not a zip package)")
+    try:
+        with zipfile.ZipFile(path) as z:
+            infos = z.infolist()
+    except (zipfile.BadZipFile, OSError) as e:
+        raise SourceError(f"{path.name} is a damaged zip package: {e}") from None
+    names = {i.filename for i in infos}
+    if "[Content_Types].xml" not in names or "xl/workbook.xml" not in names:
+        raise SourceError(f"{path.name} is a zip file but not an xlsx/xlsm workbook")
+    total = sum(i.file_size for i in infos)
+    if total > MAX_UNCOMPRESSED:
+        raise SourceError(
+            f"{path.name} would unpack to {total / 2**30:.1f} GiB: refused as a possible zip bomb"
+        )
+    for i in infos:
+        if i.file_size > RATIO_CHECK_FROM and i.file_size > MAX_RATIO * max(i.compress_size, 1):
+            raise SourceError(
+                f"{path.name}: part {i.filename} is compressed "
+                f"{i.file_size // max(i.compress_size, 1)} to 1: refused as a possible zip bomb"
+            )
+
+
+# --- value normalisation ------------------------------------------------------------
+
+
+def _blank(v: Any) -> bool:
+    if v is None:
+        return True
+    if isinstance(v, float):
+        return math.isnan(v)
+    if isinstance(v, str):
+        return not v.strip()
+    return v is pd.NaT
+
+
+class _Bad(Exception):
+    pass
+
+
+def _to_id(v: Any) -> str:
+    if isinstance(v, bool):
+        raise _Bad("is TRUE/FALSE, not an id")
+    if isinstance(v, float) and v.is_integer():
+        return str(int(v))
+    if isinstance(v, int | float | np.integer | np.floating):
+        return str(v)
+    if isinstance(v, dt.date):
+        raise _Bad("is a date, not an id")
+    s = str(v).strip()
+    if s.endswith(".0") and s[:-2].isdigit():  # 1001.0 typed as text by a CSV export
+        s = s[:-2]
+    return s
+
+
+def _to_text(v: Any) -> str:
+    if isinstance(v, float) and v.is_integer():
+        return str(int(v))
+    if isinstance(v, dt.datetime):
+        return v.isoformat(sep=" ")
+    return str(v).strip()
+
+
+_EXCEL_EPOCH = dt.datetime(1899, 12, 30)
+
+
+def _to_date(v: Any) -> pd.Timestamp:
+    if isinstance(v, pd.Timestamp):
+        return v
+    if isinstance(v, dt.datetime):
+        return pd.Timestamp(v.replace(tzinfo=None))
+    if isinstance(v, dt.date):
+        return pd.Timestamp(v)
+    if isinstance(v, bool):
+        raise _Bad("is TRUE/FALSE, not a date")
+    if isinstance(v, int | float | np.integer | np.floating):
+        if not 1 <= float(v) < 2958466:  # Excel's serials run to 9999-12-31
+            raise _Bad("is not a date")
+        return pd.Timestamp(_EXCEL_EPOCH + dt.timedelta(days=float(v)))
+    s = str(v).strip()
+    for fmt in ("%Y-%m-%d", "%Y-%m-%d %H:%M:%S", "%Y-%m", "%Y/%m/%d", "%d.%m.%Y"):
+        try:
+            return pd.Timestamp(dt.datetime.strptime(s, fmt))
+        except ValueError:
+            continue
+    try:
+        return pd.Timestamp(dt.datetime.fromisoformat(s)).tz_localize(None)
+    except (ValueError, TypeError):
+        raise _Bad("is not a date (use YYYY-MM-DD)") from None
+
+
+def _to_yesno(v: Any) -> bool:
+    if isinstance(v, bool):
+        return v
+    s = _to_text(v).lower()
+    if s in YES_VALUES:
+        return True
+    if s in NO_VALUES:
+        return False
+    raise _Bad("is not yes or no")
+
+
+_CONVERTERS: dict[str, Callable[[Any], Any]] = {
+    ID: _to_id,
+    TEXT: _to_text,
+    DATE: _to_date,
+    MONTH: _to_date,
+    YESNO: _to_yesno,
+}
+
+
+def _normalise_by_unique(
+    raw: pd.Series, convert: Callable[[Any], Any]
+) -> tuple[list[Any], dict[int, str], np.ndarray]:
+    """Convert each distinct value once. Returns (values per unique, reasons for the bad
+    uniques by code, codes per row); every blank gets code -1."""
+    codes, uniques = pd.factorize(raw, use_na_sentinel=True)
+    converted: list[Any] = []
+    bad: dict[int, str] = {}
+    blank_codes = []
+    for code, v in enumerate(uniques):
+        if _blank(v):
+            converted.append(None)
+            blank_codes.append(code)
+            continue
+        try:
+            converted.append(convert(v))
+        except _Bad as e:
+            converted.append(None)
+            bad[code] = str(e)
+    if blank_codes:
+        codes = np.where(np.isin(codes, blank_codes), -1, codes)
+    return converted, bad, codes
+
+
+def _number_column(raw: pd.Series) -> tuple[pd.Series, np.ndarray, np.ndarray]:
+    """(floats, blank mask, bad mask) of a number column."""
+    if raw.dtype.kind in "fiu":
+        values = raw.astype(float)
+        return values, values.isna().to_numpy(), np.isinf(values.to_numpy())
+    obj = raw.to_numpy(dtype=object)
+    values = pd.to_numeric(raw, errors="coerce").astype(float)
+    isna = values.isna().to_numpy()
+    blank = isna.copy()
+    if isna.any():
+        idx = np.flatnonzero(isna)
+        blank[idx] = [_blank(obj[i]) for i in idx]
+    bad = isna & ~blank
+    if bool in set(map(type, obj)):
+        is_bool = np.fromiter((type(v) is bool for v in obj), bool, len(obj))
+        bad |= is_bool
+        values[is_bool] = np.nan
+    inf = np.isinf(values.to_numpy())
+    if inf.any():
+        bad |= inf
+        values[inf] = np.nan
+    return values, blank, bad
+
+
+class _Validator:
+    """Collects the issues of one table while its columns are normalised."""
+
+    def __init__(self, table: Table, sheet: str, rows: np.ndarray, issues: list[Issue]):
+        self.table, self.sheet, self.rows, self.issues = table, sheet, rows, issues
+        self.skip = np.zeros(len(rows), dtype=bool)
+
+    def report(
+        self,
+        mask: np.ndarray,
+        column: str,
+        values: Iterable[Any],
+        problem: str | Callable[[int], str],
+        action: str,
+    ) -> None:
+        vals = list(values) if not isinstance(values, np.ndarray | pd.Series) else values
+        for i in np.flatnonzero(mask):
+            why = problem(i) if callable(problem) else problem
+            v = vals[i] if not isinstance(vals, pd.Series) else vals.iat[i]
+            self.issues.append(Issue(self.sheet, int(self.rows[i]), column, v, why, action))
+
+
+def _normalise_table(
+    table: Table,
+    sheet: str,
+    raw: pd.DataFrame,
+    rows: np.ndarray,
+    issues: list[Issue],
+    settings: Settings,
+) -> pd.DataFrame:
+    """Typed columns of one table, with the rows that cannot be used left out."""
+    v = _Validator(table, sheet, rows, issues)
+    out: dict[str, Any] = {}
+    for col in table.columns:
+        if col.name not in raw:
+            out[col.name] = pd.Series([None] * len(raw), dtype=object)
+            continue
+        series = raw[col.name].reset_index(drop=True)
+        action_bad = "skipped the row" if col.required else "used a blank"
+        if col.type == NUMBER:
+            values, blank, bad = _number_column(series)
+            v.report(bad, col.name, series, "is not a number", action_bad)
+            if col.low is not None:
+                low = (values.to_numpy() < col.low) & ~bad
+                v.report(low, col.name, series, "is negative", "skipped the row")
+                v.skip |= low
+            if col.required:
+                v.skip |= bad
+            values[bad] = np.nan
+            out[col.name] = values
+        else:
+            converted, bad_codes, codes = _normalise_by_unique(series, _CONVERTERS[col.type])
+            blank = codes == -1
+            if bad_codes:
+                bad = np.isin(codes, list(bad_codes))
+                reasons = [bad_codes.get(int(c), "") for c in codes]
+                v.report(bad, col.name, series, reasons.__getitem__, action_bad)
+                if col.required:
+                    v.skip |= bad
+            else:
+                bad = np.zeros(len(codes), dtype=bool)
+            lookup = np.array([*converted, None], dtype=object)
+            column = lookup[codes]  # code -1 takes the trailing None
+            if col.type in (DATE, MONTH):
+                dates = pd.to_datetime(pd.Series(column), errors="coerce")
+                out[col.name] = (
+                    dates.dt.to_period("M").dt.to_timestamp() if col.type == MONTH else dates
+                )
+            elif col.type == YESNO:
+                out[col.name] = pd.Series(column).fillna(False).astype(bool)
+            else:
+                out[col.name] = pd.Series(column, dtype=object)
+            blank = blank | bad
+        if col.required:
+            missing = blank & ~bad
+            v.report(missing, col.name, series, "is blank but required", "skipped the row")
+            v.skip |= missing
+    frame = pd.DataFrame(out)
+    frame[ROW] = rows
+    _table_rules(table.name, frame, v, settings)
+    return frame.loc[~v.skip].reset_index(drop=True)
+
+
+def _duplicated(frame: pd.DataFrame, columns: list[str], skip: np.ndarray) -> np.ndarray:
+    """Rows repeating an earlier kept row's values in ``columns`` (skipped rows count for
+    nothing)."""
+    out = np.zeros(len(frame), dtype=bool)
+    kept = ~skip
+    out[kept] = frame.loc[kept, columns].duplicated(keep="first").to_numpy()
+    return out
+
+
+def _table_rules(name: str, frame: pd.DataFrame, v: _Validator, settings: Settings) -> None:
+    """Rules that look at more than one value: keys, scales, dates in order."""
+    table = v.table
+    if table.key:
+        keys = frame[table.key]
+        dup = _duplicated(frame, [table.key], v.skip) & keys.notna().to_numpy()
+        v.report(dup, table.key, keys, f"duplicate {table.key}", "skipped the row")
+        v.skip |= dup
+    if name == "Surveys":
+        survey = frame["survey"].str.upper()
+        unknown = ~survey.isin(SURVEY_TYPES).to_numpy() & survey.notna().to_numpy() & ~v.skip
+        v.report(
+            unknown,
+            "survey",
+            frame["survey"],
+            f"is not one of {', '.join(SURVEY_TYPES)}",
+            "skipped the row",
+        )
+        v.skip |= unknown
+        frame["survey"] = survey
+        score = frame["score"].to_numpy()
+        for kind in SURVEY_TYPES:
+            low, high = settings.survey_scale(kind)
+            of_kind = (survey == kind).to_numpy() & ~v.skip
+            out = of_kind & ((score < low) | (score > high) | (score != np.floor(score)))
+            v.report(
+                out,
+                "score",
+                frame["score"],
+                f"is not a whole number in {low:g}..{high:g} ({kind} scale)",
+                "skipped the row",
+            )
+            v.skip |= out
+    if name == "Health":
+        score = frame["score"].to_numpy()
+        out = (score > 100) & ~v.skip
+        v.report(
+            out,
+            "score",
+            frame["score"],
+            "is above 100 (health scores are 0-100)",
+            "skipped the row",
+        )
+        v.skip |= out
+    if name == "Customers":
+        early = (frame["churn_date"] < frame["signup_date"]).to_numpy() & ~v.skip
+        v.report(
+            early,
+            "churn_date",
+            frame["churn_date"],
+            "is before signup_date",
+            "ignored the churn date",
+        )
+        frame.loc[early, "churn_date"] = pd.NaT
+    if name == "MRR":
+        twice = _duplicated(frame, ["customer_id", "month"], v.skip)
+        v.report(
+            twice,
+            "month",
+            frame["month"],
+            "second MRR row for this customer and month",
+            "added the amounts together",
+        )
+    if name == "Orders":
+        category = frame["category"].str.lower()
+        odd = (
+            category.notna().to_numpy()
+            & ~category.isin(("primary", "secondary")).to_numpy()
+            & ~v.skip
+        )
+        v.report(odd, "category", frame["category"], "is not primary or secondary", "used a blank")
+        frame["category"] = category.where(~odd, None)
+
+
+# --- sources ------------------------------------------------------------------------
+
+
+def _frame_from_rows(rows: list[list[Any]], header: list[Any]) -> pd.DataFrame:
+    names = [str(h).strip().lower() if h is not None else "" for h in header]
+    return pd.DataFrame(rows, columns=names) if rows else pd.DataFrame(columns=names)
+
+
+def _drop_blank_rows(raw: pd.DataFrame, rows: np.ndarray) -> tuple[pd.DataFrame, np.ndarray]:
+    """Rows with nothing in them (a Table's empty tail) are not data."""
+    if raw.empty:
+        return raw, rows
+    filled = np.zeros(len(raw), dtype=bool)
+    for col in raw.columns:
+        s = raw[col]
+        filled |= ~(s.isna() | s.eq("")).to_numpy()
+    return raw.loc[filled].reset_index(drop=True), rows[filled]
+
+
+@dataclass
+class _RawTable:
+    sheet: str
+    frame: pd.DataFrame
+    rows: np.ndarray  # Excel row number of each data row
+    header_row: int
+
+
+def _workbook_tables(path: Path) -> tuple[dict[str, _RawTable], dict[str, Any]]:
+    """Raw input tables and the Settings values of a workbook."""
+    from python_calamine import CalamineWorkbook
+
+    try:
+        book = CalamineWorkbook.from_path(str(path), load_tables=True)
+    except Exception as e:  # calamine's errors are not one class
+        raise SourceError(f"{path.name} cannot be read: {e}") from None
+    tables: dict[str, _RawTable] = {}
+    by_lower = {n.lower(): n for n in book.table_names}
+    sheets = {n.lower(): n for n in book.sheet_names}
+    for table in TABLES:
+        found = by_lower.get(table.name.lower())
+        if found is not None:
+            t = book.get_table_by_name(found)
+            data = t.to_python()
+            start_row = t.start[0]  # 0-based index of the first data row
+            tables[table.name] = _RawTable(
+                t.sheet,
+                _frame_from_rows(data, list(t.columns)),
+                np.arange(start_row + 1, start_row + 1 + len(data)),
+                start_row,
+            )
+            continue
+        sheet_name = sheets.get(TABLE_SHEETS[table.name].lower())
+        if sheet_name is None or table.name == "HealthWeights":
+            continue
+        sheet = book.get_sheet_by_name(sheet_name)
+        values = sheet.to_python()
+        if not values:
+            continue
+        first_row = sheet.start[0] if sheet.start else 0
+        header, data = values[0], values[1:]
+        tables[table.name] = _RawTable(
+            sheet_name,
+            _frame_from_rows(data, header),
+            np.arange(first_row + 2, first_row + 2 + len(data)),
+            first_row + 1,
+        )
+    settings = _workbook_settings(path, book, sheets)
+    return tables, settings
+
+
+def _workbook_settings(path: Path, book: Any, sheets: dict[str, str]) -> dict[str, Any]:
+    """Settings from the workbook's defined names, or from name/value rows of the
+    Settings sheet."""
+    from .schema import SETTINGS_BY_NAME
+
+    names = _defined_names(path)
+    found: dict[str, Any] = {}
+    cache: dict[str, tuple[list[list[Any]], tuple[int, int]]] = {}
+    for name, ref in names.items():
+        if name.lower() not in SETTINGS_BY_NAME or "!" not in ref:
+            continue
+        sheet_ref, cell = ref.rsplit("!", 1)
+        sheet_name = sheets.get(sheet_ref.strip("'").lower())
+        if sheet_name is None:
+            continue
+        if sheet_name not in cache:
+            sheet = book.get_sheet_by_name(sheet_name)
+            cache[sheet_name] = (sheet.to_python(skip_empty_area=False), (0, 0))
+        values, _ = cache[sheet_name]
+        row, col = _cell_index(cell.replace("$", ""))
+        if row < len(values) and col < len(values[row]):
+            found[name.lower()] = values[row][col]
+    if not found and SETTINGS_SHEET.lower() in sheets:
+        values = book.get_sheet_by_name(sheets[SETTINGS_SHEET.lower()]).to_python()
+        for row in values:
+            if len(row) >= 2 and str(row[0]).strip().lower() in SETTINGS_BY_NAME:
+                found[str(row[0]).strip().lower()] = row[1]
+    return found
+
+
+def _cell_index(ref: str) -> tuple[int, int]:
+    letters = "".join(ch for ch in ref if ch.isalpha()).upper()
+    digits = "".join(ch for ch in ref if ch.isdigit())
+    col = 0
+    for ch in letters:
+        col = col * 26 + ord(ch) - 64
+    return int(digits) - 1, col - 1
+
+
+def _defined_names(path: Path) -> dict[str, str]:
+    from defusedxml import ElementTree
+
+    with zipfile.ZipFile(path) as z:
+        root = ElementTree.fromstring(z.read("xl/workbook.xml"))
+    ns = root.tag.split("}")[0] + "}" if root.tag.startswith("{") else ""
+    out = {}
+    for node in root.iter(f"{ns}definedName"):
+        if node.get("localSheetId") is None and node.text:
+            out[node.get("name", "")] = node.text.strip()
+    return out
+
+
+def _csv_tables(folder: Path) -> tuple[dict[str, _RawTable], dict[str, Any]]:
+    files = {p.stem.lower(): p for p in folder.glob("*.csv")}
+    tables: dict[str, _RawTable] = {}
+    for table in TABLES:
+        path = files.get(table.name.lower())
+        if path is None:
+            continue
+        try:
+            frame = pd.read_csv(path, dtype=object, keep_default_na=False, skip_blank_lines=False)
+        except (pd.errors.ParserError, UnicodeDecodeError) as e:
+            raise SourceError(f"{path.name} cannot be read as CSV: {e}") from None
+        except pd.errors.EmptyDataError:
+            frame = pd.DataFrame()
+        frame.columns = [str(c).strip().lower() for c in frame.columns]
+        tables[table.name] = _RawTable(path.name, frame, np.arange(2, 2 + len(frame)), 1)
+    settings: dict[str, Any] = {}
+    if "settings" in files:
+        rows = pd.read_csv(files["settings"], dtype=object, keep_default_na=False, header=None)
+        for _, row in rows.iterrows():
+            key = str(row.iloc[0]).strip().lower()
+            if key and key != "name" and len(row) > 1:
+                settings[key] = row.iloc[1]
+    return tables, settings
+
+
+def _frame_tables(
+    frames: Mapping[str, pd.DataFrame],
+) -> tuple[dict[str, _RawTable], dict[str, Any]]:
+    lower = {str(k).lower(): v for k, v in frames.items()}
+    tables: dict[str, _RawTable] = {}
+    for table in TABLES:
+        frame = lower.get(table.name.lower())
+        if frame is None:
+            continue
+        frame = frame.copy()
+        frame.columns = [str(c).strip().lower() for c in frame.columns]
+        tables[table.name] = _RawTable(
+            table.name, frame.reset_index(drop=True), np.arange(2, 2 + len(frame)), 1
+        )
+    settings = (
+        dict(lower.get("settings", {}) or {}) if isinstance(lower.get("settings"), dict) else {}
+    )
+    return tables, settings
+
+
+def read(
+    source: str | Path | Mapping[str, Any], overrides: Mapping[str, Any] | None = None
+) -> Dataset:
+    """Read, normalise and validate every input table of a source.
+
+    ``source`` is an .xlsx/.xlsm path, a folder of CSV files named after the tables, or a
+    mapping of table name to DataFrame (plus an optional ``"Settings"`` dict).
+    ``overrides`` are settings given on the command line (``--set name=value``); they
+    win over the workbook's own. Raises :class:`SourceError` for a source that cannot be
+    read at all and ValueError for a bad setting override.
+    """
+    if isinstance(source, Mapping):
+        raw_tables, raw_settings = _frame_tables(source)
+        label = "DataFrames"
+    else:
+        path = Path(source)
+        if path.is_dir():
+            raw_tables, raw_settings = _csv_tables(path)
+        else:
+            if path.suffix.lower() not in (".xlsx", ".xlsm"):
+                if not path.exists():
+                    raise SourceError(f"{path}: no such file or folder")
+                raise SourceError(
+                    f"{path.name} is not an .xlsx/.xlsm workbook or a folder of CSV files"
+                )
+            check_package(path)
+            raw_tables, raw_settings = _workbook_tables(path)
+        label = str(path)
+    issues: list[Issue] = []
+    settings = Settings()
+    for name, value in raw_settings.items():
+        try:
+            settings.update({name: value})
+        except ValueError as e:
+            issues.append(Issue(SETTINGS_SHEET, None, name, value, str(e), "used the default"))
+    if overrides:
+        settings.update(dict(overrides))
+    tables: dict[str, pd.DataFrame] = {}
+    for table in TABLES:
+        raw = raw_tables.get(table.name)
+        if raw is None:
+            tables[table.name] = _empty(table)
+            continue
+        frame, rows = _drop_blank_rows(raw.frame, raw.rows)
+        missing = [c for c in table.required if c not in frame.columns]
+        if missing:
+            issues.append(
+                Issue(
+                    raw.sheet,
+                    raw.header_row,
+                    ", ".join(missing),
+                    None,
+                    f"required column{'s' if len(missing) > 1 else ''} missing",
+                    f"left out the {table.name} table",
+                )
+            )
+            tables[table.name] = _empty(table)
+            continue
+        tables[table.name] = _normalise_table(table, raw.sheet, frame, rows, issues, settings)
+    _cross_table_rules(tables, raw_tables, issues)
+    return Dataset(tables, settings, issues, label)
+
+
+def _empty(table: Table) -> pd.DataFrame:
+    frame = _normalise_table(
+        table,
+        table.name,
+        pd.DataFrame({c.name: [] for c in table.columns}),
+        np.arange(0),
+        [],
+        Settings(),
+    )
+    return frame
+
+
+def _cross_table_rules(
+    tables: dict[str, pd.DataFrame], raw: dict[str, _RawTable], issues: list[Issue]
+) -> None:
+    customers = tables["Customers"]
+    if customers.empty:
+        return
+    known = pd.Index(customers["customer_id"])
+    for name in ("MRR", "Orders"):
+        frame = tables[name]
+        if frame.empty:
+            continue
+        unknown = ~frame["customer_id"].isin(known).to_numpy()
+        sheet = raw[name].sheet if name in raw else name
+        for i in np.flatnonzero(unknown):
+            issues.append(
+                Issue(
+                    sheet,
+                    int(frame[ROW].iat[i]),
+                    "customer_id",
+                    frame["customer_id"].iat[i],
+                    "is not in Customers",
+                    "used the row",
+                )
+            )
+
+
+def issues_frame(issues: list[Issue]) -> pd.DataFrame:
+    return pd.DataFrame([i.as_row() for i in issues], columns=list(ISSUE_COLUMNS))

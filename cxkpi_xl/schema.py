@@ -1,0 +1,294 @@
+"""The input schema: the tables, their columns and types, the validation rules and the
+settings, defined once.
+
+The reader validates against it, the engine reads its settings from it, and the template
+generator builds its sheets, Tables, validations and named cells from it. Column names
+are lower case; the reader matches them case-insensitively and ignores extra columns.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+ID, TEXT, DATE, MONTH, NUMBER, YESNO = "id", "text", "date", "month", "number", "yesno"
+COLUMN_TYPES = (ID, TEXT, DATE, MONTH, NUMBER, YESNO)
+
+YES_VALUES = frozenset({"yes", "y", "true", "1", "1.0", "x"})
+NO_VALUES = frozenset({"no", "n", "false", "0", "0.0", ""})
+
+SURVEY_TYPES = ("NPS", "CSAT", "CES", "STAR")
+ORDER_CATEGORIES = ("primary", "secondary")
+
+
+@dataclass(frozen=True)
+class Column:
+    """One input column. ``low`` is the smallest allowed number (0 for money and counts)."""
+
+    name: str
+    type: str
+    required: bool = False
+    description: str = ""
+    low: float | None = None
+    choices: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.type not in COLUMN_TYPES:
+            raise ValueError(f"{self.name}: unknown column type {self.type!r}")
+
+
+@dataclass(frozen=True)
+class Table:
+    """One input sheet holding one Excel Table of the same name."""
+
+    name: str
+    columns: tuple[Column, ...]
+    feeds: str
+    key: str | None = None
+    """A column whose values must be unique (a duplicate row is skipped)."""
+    customer_column: str | None = "customer_id"
+    """The column that links a row to a customer, if any."""
+
+    @property
+    def required(self) -> list[str]:
+        return [c.name for c in self.columns if c.required]
+
+    def column(self, name: str) -> Column:
+        for c in self.columns:
+            if c.name == name:
+                return c
+        raise KeyError(f"{self.name} has no column {name!r}")
+
+
+def _c(name: str, type_: str, required: bool = False, description: str = "", **kw: Any) -> Column:
+    return Column(name, type_, required, description, **kw)
+
+
+TABLES: tuple[Table, ...] = (
+    Table(
+        "Customers",
+        (
+            _c("customer_id", ID, True, "Your customer or account id"),
+            _c("customer_name", TEXT, False, "Name"),
+            _c("segment", TEXT, False, "Segment, e.g. SMB, Mid-market, Enterprise"),
+            _c("owner", TEXT, False, "Account owner or customer success rep"),
+            _c("signup_date", DATE, True, "Date the customer signed up"),
+            _c("churn_date", DATE, False, "Date the customer left; blank while active"),
+            _c("churn_reason", TEXT, False, "Why the customer left"),
+            _c("first_value_date", DATE, False, "Date the customer first got value"),
+            _c("referred_by", ID, False, "customer_id of the customer who referred this one"),
+            _c("reference_willing", YESNO, False, "Willing to be a reference: Yes or No"),
+        ),
+        "customer counts, churn, CRR, CAC, time to value, references, referrals, breakdowns",
+        key="customer_id",
+    ),
+    Table(
+        "MRR",
+        (
+            _c("customer_id", ID, True, "customer_id"),
+            _c("month", MONTH, True, "Any date in the month"),
+            _c("mrr", NUMBER, True, "Normalised monthly recurring revenue", low=0),
+        ),
+        "MRR, movements, NRR, GRR, ARPU, quick ratio, expansion",
+    ),
+    Table(
+        "Orders",
+        (
+            _c("order_id", ID, True, "Order id"),
+            _c("customer_id", ID, True, "customer_id"),
+            _c("order_date", DATE, True, "Order date"),
+            _c("amount", NUMBER, True, "Order amount", low=0),
+            _c("product", TEXT, False, "Product"),
+            _c("category", TEXT, False, "primary or secondary (add-on)", choices=ORDER_CATEGORIES),
+            _c("quantity", NUMBER, False, "Units; blank counts as 1", low=0),
+        ),
+        "revenue, CLTV, repeat purchase, attachment rate, predictive CLV",
+        key="order_id",
+    ),
+    Table(
+        "Surveys",
+        (
+            _c("response_id", ID, False, "Response id"),
+            _c("customer_id", ID, False, "customer_id of the respondent"),
+            _c("response_date", DATE, True, "Date of the answer"),
+            _c("survey", TEXT, True, "NPS, CSAT, CES or STAR", choices=SURVEY_TYPES),
+            _c("score", NUMBER, True, "The answer on the survey's scale"),
+            _c("comment", TEXT, False, "Free-text comment"),
+        ),
+        "NPS, CSAT, CES, star rating, feedback themes, CX to revenue",
+    ),
+    Table(
+        "Tickets",
+        (
+            _c("ticket_id", ID, True, "Ticket id"),
+            _c("customer_id", ID, False, "customer_id"),
+            _c("opened_date", DATE, True, "Date opened"),
+            _c("resolved_date", DATE, False, "Date resolved; blank while open"),
+            _c("contacts", NUMBER, True, "Customer contacts needed", low=0),
+            _c("agent", TEXT, False, "Agent"),
+        ),
+        "first contact resolution",
+        key="ticket_id",
+    ),
+    Table(
+        "Usage",
+        (
+            _c("activity_date", DATE, True, "Day of the activity"),
+            _c("user_id", ID, True, "User id"),
+            _c("customer_id", ID, False, "customer_id of the user's account"),
+            _c("feature", TEXT, False, "Feature used"),
+        ),
+        "stickiness, product usage rate, feature adoption",
+    ),
+    Table(
+        "Health",
+        (
+            _c("customer_id", ID, True, "customer_id"),
+            _c("month", MONTH, True, "Any date in the month"),
+            _c("measure", TEXT, True, "Measure name, as in HealthWeights"),
+            _c("score", NUMBER, True, "Measure score 0-100", low=0),
+        ),
+        "health score, at-risk rate",
+    ),
+    Table(
+        "Funnel",
+        (
+            _c("month", MONTH, True, "Any date in the month"),
+            _c("visitors", NUMBER, True, "Visitors", low=0),
+            _c("conversions", NUMBER, True, "Conversions", low=0),
+        ),
+        "conversion rate",
+        customer_column=None,
+    ),
+    Table(
+        "Costs",
+        (
+            _c("month", MONTH, True, "Any date in the month"),
+            _c("acquisition_cost", NUMBER, False, "Sales and marketing spend", low=0),
+            _c("retention_cost", NUMBER, False, "Customer success and retention spend", low=0),
+        ),
+        "CAC, LTV:CAC, payback, retention cost",
+        customer_column=None,
+    ),
+    Table(
+        "HealthWeights",
+        (
+            _c("measure", TEXT, True, "Measure name, as in Health"),
+            _c("weight", NUMBER, True, "Weight of the measure", low=0),
+        ),
+        "health score weights (on the Settings sheet)",
+        key="measure",
+        customer_column=None,
+    ),
+)
+
+TABLES_BY_NAME: dict[str, Table] = {t.name: t for t in TABLES}
+SETTINGS_SHEET = "Settings"
+TABLE_SHEETS: dict[str, str] = {t.name: t.name for t in TABLES} | {"HealthWeights": SETTINGS_SHEET}
+"""The sheet each Table lives on (HealthWeights sits on the Settings sheet)."""
+
+HEALTH_SCORE_MAX = 100.0
+STAR_SCALE = 5
+NPS_SCALE = 10
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One named cell of the Settings sheet."""
+
+    name: str
+    default: Any
+    description: str
+    choices: tuple[str, ...] = ()
+    kind: str = "text"  # text, number, month
+    low: float | None = None
+    high: float | None = None
+
+    def parse(self, value: Any) -> Any:
+        """A value from a cell, a CSV or ``--set`` as this setting's type; ValueError if
+        it does not fit. A blank gives the default."""
+        if value is None or (isinstance(value, str) and not value.strip()):
+            return self.default
+        if self.kind == "number":
+            try:
+                number = float(value)
+            except (TypeError, ValueError):
+                raise ValueError(f"setting {self.name}: {value!r} is not a number") from None
+            if (self.low is not None and number < self.low) or (
+                self.high is not None and number > self.high
+            ):
+                raise ValueError(
+                    f"setting {self.name}: {value!r} is outside {self.low:g}..{self.high:g}"
+                )
+            return int(number) if number.is_integer() and self.name.endswith("scale") else number
+        if self.kind == "month":
+            from .periods import parse_month
+
+            return parse_month(value, f"setting {self.name}")
+        text = str(value).strip()
+        if self.choices:
+            lowered = text.lower()
+            for choice in self.choices:
+                if choice.lower() == lowered:
+                    return choice
+            raise ValueError(
+                f"setting {self.name}: {text!r} is not one of {', '.join(self.choices)}"
+            )
+        return text
+
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting("granularity", "month", "Report periods: month, quarter or year",
+            ("month", "quarter", "year")),
+    Setting("report_start", None, "First month reported; blank: the first month with data",
+            kind="month"),
+    Setting("report_end", None, "Last month reported; blank: the last month with data",
+            kind="month"),
+    Setting("currency", "USD", "Currency of the amounts (display only)"),
+    Setting("churn_convention", "start",
+            "start: lost / active at start; include_new: also count customers who joined and "
+            "left in the period; stripe: all lost / (start + new)",
+            ("start", "include_new", "stripe")),
+    Setting("csat_scale", 5, "Top of the CSAT scale", kind="number", low=2, high=100),
+    Setting("csat_threshold", 4, "Lowest CSAT answer counted as satisfied", kind="number",
+            low=1, high=100),
+    Setting("ces_scale", 7, "CES scale: 7 (CES 2.0, higher is easier) or 5 (effort, lower "
+            "is easier)", kind="number", low=2, high=100),
+    Setting("health_red_below", 50, "Health scores below this are red (at risk)",
+            kind="number", low=0, high=100),
+    Setting("health_green_from", 75, "Health scores from this on are green", kind="number",
+            low=0, high=100),
+    Setting("gross_margin", 1, "Gross margin as a fraction, for subscription CLTV and payback",
+            kind="number", low=0, high=1),
+)  # fmt: skip
+
+SETTINGS_BY_NAME: dict[str, Setting] = {s.name: s for s in SETTINGS}
+
+
+@dataclass
+class Settings:
+    """Resolved settings: defaults, then the workbook's values, then overrides."""
+
+    values: dict[str, Any] = field(default_factory=lambda: {s.name: s.default for s in SETTINGS})
+
+    def __getitem__(self, name: str) -> Any:
+        return self.values[name]
+
+    def update(self, raw: dict[str, Any]) -> None:
+        """Parse and apply ``name -> value`` pairs; ValueError for an unknown name or a
+        value that does not fit."""
+        for name, value in raw.items():
+            key = str(name).strip().lower()
+            if key not in SETTINGS_BY_NAME:
+                raise ValueError(f"unknown setting {name!r}; known: {', '.join(SETTINGS_BY_NAME)}")
+            self.values[key] = SETTINGS_BY_NAME[key].parse(value)
+
+    def survey_scale(self, survey: str) -> tuple[float, float]:
+        """The allowed answers (low, high) of a survey type."""
+        if survey == "NPS":
+            return 0.0, float(NPS_SCALE)
+        if survey == "CSAT":
+            return 1.0, float(self.values["csat_scale"])
+        if survey == "CES":
+            return 1.0, float(self.values["ces_scale"])
+        return 1.0, float(STAR_SCALE)
