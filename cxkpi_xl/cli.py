@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 
 from . import __version__
-from .catalogue import CATALOGUE, excel_signature, markdown_table
+from .catalogue import BY_ID, CATALOGUE, excel_signature, format_value, markdown_table
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -115,6 +115,92 @@ def server(directory: Path, force: bool) -> None:
         "Next: copy it to app/custom_functions/ of your xlwings Server project and add "
         "`from .cxkpi_functions import *` to app/custom_functions/__init__.py."
     )
+
+
+def _parse_sets(pairs: tuple[str, ...]) -> dict[str, str]:
+    out = {}
+    for pair in pairs:
+        if "=" not in pair:
+            raise click.BadParameter(f"{pair!r} is not name=value", param_hint="--set")
+        name, value = pair.split("=", 1)
+        out[name.strip()] = value.strip()
+    return out
+
+
+def _load(source: str, sets: tuple[str, ...]):  # type: ignore[no-untyped-def]
+    """Read a source, or exit non-zero with a one-line reason."""
+    from .reader import SourceError, read
+
+    try:
+        return read(source, _parse_sets(sets))
+    except (SourceError, ValueError) as e:
+        raise click.ClickException(str(e)) from None
+
+
+def _print_issues(issues: list) -> None:  # type: ignore[type-arg]
+    if not issues:
+        return
+    click.echo(f"{len(issues)} data issue{'s' if len(issues) != 1 else ''} found:", err=True)
+    for issue in issues[:5]:
+        where = f"{issue.sheet} row {issue.row}" if issue.row else issue.sheet
+        click.echo(
+            f"  {where}, {issue.column}: {issue.value!r} {issue.problem} ({issue.action})", err=True
+        )
+    if len(issues) > 5:
+        click.echo(f"  ... and {len(issues) - 5} more", err=True)
+
+
+SET_HELP = "Override a setting, e.g. --set granularity=quarter (repeatable)."
+
+
+@main.command()
+@click.argument("source", type=click.Path(path_type=str))
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["table", "json", "csv"]),
+    default="table",
+    show_default=True,
+)
+@click.option("--set", "sets", multiple=True, metavar="NAME=VALUE", help=SET_HELP)
+def kpis(source: str, fmt: str, sets: tuple[str, ...]) -> None:
+    """Compute every KPI for every period of SOURCE: an .xlsx/.xlsm workbook or a folder
+    of CSV files named after the tables (Customers.csv, MRR.csv, ...)."""
+    from .engine import compute
+
+    data = _load(source, sets)
+    report = compute(data, breakdowns=False)
+    _print_issues(report.issues)
+    if fmt == "json":
+        click.echo(json.dumps(report.as_json(), indent=1, allow_nan=False))
+    elif fmt == "csv":
+        frame = report.frame()
+        frame.insert(0, "title", [BY_ID[i].title for i in frame.index])
+        frame.index.name = "kpi"
+        click.echo(frame.to_csv(), nl=False)
+    else:
+        _print_report(report)
+
+
+def _print_report(report) -> None:  # type: ignore[no-untyped-def]
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    shown = report.periods[-max(1, (console.width - 40) // 12) :]
+    table = Table(
+        title=f"cxkpi-xl: {len(report.periods)} {report.granularity} periods", expand=False
+    )
+    table.add_column("KPI", overflow="fold")
+    for p in shown:
+        table.add_column(p, justify="right")
+    offset = len(report.periods) - len(shown)
+    for kpi_id, values in report.kpis.items():
+        k = BY_ID[kpi_id]
+        table.add_row(k.title, *(format_value(v, k.unit) for v in values[offset:]))
+    console.print(table)
+    if offset:
+        console.print(f"(the last {len(shown)} periods; --format csv or json gives all)")
 
 
 def _print_table() -> None:

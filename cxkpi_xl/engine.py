@@ -1,0 +1,940 @@
+"""The period engine: every KPI for every report period, with breakdowns.
+
+Data flows one way: a validated :class:`~cxkpi_xl.reader.Dataset` goes in, a
+:class:`Report` comes out. The engine only aggregates (counts, sums, per-customer MRR
+movements) and hands the aggregates to the KPI library; the formulas live there.
+
+MRR is held as a customers x months matrix in integer micro-units, so the movement
+identity MRR(end) = MRR(start) + net new MRR holds exactly in every period. Month column
+0 is the month before the first month with data (nothing is known there), so the first
+month with data has blank movements.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections import Counter
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from itertools import pairwise
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from . import advocacy, engagement, retention, revenue, support, surveys, value
+from .catalogue import CATALOGUE
+from .periods import GRANULARITIES, label, months_of, periods_between
+from .reader import Dataset, Issue
+from .schema import Settings
+
+MICRO = 1_000_000
+NPS_CATEGORIES = ("promoter", "passive", "detractor", "no answer")
+MOVEMENTS = ("mrr_new", "mrr_reactivation", "mrr_expansion", "mrr_contraction", "mrr_churn")
+NOT_COMPUTED = frozenset({"cltv_predicted"})
+"""Report KPIs the period engine does not compute (the predictive models do)."""
+
+BREAKDOWN_KPIS = (
+    "mrr", "net_new_mrr", "mrr_new", "mrr_expansion", "mrr_contraction", "mrr_churn", "arpu",
+    "net_revenue_retention", "gross_revenue_retention", "customer_churn_rate", "nps", "csat",
+    "referral_revenue", "first_contact_resolution_rate", "product_usage_rate",
+)  # fmt: skip
+"""KPIs shown per segment and per owner in the report."""
+
+
+@dataclass
+class Report:
+    """The KPIs of every report period, the breakdowns, and the data issues."""
+
+    granularity: str
+    periods: list[str]
+    kpis: dict[str, np.ndarray]
+    breakdowns: dict[str, pd.DataFrame] = field(default_factory=dict)
+    issues: list[Issue] = field(default_factory=list)
+    settings: Settings = field(default_factory=Settings)
+
+    def as_json(self) -> dict[str, Any]:
+        """``{"granularity", "periods", "kpis": {id: [value or None, ...]}}``."""
+        return {
+            "granularity": self.granularity,
+            "periods": list(self.periods),
+            "kpis": {k: [_json_number(v) for v in values] for k, values in self.kpis.items()},
+        }
+
+    def frame(self) -> pd.DataFrame:
+        """KPIs as rows, periods as columns."""
+        return pd.DataFrame(self.kpis, index=self.periods).T
+
+
+def _json_number(v: float) -> float | None:
+    return None if v is None or not math.isfinite(v) else float(v)
+
+
+def report_kpi_ids() -> list[str]:
+    """The KPI ids of the report and the JSON output, in catalogue order."""
+    return [k.id for k in CATALOGUE if k.in_report and k.id not in NOT_COMPUTED]
+
+
+# --- the month axis and the customers -------------------------------------------------
+
+
+def _month_range(data: Dataset) -> tuple[int, int] | None:
+    """(first, last) month with data. MRR is a stock: where it exists its last month is
+    the last month (a later survey or ticket must not make every customer look churned).
+    Customers' dates count only where there is no other data."""
+    found: list[np.ndarray] = []
+    for table, column in (
+        ("MRR", "month"), ("Orders", "order_date"), ("Surveys", "response_date"),
+        ("Tickets", "opened_date"), ("Usage", "activity_date"),
+        ("Health", "month"), ("Funnel", "month"), ("Costs", "month"),
+    ):  # fmt: skip
+        frame = data.tables[table]
+        if not frame.empty:
+            m = months_of(frame[column])
+            found.append(m[m >= 0])
+    if not any(len(f) for f in found):
+        cust = data.tables["Customers"]
+        found = [months_of(cust[c]) for c in ("signup_date", "churn_date")]
+        found = [f[f >= 0] for f in found]
+    found = [f for f in found if len(f)]
+    if not found:
+        return None
+    allm = np.concatenate(found)
+    mrr = data.tables["MRR"]
+    last = int(months_of(mrr["month"]).max()) if not mrr.empty else int(allm.max())
+    return int(allm.min()), last
+
+
+@dataclass
+class _Axis:
+    base: int  # month index of column 0 (the month before the first with data)
+    size: int  # columns
+    periods: list[tuple[int, int]]  # (first col, last col) of every computed period
+    labels: list[str]
+    reported: slice  # the periods reported
+
+    def col(self, months: np.ndarray) -> np.ndarray:
+        """Column of each month index; -1 outside the axis."""
+        c = months - self.base
+        return np.where((months >= 0) & (c >= 0) & (c < self.size), c, -1)
+
+    def period_of_col(self) -> np.ndarray:
+        out = np.full(self.size + 1, -1, dtype=np.int64)  # extra slot maps col -1 to -1
+        for p, (a, b) in enumerate(self.periods):
+            out[a : b + 1] = p
+        return out
+
+
+def _axis(data: Dataset, granularity: str) -> _Axis | None:
+    span = _month_range(data)
+    start_setting, end_setting = data.settings["report_start"], data.settings["report_end"]
+    if span is None and (start_setting is None or end_setting is None):
+        return None
+    first, last = span if span is not None else (start_setting, end_setting)
+    report_start = start_setting if start_setting is not None else first
+    report_end = end_setting if end_setting is not None else last
+    first = min(first, report_start)
+    computed = periods_between(first, max(last, report_end), granularity)
+    base = computed[0][0] - 1
+    size = computed[-1][1] - base + 1
+    labels = [label(a, granularity) for a, _ in computed]
+    lo = next((i for i, (a, b) in enumerate(computed) if b >= report_start), len(computed))
+    hi = next((i for i, (a, b) in enumerate(computed) if b >= report_end), len(computed) - 1)
+    periods = [(a - base, b - base) for a, b in computed]
+    return _Axis(base, size, periods, labels, slice(lo, hi + 1))
+
+
+class _Base:
+    """Per-customer matrices shared by the KPIs: MRR and activity by month."""
+
+    def __init__(self, data: Dataset, axis: _Axis):
+        self.axis = axis
+        cust = data.tables["Customers"]
+        mrr = data.tables["MRR"]
+        ids = pd.Index(
+            pd.unique(pd.concat([cust["customer_id"], mrr["customer_id"]], ignore_index=True))
+        )
+        self.ids = ids
+        n, T = len(ids), axis.size
+        self.in_customers = np.zeros(n, dtype=bool)
+        cpos = ids.get_indexer(cust["customer_id"])
+        self.in_customers[cpos] = True
+        self.cpos = cpos
+        # MRR in micro-units (exact integer sums)
+        mpos = ids.get_indexer(mrr["customer_id"])
+        mcol = axis.col(months_of(mrr["month"]))
+        ok = mcol >= 0
+        micro = np.round(mrr["mrr"].to_numpy(float) * MICRO)
+        flat = np.bincount(mpos[ok] * T + mcol[ok], weights=micro[ok], minlength=n * T)
+        self.mrr = np.rint(flat).astype(np.int64).reshape(n, T)
+        self.mrr[:, 0] = 0  # nothing is known before the data
+        has_mrr = np.zeros(n, dtype=bool)
+        has_mrr[mpos] = True
+        self.has_mrr_data = bool(len(mrr))
+        # activity at each month's end
+        signup = np.full(n, np.iinfo(np.int64).max // 2)
+        churn = np.full(n, np.iinfo(np.int64).max // 2)
+        sm = months_of(cust["signup_date"])
+        cm = months_of(cust["churn_date"])
+        signup[cpos] = np.where(sm >= 0, sm - axis.base, signup[cpos])
+        churn[cpos] = np.where(cm >= 0, cm - axis.base, churn[cpos])
+        has_churn_date = np.zeros(n, dtype=bool)
+        has_churn_date[cpos] = cm >= 0
+        self.signup_col, self.churn_col = signup, churn
+        self.date_based = self.in_customers & (has_churn_date | ~has_mrr)
+        t = np.arange(T)
+        by_dates = (signup[:, None] <= t) & (t < churn[:, None])
+        self.active = np.where(self.date_based[:, None], by_dates, self.mrr > 0)
+        self._movements()
+
+    def _movements(self) -> None:
+        m = self.mrr
+        prev, cur = m[:, :-1], m[:, 1:]
+        ever = np.maximum.accumulate(m > 0, axis=1)[:, :-1]
+        started = (prev == 0) & (cur > 0)
+        zeros = np.zeros_like(cur)
+        self.move = {
+            "mrr_new": np.where(started & ~ever, cur, zeros),
+            "mrr_reactivation": np.where(started & ever, cur, zeros),
+            "mrr_expansion": np.where((prev > 0) & (cur > prev), cur - prev, zeros),
+            "mrr_contraction": np.where((cur > 0) & (cur < prev), prev - cur, zeros),
+            "mrr_churn": np.where((prev > 0) & (cur == 0), prev, zeros),
+        }  # column j is the movement into month column j + 1
+
+    def touched(self, a: int, b: int) -> np.ndarray:
+        """Customers active at some time in months a..b."""
+        by_dates = (self.signup_col <= b) & (self.churn_col >= a)
+        return np.where(self.date_based, by_dates, self.active[:, a : b + 1].any(axis=1))
+
+
+# --- helpers --------------------------------------------------------------------------
+
+
+def _per_period(cols: np.ndarray, values: np.ndarray | None, axis: _Axis) -> np.ndarray:
+    """Sum of ``values`` (or a count) per computed period, from month columns."""
+    pcol = axis.period_of_col()[cols]
+    ok = pcol >= 0
+    w = None if values is None else values[ok]
+    return np.bincount(pcol[ok], weights=w, minlength=len(axis.periods)).astype(float)
+
+
+def _blank_without(frame: pd.DataFrame, out: np.ndarray) -> np.ndarray:
+    """An aggregate of a table the user does not have is blank, not zero."""
+    return out if not frame.empty else np.full(out.shape, np.nan)
+
+
+def _each(periods: Iterable[Any], fn: Callable[..., float]) -> np.ndarray:
+    return np.array([fn(*p) if isinstance(p, tuple) else fn(p) for p in periods], dtype=float)
+
+
+# --- the KPIs ---------------------------------------------------------------------------
+
+
+def _subscription_kpis(
+    base: _Base, axis: _Axis, settings: Settings, k: dict[str, np.ndarray]
+) -> dict[str, Any]:
+    """MRR, movements, NRR/GRR, churn and retention; returns per-period customer sets
+    used by other KPIs."""
+    P = len(axis.periods)
+    m = base.mrr
+    mrr_end = np.array([m[:, b].sum() for _, b in axis.periods], dtype=np.int64)
+    mrr_start = np.array([m[:, a - 1].sum() for a, _ in axis.periods], dtype=np.int64)
+    has = base.has_mrr_data
+    k["mrr"] = mrr_end / MICRO if has else np.full(P, np.nan)
+    moves: dict[str, np.ndarray] = {}
+    for name, matrix in base.move.items():
+        sums = np.array([matrix[:, a - 1 : b].sum() for a, b in axis.periods], dtype=np.int64)
+        moves[name] = sums
+    mrr_cols = np.flatnonzero(m.any(axis=0))
+    first_mrr = int(mrr_cols[0]) if len(mrr_cols) else axis.size
+    # no month before the first month with MRR data: its movements are blank
+    first_data = np.array([a <= first_mrr for a, _ in axis.periods])
+    for name, sums in moves.items():
+        k[name] = np.where(first_data | (not has), np.nan, sums / MICRO)
+    net = (
+        moves["mrr_new"]
+        + moves["mrr_reactivation"]
+        + moves["mrr_expansion"]
+        - moves["mrr_contraction"]
+        - moves["mrr_churn"]
+    )
+    k["net_new_mrr"] = np.where(first_data | (not has), np.nan, net / MICRO)
+    paying_end = np.array([(m[:, b] > 0).sum() for _, b in axis.periods], dtype=float)
+    k["arpu"] = revenue.arpu(k["mrr"], paying_end) if has else np.full(P, np.nan)
+    # cohort NRR and GRR: customers paying at the start
+    exp, con, chu = (np.zeros(P) for _ in range(3))
+    expanded = np.zeros(P)
+    for p, (a, b) in enumerate(axis.periods):
+        start, end = m[:, a - 1], m[:, b]
+        cohort = start > 0
+        s, e = start[cohort], end[cohort]
+        exp[p] = np.where((e > s), e - s, 0).sum()
+        con[p] = np.where((e > 0) & (e < s), s - e, 0).sum()
+        chu[p] = np.where(e == 0, s, 0).sum()
+        expanded[p] = (base.move["mrr_expansion"][:, a - 1 : b].sum(axis=1) > 0)[cohort].sum()
+    start_mrr = np.where(has & ~first_data, mrr_start / MICRO, np.nan)
+    k["net_revenue_retention"] = retention.net_revenue_retention(
+        start_mrr, exp / MICRO, con / MICRO, chu / MICRO
+    )
+    k["gross_revenue_retention"] = retention.gross_revenue_retention(
+        start_mrr, con / MICRO, chu / MICRO
+    )
+    k["revenue_churn_rate"] = retention.revenue_churn_rate(
+        start_mrr, k["mrr_contraction"], k["mrr_churn"]
+    )
+    k["quick_ratio"] = revenue.quick_ratio(
+        k["mrr_new"],
+        k["mrr_expansion"],
+        k["mrr_contraction"],
+        k["mrr_churn"],
+        k["mrr_reactivation"],
+    )
+    paying_start = np.array([(m[:, a - 1] > 0).sum() for a, _ in axis.periods], dtype=float)
+    k["expanded_accounts_rate"] = retention.expanded_accounts_rate(
+        np.where(has & ~first_data, expanded, np.nan), paying_start
+    )
+    # customer counts under the churn convention
+    A = base.active
+    S = np.array([A[:, a - 1].sum() for a, _ in axis.periods], dtype=float)
+    E = np.array([A[:, b].sum() for _, b in axis.periods], dtype=float)
+    lost = np.zeros(P)
+    new = np.zeros(P)
+    joined_left = np.zeros(P)
+    for p, (a, b) in enumerate(axis.periods):
+        s_, e_ = A[:, a - 1], A[:, b]
+        lost[p] = (s_ & ~e_).sum()
+        new[p] = (e_ & ~s_).sum()
+        touched = base.touched(a, b)
+        joined_left[p] = (touched & ~s_ & ~e_).sum()
+    convention = settings["churn_convention"]
+    if len(base.ids) == 0:
+        S = E = lost = new = joined_left = np.full(P, np.nan)
+    if convention == "start":
+        k["customer_churn_rate"] = retention.customer_churn_rate(S, lost)
+    elif convention == "include_new":
+        k["customer_churn_rate"] = retention.customer_churn_rate(S, lost + joined_left)
+    else:  # stripe: all churned over start plus every customer who joined in the period
+        touched_new = new + joined_left
+        k["customer_churn_rate"] = retention.customer_churn_rate(
+            S + touched_new, lost + joined_left
+        )
+    k["customer_retention_rate"] = retention.customer_retention_rate(S, E, new)
+    return {"S": S, "E": E, "paying_start": paying_start}
+
+
+def _order_kpis(
+    data: Dataset, base: _Base, axis: _Axis, k: dict[str, np.ndarray], months_per_period: np.ndarray
+) -> dict[str, Any]:
+    orders = data.tables["Orders"]
+    P = len(axis.periods)
+    ocol = axis.col(months_of(orders["order_date"]))
+    amount = orders["amount"].to_numpy(float)
+    order_revenue = _blank_without(orders, _per_period(ocol, amount, axis))
+    n_orders = _blank_without(orders, _per_period(ocol, None, axis))
+    codes, uniques = pd.factorize(orders["customer_id"])
+    pcol = axis.period_of_col()[ocol]
+    buyers = np.zeros(P)
+    for p in range(P):
+        buyers[p] = len(np.unique(codes[pcol == p]))
+    buyers = _blank_without(orders, buyers)
+    k["average_order_value"] = revenue.average_order_value(order_revenue, n_orders)
+    k["purchase_frequency"] = revenue.purchase_frequency(n_orders, buyers, months_per_period / 12)
+    # lifespan (seed 000): time from first to last order, customers' mean, up to the end
+    dates = orders["order_date"].to_numpy("datetime64[D]").astype(np.int64)
+    lifespan = np.full(P, np.nan)
+    counts_by_period = []
+    for p, (_, b) in enumerate(axis.periods):
+        upto = (ocol >= 0) & (ocol <= b)
+        if not upto.any():
+            counts_by_period.append(np.zeros(0))
+            continue
+        c = codes[upto]
+        first = np.full(len(uniques), np.iinfo(np.int64).max)
+        last = np.full(len(uniques), np.iinfo(np.int64).min)
+        np.minimum.at(first, c, dates[upto])
+        np.maximum.at(last, c, dates[upto])
+        seen = np.bincount(c, minlength=len(uniques))
+        has = seen > 0
+        lifespan[p] = float(np.mean((last[has] - first[has]) / 365.25))
+        counts_by_period.append(seen[has])
+    k["cltv"] = value.cltv(k["average_order_value"], k["purchase_frequency"], lifespan)
+    k["repeat_purchase_rate"] = _each(
+        counts_by_period, lambda c: engagement.repeat_purchase_rate(c) if len(c) else math.nan
+    )
+    tiers = (
+        pd.DataFrame(
+            [engagement.repeat_purchase_tiers(c) for c in counts_by_period], index=axis.labels
+        ).T
+        if len(orders)
+        else pd.DataFrame()
+    )
+    # attachment rate
+    qty = orders["quantity"].to_numpy(float)
+    qty = np.where(np.isnan(qty), 1.0, qty)
+    cat = orders["category"].to_numpy(object)
+    if orders["category"].notna().any():
+        secondary = _per_period(ocol, np.where(cat == "secondary", qty, 0.0), axis)
+        primary = _per_period(ocol, np.where(cat == "primary", qty, 0.0), axis)
+        k["attachment_rate"] = value_or_nan(revenue.attachment_rate, secondary, primary)
+    else:
+        k["attachment_rate"] = np.full(P, np.nan)
+    return {"order_revenue": order_revenue, "ocol": ocol, "tiers": tiers}
+
+
+def value_or_nan(fn: Callable[..., Any], *args: Any) -> np.ndarray:
+    return np.asarray(fn(*args), dtype=float)
+
+
+def _survey_kpis(data: Dataset, axis: _Axis, settings: Settings, k: dict[str, np.ndarray]) -> None:
+    sv = data.tables["Surveys"]
+    P = len(axis.periods)
+    pcol = axis.period_of_col()[axis.col(months_of(sv["response_date"]))]
+    kind = sv["survey"].to_numpy(object)
+    score = sv["score"].to_numpy(float)
+    groups = {
+        t: [score[(kind == t) & (pcol == p)] for p in range(P)]
+        for t in ("NPS", "CSAT", "CES", "STAR")
+    }
+    csat_scale, csat_threshold = int(settings["csat_scale"]), settings["csat_threshold"]
+    ces_scale = int(settings["ces_scale"])
+    k["nps"] = _each(groups["NPS"], surveys.nps)
+    k["nps_margin_of_error"] = _each(groups["NPS"], surveys.nps_margin_of_error)
+    k["csat"] = _each(groups["CSAT"], lambda s: surveys.csat(s, csat_scale, csat_threshold))
+    k["ces"] = _each(groups["CES"], lambda s: surveys.ces(s, ces_scale))
+    k["ces_easy_rate"] = _each(groups["CES"], lambda s: surveys.ces_easy_rate(s, ces_scale))
+    k["star_rating"] = _each(groups["STAR"], surveys.star_rating)
+
+
+def _support_and_funnel(data: Dataset, axis: _Axis, k: dict[str, np.ndarray]) -> None:
+    t = data.tables["Tickets"]
+    rcol = axis.col(months_of(t["resolved_date"]))
+    resolved = _blank_without(t, _per_period(rcol, None, axis))
+    first = _blank_without(
+        t, _per_period(rcol, (t["contacts"].to_numpy(float) == 1).astype(float), axis)
+    )
+    k["first_contact_resolution_rate"] = np.asarray(
+        support.first_contact_resolution_rate(first, resolved), float
+    )
+    f = data.tables["Funnel"]
+    fcol = axis.col(months_of(f["month"]))
+    visitors = _blank_without(f, _per_period(fcol, f["visitors"].to_numpy(float), axis))
+    conversions = _blank_without(f, _per_period(fcol, f["conversions"].to_numpy(float), axis))
+    k["conversion_rate"] = np.asarray(engagement.conversion_rate(conversions, visitors), float)
+
+
+def _usage_kpis(data: Dataset, base: _Base, axis: _Axis, k: dict[str, np.ndarray]) -> pd.DataFrame:
+    u = data.tables["Usage"]
+    P = len(axis.periods)
+    if u.empty:
+        k["stickiness"] = np.full(P, np.nan)
+        k["product_usage_rate"] = np.full(P, np.nan)
+        return pd.DataFrame()
+    days = u["activity_date"].to_numpy("datetime64[D]")
+    col = axis.col(months_of(u["activity_date"]))
+    frame = pd.DataFrame({"col": col, "day": days, "user": u["user_id"].to_numpy(object)})
+    frame = frame[frame["col"] >= 0]
+    daily = frame.drop_duplicates(["user", "day"])
+    user_days = daily.groupby("col").size()
+    mau = daily.groupby("col")["user"].nunique()
+    stick = np.full(P, np.nan)
+    for p, (a, b) in enumerate(axis.periods):
+        monthly = []
+        for c in range(a, b + 1):
+            if c in mau.index:
+                d = pd.Timestamp(
+                    np.datetime64(axis.base + c - 1970 * 12, "M").astype("datetime64[D]")
+                )
+                dau = user_days[c] / d.days_in_month
+                monthly.append(engagement.stickiness(dau, mau[c]))
+        if monthly:
+            stick[p] = float(np.mean(monthly))
+    k["stickiness"] = stick
+    # product usage and feature adoption among customers active at the period's end
+    cpos = base.ids.get_indexer(u["customer_id"])
+    pcol = axis.period_of_col()[col]
+    usage_rate = np.full(P, np.nan)
+    adoption: dict[str, list[float]] = {}
+    features = u["feature"].to_numpy(object)
+    names = sorted({f for f in features if isinstance(f, str)})
+    for p, (_, b) in enumerate(axis.periods):
+        active = base.active[:, b]
+        n_active = active.sum()
+        in_p = (pcol == p) & (cpos >= 0)
+        used = np.zeros(len(base.ids), dtype=bool)
+        used[cpos[in_p]] = True
+        usage_rate[p] = (
+            engagement.product_usage_rate((used & active).sum(), n_active)
+            if len(base.ids)
+            else np.nan
+        )
+        for name in names:
+            fused = np.zeros(len(base.ids), dtype=bool)
+            fused[cpos[in_p & (features == name)]] = True
+            adoption.setdefault(name, []).append(
+                float(engagement.product_usage_rate((fused & active).sum(), n_active))
+            )
+    k["product_usage_rate"] = usage_rate
+    return pd.DataFrame(adoption, index=axis.labels).T if adoption else pd.DataFrame()
+
+
+def _customer_kpis(
+    data: Dataset,
+    base: _Base,
+    axis: _Axis,
+    settings: Settings,
+    k: dict[str, np.ndarray],
+    counts: dict[str, Any],
+    order_info: dict[str, Any],
+    months_per_period: np.ndarray,
+) -> None:
+    cust = data.tables["Customers"]
+    P = len(axis.periods)
+    E = counts["E"]
+    # references among active customers at the end
+    willing = np.zeros(len(base.ids), dtype=bool)
+    willing[base.cpos] = cust["reference_willing"].to_numpy(bool)
+    if cust.empty:
+        k["reference_rate"] = np.full(P, np.nan)
+    else:
+        k["reference_rate"] = retention_safe(
+            advocacy.reference_rate,
+            np.array([(willing & base.active[:, b]).sum() for _, b in axis.periods], float),
+            E,
+        )
+    # revenue of each period: orders plus the MRR of its months
+    mrr_months = np.array([base.mrr[:, a : b + 1].sum() for a, b in axis.periods]) / MICRO
+    rev = np.nan_to_num(order_info["order_revenue"]) + mrr_months
+    has_revenue = (not data.tables["Orders"].empty) or base.has_mrr_data
+    rev = rev if has_revenue else np.full(P, np.nan)
+    k["revenue_growth"] = np.asarray(revenue.revenue_growth(np.r_[np.nan, rev[:-1]], rev), float)
+    # referral revenue
+    referred = np.zeros(len(base.ids), dtype=bool)
+    referred[base.cpos] = cust["referred_by"].notna().to_numpy()
+    orders = data.tables["Orders"]
+    opos = base.ids.get_indexer(orders["customer_id"])
+    o_ref = (opos >= 0) & referred[np.maximum(opos, 0)]
+    ref_orders = _per_period(
+        order_info["ocol"], np.where(o_ref, orders["amount"].to_numpy(float), 0.0), axis
+    )
+    ref_mrr = np.array([base.mrr[referred, a : b + 1].sum() for a, b in axis.periods]) / MICRO
+    k["referral_revenue"] = (
+        ref_orders + ref_mrr if (has_revenue and not cust.empty) else np.full(P, np.nan)
+    )
+    # acquisition: customers who signed up in the period (else new MRR customers)
+    costs = data.tables["Costs"]
+    ccol = axis.col(months_of(costs["month"]))
+    acq = _blank_without(
+        costs, _per_period(ccol, costs["acquisition_cost"].fillna(0).to_numpy(float), axis)
+    )
+    ret = _blank_without(
+        costs, _per_period(ccol, costs["retention_cost"].fillna(0).to_numpy(float), axis)
+    )
+    if costs.empty or costs["acquisition_cost"].isna().all():
+        acq = np.full(P, np.nan)
+    if costs.empty or costs["retention_cost"].isna().all():
+        ret = np.full(P, np.nan)
+    if not cust.empty:
+        new_customers = _per_period(axis.col(months_of(cust["signup_date"])), None, axis)
+    else:
+        starts = (base.move["mrr_new"] > 0).sum(axis=0)
+        new_customers = np.array([starts[a - 1 : b].sum() for a, b in axis.periods], float)
+    k["cac"] = np.asarray(value.cac(acq, new_customers), float)
+    gm = float(settings["gross_margin"])
+    churn = k["customer_churn_rate"]
+    monthly_churn = 1 - np.power(np.clip(1 - churn, 0, None), 1 / months_per_period)
+    k["cltv_subscription"] = np.asarray(
+        value.cltv_subscription(k["arpu"], monthly_churn, gm), float
+    )
+    ltv = k["cltv_subscription"] if base.has_mrr_data else k["cltv"]
+    k["ltv_cac_ratio"] = np.asarray(value.ltv_cac_ratio(ltv, k["cac"]), float)
+    k["cac_payback_months"] = np.asarray(value.cac_payback_months(k["cac"], k["arpu"], gm), float)
+    k["customer_retention_cost"] = np.asarray(
+        value.customer_retention_cost(ret, E if len(base.ids) else np.full(P, np.nan)), float
+    )
+    # time to value for customers who signed up in the period
+    scol = axis.period_of_col()[axis.col(months_of(cust["signup_date"]))]
+    fv = cust["first_value_date"]
+    k["time_to_value_days"] = _each(
+        range(P),
+        lambda p: (
+            engagement.time_to_value_days(cust["signup_date"][scol == p], fv[scol == p])
+            if (scol == p).any() and fv[scol == p].notna().any()
+            else math.nan
+        ),
+    )
+
+
+def retention_safe(fn: Callable[..., Any], *args: Any) -> np.ndarray:
+    return np.asarray(fn(*args), dtype=float)
+
+
+def _health_kpis(
+    data: Dataset,
+    base: _Base,
+    axis: _Axis,
+    settings: Settings,
+    k: dict[str, np.ndarray],
+    issues: list[Issue],
+) -> None:
+    h = data.tables["Health"]
+    P = len(axis.periods)
+    if h.empty:
+        k["at_risk_rate"] = np.full(P, np.nan)
+        k["health_score"] = np.full(P, np.nan)
+        return
+    weights_table = data.tables["HealthWeights"]
+    measures = h["measure"].to_numpy(object)
+    if weights_table.empty:
+        weights = np.ones(len(h))
+    else:
+        lookup = dict(
+            zip(weights_table["measure"].str.lower(), weights_table["weight"], strict=True)
+        )
+        weights = np.array([lookup.get(str(m).lower(), np.nan) for m in measures], float)
+        for m in sorted({str(m) for m, w in zip(measures, weights, strict=True) if np.isnan(w)}):
+            issues.append(
+                Issue(
+                    "Health",
+                    None,
+                    "measure",
+                    m,
+                    "has no weight in HealthWeights",
+                    "left the measure out",
+                )
+            )
+    col = axis.col(months_of(h["month"]))
+    cpos = pd.factorize(h["customer_id"])[0]
+    key = cpos.astype(np.int64) * axis.size + col
+    ok = col >= 0
+    scores = advocacy.customer_health_scores(key[ok], h["score"].to_numpy(float)[ok], weights[ok])
+    keys = scores.index.to_numpy(np.int64)
+    s_col = keys % axis.size
+    s_cust = keys // axis.size
+    s_val = scores.to_numpy(float)
+    red = float(settings["health_red_below"])
+    risk, mean = np.full(P, np.nan), np.full(P, np.nan)
+    for p, (a, b) in enumerate(axis.periods):
+        in_p = (s_col >= a) & (s_col <= b) & ~np.isnan(s_val)
+        if not in_p.any():
+            continue
+        frame = pd.DataFrame({"c": s_cust[in_p], "col": s_col[in_p], "v": s_val[in_p]})
+        latest = frame.sort_values("col").groupby("c")["v"].last().to_numpy()
+        risk[p] = advocacy.at_risk_rate(latest, red)
+        mean[p] = float(latest.mean())
+    k["at_risk_rate"] = risk
+    k["health_score"] = mean
+
+
+# --- breakdowns ---------------------------------------------------------------------------
+
+
+def _nps_category_matrix(data: Dataset, base: _Base, axis: _Axis) -> np.ndarray:
+    """Each customer's latest NPS category up to each month's end (-1: none)."""
+    sv = data.tables["Surveys"]
+    nps_rows = sv[(sv["survey"] == "NPS") & sv["customer_id"].notna()]
+    n, T = len(base.ids), axis.size
+    cat = np.full((n, T), -1, dtype=np.int8)
+    if nps_rows.empty or n == 0:
+        return cat
+    nps_rows = nps_rows.sort_values("response_date", kind="stable")
+    pos = base.ids.get_indexer(nps_rows["customer_id"])
+    col = axis.col(months_of(nps_rows["response_date"]))
+    score = nps_rows["score"].to_numpy(float)
+    code = np.where(
+        score >= surveys.PROMOTER_FROM, 0, np.where(score <= surveys.DETRACTOR_UP_TO, 2, 1)
+    )
+    ok = (pos >= 0) & (col >= 0)
+    cat[pos[ok], col[ok]] = code[ok]  # later answers in a month overwrite earlier ones
+    for t in range(1, T):
+        cat[:, t] = np.where(cat[:, t] == -1, cat[:, t - 1], cat[:, t])
+    return cat
+
+
+def _cx_to_revenue(
+    data: Dataset, base: _Base, axis: _Axis, k: dict[str, np.ndarray]
+) -> pd.DataFrame:
+    """NRR, customer churn and referral revenue by the customers' NPS category before
+    each period (seeds 000 and 001: does CX pay?)."""
+    cat = _nps_category_matrix(data, base, axis)
+    cust = data.tables["Customers"]
+    referrer = np.full(len(base.ids), -1)
+    if not cust.empty:
+        ref_pos = base.ids.get_indexer(cust["referred_by"].fillna("\0none"))
+        referrer[base.cpos] = ref_pos
+    orders = data.tables["Orders"]
+    opos = base.ids.get_indexer(orders["customer_id"])
+    ocol = axis.col(months_of(orders["order_date"]))
+    amount = orders["amount"].to_numpy(float)
+    rows = []
+    for code, name in enumerate(NPS_CATEGORIES):
+        nrr, churn, referral = [], [], []
+        for a, b in axis.periods:
+            category = cat[:, a - 1]
+            members = category == (code if code < 3 else -1)
+            start, end = base.mrr[:, a - 1], base.mrr[:, b]
+            cohort = members & (start > 0)
+            s, e = start[cohort], end[cohort]
+            nrr.append(
+                retention.net_revenue_retention(
+                    s.sum() / MICRO if base.has_mrr_data and a > 1 else np.nan,
+                    np.where(e > s, e - s, 0).sum() / MICRO,
+                    np.where((e > 0) & (e < s), s - e, 0).sum() / MICRO,
+                    np.where(e == 0, s, 0).sum() / MICRO,
+                )
+            )
+            act_s, act_e = base.active[:, a - 1], base.active[:, b]
+            churn.append(
+                retention.customer_churn_rate(
+                    (members & act_s).sum(), (members & act_s & ~act_e).sum()
+                )
+            )
+            by_member = np.zeros(len(base.ids), dtype=bool)
+            valid = referrer >= 0
+            by_member[valid] = members[referrer[valid]]
+            in_p = (ocol >= a) & (ocol <= b) & (opos >= 0)
+            order_part = amount[in_p & by_member[np.maximum(opos, 0)]].sum()
+            referral.append(
+                order_part + base.mrr[by_member, a : b + 1].sum() / MICRO
+                if not cust.empty
+                else np.nan
+            )
+        rows += [
+            (name, "net_revenue_retention", *nrr),
+            (name, "customer_churn_rate", *churn),
+            (name, "referral_revenue", *referral),
+        ]
+    return pd.DataFrame(rows, columns=["nps_category", "kpi", *axis.labels])
+
+
+def _cohorts(base: _Base, axis: _Axis) -> dict[str, pd.DataFrame]:
+    """Signup-month cohorts x months since start: logos and revenue retained."""
+    m = base.mrr
+    T = m.shape[1]
+    paying = m > 0
+    first = np.where(paying.any(axis=1), paying.argmax(axis=1), -1)
+    first = np.where(
+        (first < 0) & base.in_customers & (base.signup_col >= 1) & (base.signup_col < T),
+        base.signup_col,
+        first,
+    )
+    logos, revenue_rows, names = [], [], []
+    for c in range(1, T):
+        members = first == c
+        if not members.any():
+            continue
+        size = members.sum()
+        start_mrr = m[members, c].sum()
+        ages = T - c
+        logos.append([base.active[members, c + a].sum() / size for a in range(ages)])
+        revenue_rows.append(
+            [m[members, c + a].sum() / start_mrr if start_mrr else np.nan for a in range(ages)]
+        )
+        names.append(label(axis.base + c, "month"))
+    width = max((len(r) for r in logos), default=0)
+    pad = lambda rows: [r + [np.nan] * (width - len(r)) for r in rows]  # noqa: E731
+    return {
+        "cohort_logos": pd.DataFrame(pad(logos), index=names, columns=range(width)),
+        "cohort_revenue": pd.DataFrame(pad(revenue_rows), index=names, columns=range(width)),
+    }
+
+
+def _churn_by_reason(data: Dataset, base: _Base, axis: _Axis) -> pd.DataFrame:
+    cust = data.tables["Customers"]
+    if cust.empty:
+        return pd.DataFrame()
+    reason = np.full(len(base.ids), "(no reason given)", dtype=object)
+    given = cust["churn_reason"].to_numpy(object)
+    reason[base.cpos] = np.where(pd.isna(given), "(no reason given)", given)
+    rows: dict[tuple[str, str], list[float]] = {}
+    for p, (a, b) in enumerate(axis.periods):
+        lost = base.active[:, a - 1] & ~base.active[:, b]
+        for r in np.unique(reason[lost]):
+            sel = lost & (reason == r)
+            rows.setdefault((r, "customers"), [0.0] * len(axis.periods))[p] = float(sel.sum())
+            rows.setdefault((r, "churned_mrr"), [0.0] * len(axis.periods))[p] = (
+                base.mrr[sel, a - 1].sum() / MICRO
+            )
+    out = pd.DataFrame(
+        [(r, m, *v) for (r, m), v in sorted(rows.items())],
+        columns=["churn_reason", "measure", *axis.labels],
+    )
+    return out
+
+
+def _referrals_by_segment(data: Dataset, base: _Base, axis: _Axis) -> pd.DataFrame:
+    cust = data.tables["Customers"]
+    if cust.empty or cust["referred_by"].isna().all():
+        return pd.DataFrame()
+    segment_of = dict(zip(cust["customer_id"], cust["segment"].fillna("(no segment)"), strict=True))
+    ref_segment = np.full(len(base.ids), None, dtype=object)
+    ref_segment[base.cpos] = [
+        segment_of.get(r, "(unknown referrer)") if isinstance(r, str) else None
+        for r in cust["referred_by"]
+    ]
+    orders = data.tables["Orders"]
+    opos = base.ids.get_indexer(orders["customer_id"])
+    ocol = axis.col(months_of(orders["order_date"]))
+    amount = orders["amount"].to_numpy(float)
+    rows = []
+    for seg in sorted({s for s in ref_segment if s is not None}):
+        members = ref_segment == seg
+        vals = []
+        for a, b in axis.periods:
+            in_p = (ocol >= a) & (ocol <= b) & (opos >= 0)
+            vals.append(
+                amount[in_p & members[np.maximum(opos, 0)]].sum()
+                + base.mrr[members, a : b + 1].sum() / MICRO
+            )
+        rows.append((seg, *vals))
+    return pd.DataFrame(rows, columns=["referrer_segment", *axis.labels])
+
+
+_WORD = re.compile(r"[a-z][a-z']+")
+STOP_WORDS = frozenset(
+    "a about after all also am an and any are as at be because been but by can could did do "
+    "does for from get got had has have he her him his how i if in into is it its just me more "
+    "most my no not now of on one only or other our out really so some than that the their them "
+    "then there these they this to too up us very was we were what when which who will with "
+    "would you your it's i'm don't".split()
+)
+
+
+def feedback_themes(comments: Iterable[Any], top: int = 10) -> list[tuple[str, int]]:
+    """The most frequent words and two-word phrases of free-text comments, stop words
+    left out (seed 004's qualitative feedback)."""
+    counts: Counter[str] = Counter()
+    for text in comments:
+        if not isinstance(text, str):
+            continue
+        words = [w for w in _WORD.findall(text.lower()) if w not in STOP_WORDS]
+        counts.update(set(words))
+        counts.update({f"{x} {y}" for x, y in pairwise(words)})
+    return counts.most_common(top)
+
+
+def _themes(data: Dataset, axis: _Axis) -> pd.DataFrame:
+    sv = data.tables["Surveys"]
+    nps_rows = sv[(sv["survey"] == "NPS") & sv["comment"].notna()]
+    if nps_rows.empty:
+        return pd.DataFrame()
+    a = axis.periods[axis.reported.start][0] if axis.periods[axis.reported] else 0
+    b = axis.periods[axis.reported.stop - 1][1] if axis.periods[axis.reported] else -1
+    col = axis.col(months_of(nps_rows["response_date"]))
+    nps_rows = nps_rows[(col >= a) & (col <= b)]
+    score = nps_rows["score"].to_numpy(float)
+    category = np.where(
+        score >= surveys.PROMOTER_FROM,
+        "promoter",
+        np.where(score <= surveys.DETRACTOR_UP_TO, "detractor", "passive"),
+    )
+    rows = []
+    for name in ("promoter", "passive", "detractor"):
+        for rank, (theme, count) in enumerate(
+            feedback_themes(nps_rows["comment"][category == name]), 1
+        ):
+            rows.append((name, rank, theme, count))
+    return pd.DataFrame(rows, columns=["nps_category", "rank", "theme", "responses"])
+
+
+# --- putting it together --------------------------------------------------------------------
+
+
+def _core(
+    data: Dataset, axis: _Axis, issues: list[Issue]
+) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    settings = data.settings
+    base = _Base(data, axis)
+    months_per_period = np.array([b - a + 1 for a, b in axis.periods], dtype=float)
+    k: dict[str, np.ndarray] = {}
+    counts = _subscription_kpis(base, axis, settings, k)
+    order_info = _order_kpis(data, base, axis, k, months_per_period)
+    _survey_kpis(data, axis, settings, k)
+    _support_and_funnel(data, axis, k)
+    adoption = _usage_kpis(data, base, axis, k)
+    _customer_kpis(data, base, axis, settings, k, counts, order_info, months_per_period)
+    _health_kpis(data, base, axis, settings, k, issues)
+    return k, {"base": base, "adoption": adoption, "tiers": order_info["tiers"]}
+
+
+def _subset(data: Dataset, customer_ids: set[str]) -> Dataset:
+    """The data of some customers only; tables without customers are left out."""
+    from .schema import TABLES
+
+    tables = {}
+    for t in TABLES:
+        frame = data.tables[t.name]
+        if t.customer_column is None:
+            tables[t.name] = frame if t.name == "HealthWeights" else frame.iloc[0:0]
+        else:
+            tables[t.name] = frame[frame[t.customer_column].isin(customer_ids)]
+    return Dataset(tables, data.settings, [], data.source)
+
+
+def _group_breakdown(data: Dataset, axis: _Axis, column: str) -> pd.DataFrame:
+    cust = data.tables["Customers"]
+    if cust.empty or cust[column].isna().all():
+        return pd.DataFrame()
+    groups = cust[column].fillna(f"(no {column})")
+    rows = []
+    for name in sorted(groups.unique()):
+        ids = set(cust["customer_id"][groups == name])
+        k, _ = _core(_subset(data, ids), axis, [])
+        for kpi in BREAKDOWN_KPIS:
+            rows.append((name, kpi, *k[kpi][axis.reported]))
+    return pd.DataFrame(rows, columns=[column, "kpi", *axis.labels[axis.reported]])
+
+
+def compute(data: Dataset, *, breakdowns: bool = True) -> Report:
+    """Every KPI of the report for every period of ``data.settings``' granularity.
+
+    Periods run from ``report_start`` to ``report_end`` (by default the first and last
+    month with data). With ``breakdowns`` the report also holds the KPIs by segment and
+    by owner, the cohort matrices, the CX-to-revenue split, churn by reason, referral
+    revenue by the referrer's segment, feature adoption, repeat purchase tiers and the
+    feedback themes.
+    """
+    settings = data.settings
+    granularity = settings["granularity"]
+    if granularity not in GRANULARITIES:
+        raise ValueError(f"granularity must be month, quarter or year, not {granularity!r}")
+    issues = list(data.issues)
+    axis = _axis(data, granularity)
+    ids = report_kpi_ids()
+    if axis is None:
+        return Report(granularity, [], {i: np.zeros(0) for i in ids}, {}, issues, settings)
+    k, extra = _core(data, axis, issues)
+    sl = axis.reported
+    report = Report(
+        granularity,
+        axis.labels[sl],
+        {i: np.asarray(k[i], dtype=float)[sl] for i in ids},
+        {},
+        issues,
+        settings,
+    )
+    if breakdowns:
+        base = extra["base"]
+        b = report.breakdowns
+        labels = axis.labels[sl]
+        movements = pd.DataFrame(
+            {m: report.kpis[m] for m in ("mrr", *MOVEMENTS, "net_new_mrr")}, index=labels
+        )
+        b["mrr_movements"] = movements
+        b["segment"] = _group_breakdown(data, axis, "segment")
+        b["owner"] = _group_breakdown(data, axis, "owner")
+        cx = _cx_to_revenue(data, base, axis, k)
+        b["nps_category"] = cx[["nps_category", "kpi", *labels]]
+        b.update(_cohorts(base, axis))
+        reasons = _churn_by_reason(data, base, axis)
+        b["churn_reason"] = (
+            reasons[["churn_reason", "measure", *labels]] if not reasons.empty else reasons
+        )
+        refs = _referrals_by_segment(data, base, axis)
+        b["referrals_by_segment"] = refs[["referrer_segment", *labels]] if not refs.empty else refs
+        adoption = extra["adoption"]
+        b["feature_adoption"] = adoption[labels] if not adoption.empty else adoption
+        tiers = extra["tiers"]
+        b["repeat_purchase_tiers"] = tiers[labels] if not tiers.empty else tiers
+        b["feedback_themes"] = _themes(data, axis)
+    return report
