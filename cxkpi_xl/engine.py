@@ -135,9 +135,12 @@ def _axis(data: Dataset, granularity: str) -> _Axis | None:
     report_start = start_setting if start_setting is not None else first
     report_end = end_setting if end_setting is not None else last
     first = min(first, report_start)
-    computed = periods_between(first, max(last, report_end), granularity)
+    end = max(last, report_end)
+    # A period that runs past the last month is reported to date: its stock figures are
+    # those of the last month, not of empty months after it.
+    computed = [(a, min(b, end)) for a, b in periods_between(first, end, granularity)]
     base = computed[0][0] - 1
-    size = computed[-1][1] - base + 1
+    size = end - base + 1
     labels = [label(a, granularity) for a, _ in computed]
     lo = next((i for i, (a, b) in enumerate(computed) if b >= report_start), len(computed))
     hi = next((i for i, (a, b) in enumerate(computed) if b >= report_end), len(computed) - 1)
@@ -222,6 +225,13 @@ def _per_period(cols: np.ndarray, values: np.ndarray | None, axis: _Axis) -> np.
 def _blank_without(frame: pd.DataFrame, out: np.ndarray) -> np.ndarray:
     """An aggregate of a table the user does not have is blank, not zero."""
     return out if not frame.empty else np.full(out.shape, np.nan)
+
+
+def _at(mask: np.ndarray, pos: np.ndarray) -> np.ndarray:
+    """``mask[pos]``, False where ``pos`` is -1 (a customer not in the customer list)."""
+    if len(mask) == 0:
+        return np.zeros(len(pos), dtype=bool)
+    return (pos >= 0) & mask[np.maximum(pos, 0)]
 
 
 def _each(periods: Iterable[Any], fn: Callable[..., float]) -> np.ndarray:
@@ -513,7 +523,7 @@ def _customer_kpis(
     referred[base.cpos] = cust["referred_by"].notna().to_numpy()
     orders = data.tables["Orders"]
     opos = base.ids.get_indexer(orders["customer_id"])
-    o_ref = (opos >= 0) & referred[np.maximum(opos, 0)]
+    o_ref = _at(referred, opos)
     ref_orders = _per_period(
         order_info["ocol"], np.where(o_ref, orders["amount"].to_numpy(float), 0.0), axis
     )
@@ -693,7 +703,7 @@ def _cx_to_revenue(
             valid = referrer >= 0
             by_member[valid] = members[referrer[valid]]
             in_p = (ocol >= a) & (ocol <= b) & (opos >= 0)
-            order_part = amount[in_p & by_member[np.maximum(opos, 0)]].sum()
+            order_part = amount[in_p & _at(by_member, opos)].sum()
             referral.append(
                 order_part + base.mrr[by_member, a : b + 1].sum() / MICRO
                 if not cust.empty
@@ -783,8 +793,7 @@ def _referrals_by_segment(data: Dataset, base: _Base, axis: _Axis) -> pd.DataFra
         for a, b in axis.periods:
             in_p = (ocol >= a) & (ocol <= b) & (opos >= 0)
             vals.append(
-                amount[in_p & members[np.maximum(opos, 0)]].sum()
-                + base.mrr[members, a : b + 1].sum() / MICRO
+                amount[in_p & _at(members, opos)].sum() + base.mrr[members, a : b + 1].sum() / MICRO
             )
         rows.append((seg, *vals))
     return pd.DataFrame(rows, columns=["referrer_segment", *axis.labels])
