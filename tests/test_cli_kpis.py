@@ -1,0 +1,62 @@
+"""`cxkpi kpis` as a user runs it."""
+
+from __future__ import annotations
+
+import json
+
+from click.testing import CliRunner
+
+from cxkpi_xl.cli import main
+from cxkpi_xl.engine import compute, report_kpi_ids
+from cxkpi_xl.reader import read
+from cxkpi_xl.sample import generate, write_csv
+
+from .workbooks import write_tables
+
+
+def test_json_matches_the_schema_doc(tmp_path):
+    tables = generate("tiny")
+    book = write_tables(tmp_path / "b.xlsx", tables)
+    result = CliRunner().invoke(main, ["kpis", str(book), "--format", "json"])
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.stdout)
+    assert list(out) == ["granularity", "periods", "kpis"]
+    assert out["granularity"] == "month"
+    assert list(out["kpis"]) == report_kpi_ids()
+    assert all(len(v) == len(out["periods"]) for v in out["kpis"].values())
+    assert out == compute(read(tables), breakdowns=False).as_json()
+
+
+def test_table_csv_and_settings(tmp_path):
+    folder = write_csv(generate("tiny"), tmp_path / "csv")
+    table = CliRunner().invoke(main, ["kpis", str(folder), "--set", "granularity=quarter"])
+    assert table.exit_code == 0, table.output
+    assert "Net Promoter Score" in table.output and "-Q" in table.output
+    csv = CliRunner().invoke(
+        main, ["kpis", str(folder), "--format", "csv", "--set", "granularity=year"]
+    )
+    header = csv.stdout.splitlines()[0].split(",")
+    assert header[:2] == ["kpi", "title"] and header[2].isdigit()
+
+
+def test_data_issues_go_to_stderr_and_do_not_fail(tmp_path):
+    tables = generate("tiny")
+    tables["MRR"] = tables["MRR"].astype({"mrr": object})
+    tables["MRR"].loc[0, "mrr"] = "ten"
+    folder = write_csv(tables, tmp_path / "csv")
+    result = CliRunner().invoke(main, ["kpis", str(folder), "--format", "json"])
+    assert result.exit_code == 0
+    assert "1 data issue found" in result.stderr and "MRR.csv row 2, mrr: 'ten'" in result.stderr
+    json.loads(result.stdout)
+
+
+def test_unreadable_source_exits_non_zero_with_one_line(tmp_path):
+    bad = tmp_path / "bad.xlsx"
+    bad.write_text("not a workbook")
+    result = CliRunner().invoke(main, ["kpis", str(bad)])
+    assert result.exit_code == 1
+    assert result.stderr.strip().count("\n") == 0 and "not an xlsx/xlsm" in result.stderr
+    assert (
+        CliRunner().invoke(main, ["kpis", str(tmp_path), "--set", "granularity=week"]).exit_code
+        == 1
+    )

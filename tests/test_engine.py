@@ -1,0 +1,244 @@
+"""The period engine on small hand-built tables; every expected number is worked out by
+hand in the comments."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from cxkpi_xl.engine import compute
+from cxkpi_xl.reader import read
+
+# MRR by customer, Dec 2025 .. Mar 2026 (a blank is no row, i.e. 0):
+#        Dec   Jan   Feb   Mar
+#   A    100   120   120    -     Jan: expansion 20; Mar: churn 120
+#   B    200   150    -    180    Jan: contraction 50; Feb: churn 150; Mar: reactivation 180
+#   C     -     50    80    80    Jan: new 50; Feb: expansion 30
+#   D    300   300   300   300
+#   E     -     -     -     40    Mar: new 40
+MRR_ROWS = [
+    ("A", "2025-12-01", 100), ("A", "2026-01-15", 120), ("A", "2026-02-01", 120),
+    ("B", "2025-12-01", 200), ("B", "2026-01-01", 150), ("B", "2026-03-01", 180),
+    ("C", "2026-01-01", 50), ("C", "2026-02-01", 80), ("C", "2026-03-01", 80),
+    ("D", "2025-12-01", 300), ("D", "2026-01-01", 300), ("D", "2026-02-01", 300),
+    ("D", "2026-03-01", 300), ("E", "2026-03-31", 40),
+]  # fmt: skip
+
+
+def mrr_report(granularity="month", **settings):
+    frame = pd.DataFrame(MRR_ROWS, columns=["customer_id", "month", "mrr"])
+    data = read({"MRR": frame}, {"granularity": granularity, **settings})
+    return compute(data)
+
+
+def test_periods_and_mrr():
+    r = mrr_report()
+    assert r.periods == ["2025-12", "2026-01", "2026-02", "2026-03"]
+    # Dec 100 + 200 + 300; Jan 120 + 150 + 50 + 300; Feb 120 + 80 + 300; Mar 180 + 80 + 300 + 40
+    assert r.kpis["mrr"].tolist() == [600.0, 620.0, 500.0, 600.0]
+
+
+def test_first_period_movements_are_blank():
+    r = mrr_report()
+    for m in ("mrr_new", "mrr_reactivation", "mrr_expansion", "mrr_contraction", "mrr_churn"):
+        assert math.isnan(r.kpis[m][0]), m
+    assert math.isnan(r.kpis["net_new_mrr"][0])
+    assert math.isnan(r.kpis["net_revenue_retention"][0])
+
+
+def test_each_movement_by_hand():
+    k = mrr_report().kpis
+    assert k["mrr_new"][1:].tolist() == [50.0, 0.0, 40.0]  # C in Jan, E in Mar
+    assert k["mrr_reactivation"][1:].tolist() == [0.0, 0.0, 180.0]  # B returns in Mar
+    assert k["mrr_expansion"][1:].tolist() == [20.0, 30.0, 0.0]  # A in Jan, C in Feb
+    assert k["mrr_contraction"][1:].tolist() == [50.0, 0.0, 0.0]  # B in Jan
+    assert k["mrr_churn"][1:].tolist() == [0.0, 150.0, 120.0]  # B in Feb, A in Mar
+    # net new: 50 + 20 - 50 = 20; 30 - 150 = -120; 40 + 180 - 120 = 100
+    assert k["net_new_mrr"][1:].tolist() == [20.0, -120.0, 100.0]
+    assert np.array_equal(k["mrr"][1:], k["mrr"][:-1] + k["net_new_mrr"][1:])
+
+
+def test_nrr_and_grr_over_the_start_cohort():
+    k = mrr_report().kpis
+    # Jan: cohort A, B, D paying in Dec: 600 -> 120 + 150 + 300 = 570; GRR caps A at 100.
+    assert k["net_revenue_retention"][1] == pytest.approx(570 / 600)
+    assert k["gross_revenue_retention"][1] == pytest.approx(550 / 600)
+    # Feb: cohort A, B, C, D: 620 -> 120 + 0 + 80 + 300 = 500; GRR 120 + 0 + 50 + 300.
+    assert k["net_revenue_retention"][2] == pytest.approx(500 / 620)
+    assert k["gross_revenue_retention"][2] == pytest.approx(470 / 620)
+    # Mar: cohort A, C, D (B had stopped): 500 -> 0 + 80 + 300; B's return and E are
+    # left out of both sides.
+    assert k["net_revenue_retention"][3] == pytest.approx(380 / 500)
+    assert k["gross_revenue_retention"][3] == pytest.approx(380 / 500)
+
+
+def test_other_revenue_kpis():
+    k = mrr_report().kpis
+    # ARPU Mar: 600 / 4 paying; quick ratio Mar: (40 + 180 + 0) / (0 + 120).
+    assert k["arpu"][3] == 150.0
+    assert k["quick_ratio"][3] == pytest.approx(220 / 120)
+    # Revenue churn Feb: (0 + 150) / 620; expanded accounts Jan: A of 3 paying at start.
+    assert k["revenue_churn_rate"][2] == pytest.approx(150 / 620)
+    assert k["expanded_accounts_rate"][1] == pytest.approx(1 / 3)
+    # Revenue growth (no orders: the MRR of the months): Feb 500 vs Jan 620.
+    assert k["revenue_growth"][2] == pytest.approx((500 - 620) / 620)
+
+
+def test_customer_churn_follows_mrr_without_customers_table():
+    k = mrr_report().kpis
+    # Feb: active at start A, B, C, D; B lost: 1 / 4. Mar: A, C, D at start; A lost.
+    assert k["customer_churn_rate"][2] == 0.25
+    assert k["customer_churn_rate"][3] == pytest.approx(1 / 3)
+    # CRR Mar: end B, C, D, E = 4; new or returning at the end: B, E = 2; (4 - 2) / 3.
+    assert k["customer_retention_rate"][3] == pytest.approx(2 / 3)
+
+
+def test_quarter_and_year_aggregation():
+    q = mrr_report("quarter")
+    assert q.periods == ["2025-Q4", "2026-Q1"]
+    k = q.kpis
+    assert math.isnan(k["mrr_new"][0])  # Q4 holds the first month with data
+    # Q1 flows are the sums of Jan..Mar: new 50 + 40, reactivation 180, expansion 20 + 30,
+    # contraction 50, churn 150 + 120; the stock is March's.
+    assert [k[m][1] for m in ("mrr_new", "mrr_reactivation", "mrr_expansion")] == [90, 180, 50]
+    assert [k[m][1] for m in ("mrr_contraction", "mrr_churn")] == [50, 270]
+    assert k["mrr"].tolist() == [600.0, 600.0]
+    assert k["net_new_mrr"][1] == 0.0  # 90 + 180 + 50 - 50 - 270
+    # Q1 cohort: A, B, D paying at the end of Dec, 600 -> A 0, B 180, D 300.
+    assert k["net_revenue_retention"][1] == pytest.approx(480 / 600)
+    assert k["gross_revenue_retention"][1] == pytest.approx(480 / 600)
+    y = mrr_report("year")
+    assert y.periods == ["2025", "2026"]
+    assert y.kpis["mrr_churn"][1] == 270 and y.kpis["mrr"][1] == 600
+
+
+def test_report_start_and_end():
+    r = mrr_report(report_start="2026-01", report_end="2026-02")
+    assert r.periods == ["2026-01", "2026-02"]
+    assert r.kpis["mrr_new"].tolist() == [50.0, 0.0]  # Jan keeps Dec as its previous month
+
+
+# Customers with dates, no MRR (activity follows signup and churn dates):
+#   P1 signed up 2025-06-01, still active      -> active at start and end of Feb
+#   P2 2025-07-01, churned 2026-02-10          -> lost in Feb
+#   P3 2026-02-03, churned 2026-02-20          -> joined and left inside Feb
+#   P4 2026-02-05, still active                -> new in Feb
+#   P5 2025-01-01, churned 2026-01-15          -> gone before Feb
+CUSTOMERS = pd.DataFrame(
+    {
+        "customer_id": ["P1", "P2", "P3", "P4", "P5"],
+        "signup_date": ["2025-06-01", "2025-07-01", "2026-02-03", "2026-02-05", "2025-01-01"],
+        "churn_date": [None, "2026-02-10", "2026-02-20", None, "2026-01-15"],
+    }
+)
+
+
+@pytest.mark.parametrize(
+    ("convention", "expected"),
+    [
+        ("start", 1 / 2),  # lost P2 / at start P1, P2
+        ("include_new", 2 / 2),  # P2 and P3 / P1, P2
+        ("stripe", 2 / 4),  # P2 and P3 / (P1, P2 + new P3, P4)
+    ],
+)
+def test_churn_conventions(convention, expected):
+    settings = {"churn_convention": convention, "report_start": "2026-02", "report_end": "2026-02"}
+    r = compute(read({"Customers": CUSTOMERS}, settings))
+    assert r.periods == ["2026-02"]
+    assert r.kpis["customer_churn_rate"][0] == pytest.approx(expected)
+    # CRR: end P1, P4 = 2; new at the end P4 = 1; (2 - 1) / 2, whatever the convention.
+    assert r.kpis["customer_retention_rate"][0] == pytest.approx(0.5)
+
+
+def test_churn_date_wins_over_mrr_and_breakdown_by_reason():
+    customers = pd.DataFrame(
+        {
+            "customer_id": ["A", "B", "D"],
+            "signup_date": ["2025-11-01"] * 3,
+            "churn_date": [None, "2026-01-20", None],
+            "churn_reason": [None, "Price", None],
+            "segment": ["SMB", "SMB", "Enterprise"],
+        }
+    )
+    frame = pd.DataFrame(MRR_ROWS, columns=["customer_id", "month", "mrr"])
+    r = compute(read({"Customers": customers, "MRR": frame}))
+    reasons = r.breakdowns["churn_reason"].set_index(["churn_reason", "measure"])
+    # B left in January by its churn date (MRR 200 at the start of January).
+    assert reasons.loc[("Price", "customers"), "2026-01"] == 1
+    assert reasons.loc[("Price", "churned_mrr"), "2026-01"] == 200
+    seg = r.breakdowns["segment"].set_index(["segment", "kpi"])
+    assert seg.loc[("Enterprise", "mrr"), "2026-03"] == 300  # D alone
+
+
+def test_cx_to_revenue_by_nps_category():
+    frame = pd.DataFrame(MRR_ROWS, columns=["customer_id", "month", "mrr"])
+    surveys = pd.DataFrame(
+        {
+            "customer_id": ["A", "B", "D", "A"],
+            "response_date": ["2025-12-05", "2025-12-06", "2025-12-07", "2026-02-27"],
+            "survey": ["NPS"] * 4,
+            "score": [10, 3, 8, 2],
+        }
+    )
+    r = compute(read({"MRR": frame, "Surveys": surveys}))
+    cx = r.breakdowns["nps_category"].set_index(["nps_category", "kpi"])
+    # Before Jan: A promoter (100 -> 120), B detractor (200 -> 150), D passive (300 -> 300).
+    assert cx.loc[("promoter", "net_revenue_retention"), "2026-01"] == pytest.approx(1.2)
+    assert cx.loc[("detractor", "net_revenue_retention"), "2026-01"] == pytest.approx(0.75)
+    assert cx.loc[("passive", "net_revenue_retention"), "2026-01"] == pytest.approx(1.0)
+    # Before Mar, A's latest answer (Feb 27) is a 2: A is a detractor and churns in Mar.
+    assert cx.loc[("detractor", "customer_churn_rate"), "2026-03"] == 1.0
+    # NPS of Dec: 1 promoter, 1 passive, 1 detractor -> 0.
+    assert r.kpis["nps"][0] == 0.0
+
+
+def test_survey_support_and_funnel_per_period():
+    surveys = pd.DataFrame(
+        {
+            "response_date": ["2026-01-03", "2026-01-09", "2026-01-20", "2026-02-02"],
+            "survey": ["NPS", "NPS", "CSAT", "CSAT"],
+            "score": [10, 6, 5, 3],
+        }
+    )
+    tickets = pd.DataFrame(
+        {
+            "ticket_id": [1, 2, 3, 4],
+            "opened_date": ["2026-01-02", "2026-01-05", "2026-01-30", "2026-02-01"],
+            "resolved_date": ["2026-01-03", "2026-01-09", "2026-02-02", None],
+            "contacts": [1, 3, 1, 1],
+        }
+    )
+    funnel = pd.DataFrame(
+        {"month": ["2026-01-01", "2026-02-01"], "visitors": [1000, 500], "conversions": [20, 15]}
+    )
+    k = compute(read({"Surveys": surveys, "Tickets": tickets, "Funnel": funnel})).kpis
+    assert k["nps"].tolist() == [0.0, None] or (k["nps"][0] == 0.0 and math.isnan(k["nps"][1]))
+    assert k["csat"].tolist() == [1.0, 0.0]
+    # Resolved in Jan: tickets 1 and 2, one at first contact; Feb: ticket 3.
+    assert k["first_contact_resolution_rate"].tolist() == [0.5, 1.0]
+    assert k["conversion_rate"].tolist() == [0.02, 0.03]
+
+
+def test_missing_tables_give_blanks_not_zeros():
+    k = mrr_report().kpis
+    for kpi in (
+        "nps",
+        "csat",
+        "cac",
+        "conversion_rate",
+        "first_contact_resolution_rate",
+        "stickiness",
+    ):
+        assert np.isnan(k[kpi]).all(), kpi
+
+
+def test_json_shape_and_nulls():
+    out = mrr_report().as_json()
+    assert out["granularity"] == "month"
+    assert out["periods"] == ["2025-12", "2026-01", "2026-02", "2026-03"]
+    assert out["kpis"]["mrr"] == [600.0, 620.0, 500.0, 600.0]
+    assert out["kpis"]["mrr_new"][0] is None
+    assert all(len(v) == 4 for v in out["kpis"].values())
