@@ -51,6 +51,7 @@ from .surveys import (
     star_rating,
     star_rating_distribution,
 )
+from .tables import cohort_retention, mrr_movements
 from .value import (
     cac,
     cac_payback_months,
@@ -73,6 +74,7 @@ __all__ = [
     "ces_easy_rate",
     "cltv",
     "cltv_subscription",
+    "cohort_retention",
     "conversion_rate",
     "csat",
     "customer_churn_rate",
@@ -85,6 +87,7 @@ __all__ = [
     "health_band",
     "health_score",
     "ltv_cac_ratio",
+    "mrr_movements",
     "net_revenue_retention",
     "nps",
     "nps_breakdown",

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import advocacy, engagement, retention, revenue, support, surveys, value
+from . import advocacy, engagement, retention, revenue, support, surveys, tables, value
 
 UNITS = (
     "fraction",
@@ -139,6 +139,12 @@ CATALOGUE: tuple[Kpi, ...] = (
        "previous MRR of customers now paying 0", "ChartMogul"),
     _k("net_new_mrr", "Net new MRR", "money", "retention",
        "new + reactivation + expansion - contraction - churn", "ChartMogul"),
+    _k("mrr_movements", "MRR movements by month", "table", "retention",
+       "per month: MRR, new, reactivation, expansion, contraction, churn, net new",
+       "ChartMogul", "CX_MRR_MOVEMENTS", tables.mrr_movements, in_report=False),
+    _k("cohort_retention", "Cohort retention", "table", "retention",
+       "first-paying month x months since: MRR (or customers) retained",
+       "ChartMogul cohorts", "CX_COHORT_RETENTION", tables.cohort_retention, in_report=False),
     _k("net_revenue_retention", "Net revenue retention (NRR)", "fraction", "retention",
        "(start MRR + expansion - contraction - churn) / start MRR, start cohort only",
        "seeds 000, 001, 003", "CX_NRR", retention.net_revenue_retention),
@@ -265,6 +271,10 @@ ARGUMENTS: dict[str, str] = {
     "cac": "Customer acquisition cost.",
     "retention_cost": "Spend on retaining customers in the period.",
     "orders": "Number of orders.",
+    "customer_ids": "customer_id column of the MRR table.",
+    "months": "month column of the MRR table (any date in the month).",
+    "mrr": "mrr column of the MRR table.",
+    "measure": 'What is retained: "revenue" (default) or "logos".',
     "years": "Years the orders cover, default 1 (1/12 for a month).",
     "willing": "Active customers willing to be a reference.",
     "health_scores": "Customer health scores 0-100.",

@@ -161,3 +161,68 @@ def _required(kpi):
 
     params = inspect.signature(kpi.function).parameters
     return [n for n in kpi.arguments if params[n].default is inspect.Parameter.empty]
+
+
+class TestTables:
+    # The hand-built MRR table of tests/test_engine.py, as three ranges.
+    IDS = [
+        ["A"],
+        ["A"],
+        ["A"],
+        ["B"],
+        ["B"],
+        ["B"],
+        ["C"],
+        ["C"],
+        ["C"],
+        ["D"],
+        ["D"],
+        ["D"],
+        ["D"],
+        ["E"],
+    ]
+    # Excel serials: 46000 = 2025-12-09, 46023 = 2026-01-01, 46054 = 2026-02-01, 46082 = 2026-03-01
+    MONTHS = [[46000], [46023], [46054], [46000], [46023], [46082], [46023], [46054], [46082],
+              [46000], [46023], [46054], [46082], [46082]]  # fmt: skip
+    MRR = [
+        [100],
+        [120],
+        [120],
+        [200],
+        [150],
+        [180],
+        [50],
+        [80],
+        [80],
+        [300],
+        [300],
+        [300],
+        [300],
+        [40],
+    ]
+
+    def test_mrr_movements_spills_one_row_per_month(self):
+        table = call("CX_MRR_MOVEMENTS", self.IDS, self.MONTHS, self.MRR)
+        assert table[0] == ["month", "mrr", "mrr_new", "mrr_reactivation", "mrr_expansion",
+                            "mrr_contraction", "mrr_churn", "net_new_mrr"]  # fmt: skip
+        assert [row[0] for row in table[1:]] == ["2025-12", "2026-01", "2026-02", "2026-03"]
+        assert table[1][1] == 600 and table[1][2] == ""  # the first month has no movements
+        # March: new 40, reactivation 180, churn 120, net new 100 (worked in test_engine).
+        assert table[4][1:] == [600, 40, 180, 0, 0, 120, 100]
+
+    def test_cohort_retention(self):
+        table = call("CX_COHORT_RETENTION", self.IDS, self.MONTHS, self.MRR)
+        assert table[0][:2] == ["cohort", "0"]
+        dec = table[1]
+        # The December cohort A, B, D: 600, then 570, 420 (A 120 + D 300), 480 (B 180 + D 300).
+        assert dec[0] == "2025-12" and dec[1:] == pytest.approx(
+            [1.0, 570 / 600, 420 / 600, 480 / 600]
+        )
+        logos = call("CX_COHORT_RETENTION", self.IDS, self.MONTHS, self.MRR, "logos")
+        assert logos[1][1:] == pytest.approx([1.0, 1.0, 2 / 3, 2 / 3])
+
+    def test_bad_row_is_named(self):
+        with pytest.raises(xw.XlwingsError, match=r"row 2 of the ranges: mrr 'x' is not a number"):
+            call("CX_MRR_MOVEMENTS", [["A"], ["A"]], [[46023], [46054]], [[1], ["x"]])
+        with pytest.raises(xw.XlwingsError, match="same number of cells"):
+            call("CX_MRR_MOVEMENTS", [["A"], ["A"]], [[46023]], [[1], [2]])

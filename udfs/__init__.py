@@ -24,6 +24,7 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import xlwings as xw
 
 from cxkpi_xl.catalogue import ARGUMENTS, Kpi, excel_functions
@@ -52,8 +53,19 @@ def _cell(value: Any, alternative: Any) -> Any:
     return value
 
 
+def _table(frame: pd.DataFrame) -> list[list[Any]]:
+    """A table with its header row; blanks (NaN) are empty cells."""
+    header = [frame.index.name or "", *(str(c) for c in frame.columns)]
+    rows = [header]
+    for name, values in zip(frame.index, frame.to_numpy(dtype=float), strict=True):
+        rows.append([name, *(None if math.isnan(v) else _cell(float(v), None) for v in values)])
+    return rows
+
+
 def _to_excel(result: Any, alternative: Any) -> Any:
     """A KPI result as Excel values: a scalar, or a 2-D list that spills."""
+    if isinstance(result, pd.DataFrame):
+        return _table(result)
     if isinstance(result, dict):
         alt = alternative if isinstance(alternative, dict) else {}
         return [[key, _cell(v, alt.get(key))] for key, v in result.items()]
@@ -71,6 +83,8 @@ def _to_excel(result: Any, alternative: Any) -> Any:
 
 
 def _has_nan(result: Any) -> bool:
+    if isinstance(result, pd.DataFrame):
+        return False  # blanks in a table are shown as empty cells
     if isinstance(result, dict):
         return any(_is_nan(v) for v in result.values())
     if isinstance(result, np.ndarray):
