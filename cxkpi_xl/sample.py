@@ -10,6 +10,7 @@ product usage, health scores, the funnel and costs come along.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -285,3 +286,43 @@ def write_csv(tables: dict[str, pd.DataFrame], folder: str | Path) -> Path:
 
 def table_order() -> list[str]:
     return [t.name for t in TABLES]
+
+
+def write_workbook(tables: dict[str, pd.DataFrame], path: str | Path) -> Path:
+    """The tables as a plain workbook: one sheet per table holding an Excel Table of the
+    same name (HealthWeights on a Settings sheet), written in openpyxl's streaming mode so
+    that millions of rows fit in memory. The template generator writes the styled one."""
+    from openpyxl import Workbook
+    from openpyxl.utils import get_column_letter
+    from openpyxl.worksheet.filters import AutoFilter
+    from openpyxl.worksheet.table import Table, TableColumn, TableStyleInfo
+
+    path = Path(path)
+    wb = Workbook(write_only=True)
+    for name, frame in tables.items():
+        ws = wb.create_sheet("Settings" if name == "HealthWeights" else name)
+        columns = [str(c) for c in frame.columns]
+        ws.append(columns)
+        values = frame.astype(object).where(frame.notna(), None)
+        for row in values.itertuples(index=False, name=None):
+            ws.append([_cell_value(v) for v in row])
+        ref = f"A1:{get_column_letter(len(columns))}{max(len(frame), 1) + 1}"
+        table = Table(displayName=name, ref=ref)
+        table.tableColumns = [TableColumn(id=i + 1, name=c) for i, c in enumerate(columns)]
+        table.autoFilter = AutoFilter(ref=ref)
+        table.tableStyleInfo = TableStyleInfo(name="TableStyleMedium2", showRowStripes=True)
+        with warnings.catch_warnings():  # openpyxl warns in write-only mode even with columns
+            warnings.filterwarnings("ignore", "In write-only mode", UserWarning)
+            ws.add_table(table)
+    wb.save(path)
+    return path
+
+
+def _cell_value(v: object) -> object:
+    if isinstance(v, pd.Timestamp):
+        return v.to_pydatetime()
+    if isinstance(v, np.generic):
+        return v.item()
+    if isinstance(v, str) and v[:1] in ("=", "+", "-", "@"):
+        return "'" + v  # text stays text (openpyxl writes "=..." as a formula)
+    return v
