@@ -182,6 +182,35 @@ def kpis(source: str, fmt: str, sets: tuple[str, ...]) -> None:
         _print_report(report)
 
 
+@main.command()
+@click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
+@click.option(
+    "--size",
+    type=click.Choice(["tiny", "small", "medium", "large"]),
+    default="small",
+    show_default=True,
+)
+@click.option(
+    "--format", "fmt", type=click.Choice(["xlsx", "csv"]), default="xlsx", show_default=True
+)
+@click.option("--seed", type=int, default=7, show_default=True)
+@click.option("--force", is_flag=True, help="Overwrite existing files.")
+def sample(directory: Path, size: str, fmt: str, seed: int, force: bool) -> None:
+    """Write realistic sample data (every input table) to DIRECTORY."""
+    from .sample import generate, write_csv, write_workbook
+
+    target = directory / ("cx_sample.xlsx" if fmt == "xlsx" else "cx_sample")
+    if target.exists() and not force:
+        raise click.ClickException(f"{target} exists; use --force to overwrite it")
+    directory.mkdir(parents=True, exist_ok=True)
+    tables = generate(size, seed=seed)
+    if fmt == "xlsx":
+        write_workbook(tables, target)
+    else:
+        write_csv(tables, target)
+    click.echo(str(target))
+
+
 def _print_report(report) -> None:  # type: ignore[no-untyped-def]
     from rich.console import Console
     from rich.table import Table

@@ -292,3 +292,22 @@ class Settings:
         if survey == "CES":
             return 1.0, float(self.values["ces_scale"])
         return 1.0, float(STAR_SCALE)
+
+
+def markdown_tables() -> str:
+    """The README's table of input tables and columns (required ones in bold)."""
+    rows = ["| sheet / Table | columns (required in bold) | feeds |", "|---|---|---|"]
+    for t in TABLES:
+        cols = ", ".join(f"**{c.name}**" if c.required else c.name for c in t.columns)
+        sheet = f"`{t.name}`" + (" (on Settings)" if TABLE_SHEETS[t.name] != t.name else "")
+        rows.append(f"| {sheet} | {cols} | {t.feeds} |")
+    return "\n".join(rows) + "\n"
+
+
+def markdown_settings() -> str:
+    """The README's table of settings."""
+    rows = ["| setting | default | meaning |", "|---|---|---|"]
+    for s in SETTINGS:
+        default = "first/last month with data" if s.default is None else f"`{s.default}`"
+        rows.append(f"| `{s.name}` | {default} | {s.description} |")
+    return "\n".join(rows) + "\n"

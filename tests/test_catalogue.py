@@ -86,6 +86,16 @@ def test_get():
         get("npx")
 
 
+def test_readme_generated_blocks_are_current():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("sync_readme", ROOT / "tools" / "sync_readme.py")
+    sync = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(sync)
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert sync.render(readme) == readme, "README is stale: run python tools/sync_readme.py"
+
+
 def test_readme_table_is_generated_from_the_catalogue():
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     block = re.search(r"<!-- kpi-table:start -->\n(.*?)<!-- kpi-table:end -->", readme, flags=re.S)
