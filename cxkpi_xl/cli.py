@@ -211,6 +211,37 @@ def sample(directory: Path, size: str, fmt: str, seed: int, force: bool) -> None
     click.echo(str(target))
 
 
+@main.command()
+@click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--sample-data", is_flag=True, help="Fill the Tables with sample data.")
+@click.option(
+    "--size",
+    type=click.Choice(["tiny", "small", "medium", "large"]),
+    default="small",
+    show_default=True,
+    help="Size of the sample data.",
+)
+@click.option(
+    "--formulas",
+    type=click.Choice(["native", "udf"]),
+    default="native",
+    show_default=True,
+    help="native: plain Excel formulas; udf: the CX_ functions (needs xlwings).",
+)
+@click.option("--force", is_flag=True, help="Overwrite an existing file.")
+def template(path: Path, sample_data: bool, size: str, formulas: str, force: bool) -> None:
+    """Write the template workbook: input Tables, Settings, KPI Summary, Definitions."""
+    from .sample import generate
+    from .workbook.template import TemplateError, build
+
+    tables = generate(size) if sample_data else None
+    try:
+        build(path, tables, formulas=formulas, force=force)
+    except TemplateError as e:
+        raise click.ClickException(str(e)) from None
+    click.echo(f"wrote {path}")
+
+
 def _print_report(report) -> None:  # type: ignore[no-untyped-def]
     from rich.console import Console
     from rich.table import Table

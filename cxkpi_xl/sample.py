@@ -305,7 +305,7 @@ def write_workbook(tables: dict[str, pd.DataFrame], path: str | Path) -> Path:
         ws.append(columns)
         values = frame.astype(object).where(frame.notna(), None)
         for row in values.itertuples(index=False, name=None):
-            ws.append([_cell_value(v) for v in row])
+            ws.append([_cell_value(ws, v) for v in row])
         ref = f"A1:{get_column_letter(len(columns))}{max(len(frame), 1) + 1}"
         table = Table(displayName=name, ref=ref)
         table.tableColumns = [TableColumn(id=i + 1, name=c) for i, c in enumerate(columns)]
@@ -318,11 +318,30 @@ def write_workbook(tables: dict[str, pd.DataFrame], path: str | Path) -> Path:
     return path
 
 
-def _cell_value(v: object) -> object:
+def _cell_value(ws: object, v: object) -> object:
     if isinstance(v, pd.Timestamp):
         return v.to_pydatetime()
     if isinstance(v, np.generic):
         return v.item()
-    if isinstance(v, str) and v[:1] in ("=", "+", "-", "@"):
-        return "'" + v  # text stays text (openpyxl writes "=..." as a formula)
+    if isinstance(v, str) and is_formula_like(v):
+        return literal_text_cell(ws, v)
     return v
+
+
+FORMULA_STARTS = ("=", "+", "-", "@")
+ERROR_CODES = frozenset({"#NULL!", "#DIV/0!", "#VALUE!", "#REF!", "#NAME?", "#NUM!", "#N/A"})
+
+
+def is_formula_like(text: str) -> bool:
+    """Text that openpyxl (or Excel) would take for a formula or an error value."""
+    return text.startswith(FORMULA_STARTS) or text in ERROR_CODES
+
+
+def literal_text_cell(ws: object, text: str) -> object:
+    """A write-only cell that holds ``text`` as a string, never as a formula."""
+    from openpyxl.cell import WriteOnlyCell
+
+    cell = WriteOnlyCell(ws, value=text)
+    cell.data_type = "s"
+    cell.quotePrefix = True
+    return cell

@@ -1,0 +1,170 @@
+"""The template workbook: its structure walks the schema registry, and LibreOffice's
+recalculation of its KPI Summary equals the Python engine."""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+
+import openpyxl
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+from python_calamine import CalamineWorkbook
+
+from cxkpi_xl.catalogue import CATALOGUE
+from cxkpi_xl.cli import main
+from cxkpi_xl.engine import compute
+from cxkpi_xl.reader import read
+from cxkpi_xl.sample import generate
+from cxkpi_xl.schema import SETTINGS, TABLE_SHEETS, TABLES
+from cxkpi_xl.workbook.formulas import SUMMARY
+from cxkpi_xl.workbook.template import SUMMARY_SHEET, TemplateError, build
+
+from .lo import named_value, recalculate
+
+REQUIRED_SUMMARY = (
+    "mrr net_new_mrr mrr_new mrr_reactivation mrr_expansion mrr_contraction mrr_churn arpu "
+    "net_revenue_retention gross_revenue_retention customer_churn_rate customer_retention_rate "
+    "nps csat ces first_contact_resolution_rate conversion_rate cac"
+).split()
+
+
+@pytest.fixture(scope="module")
+def empty(tmp_path_factory):
+    return build(tmp_path_factory.mktemp("t") / "cx_kpis.xlsx")
+
+
+def test_structure_follows_the_schema_registry(empty):
+    wb = openpyxl.load_workbook(empty)
+    tables = {t.name: (ws.title, t) for ws in wb.worksheets for t in ws.tables.values()}
+    for table in TABLES:
+        sheet, t = tables[table.name]
+        assert sheet == TABLE_SHEETS[table.name]
+        assert [c.name for c in t.tableColumns] == [c.name for c in table.columns]
+        ws = wb[sheet]
+        header_row = [ws.cell(1, i + 1).value for i in range(len(table.columns))]
+        assert header_row == [c.name for c in table.columns]
+        if sheet == table.name:
+            assert ws.freeze_panes == "A2"
+            validated = {str(r).split(":")[0][:-1].rstrip("0123456789") for dv in ws.data_validations.dataValidation for r in dv.sqref.ranges}
+            for i, column in enumerate(table.columns, 1):
+                letter = openpyxl.utils.get_column_letter(i)
+                needs = column.type in ("date", "month", "yesno") or column.choices or (column.type == "number" and column.low is not None)
+                if needs:
+                    assert letter in validated, f"{table.name}.{column.name} has no validation"
+    for dv_sheet in (wb[t.name] for t in TABLES if t.name in wb.sheetnames):
+        for dv in dv_sheet.data_validations.dataValidation:
+            assert dv.showErrorMessage and dv.error and dv.prompt
+    for setting in SETTINGS:
+        assert setting.name in wb.defined_names, setting.name
+    for kpi in REQUIRED_SUMMARY:
+        assert f"kpi_{kpi}" in wb.defined_names
+    assert "summary_period" in wb.defined_names
+    assert wb["xlwings.conf"]["A1"].value == "UDF Modules" and wb["xlwings.conf"]["B1"].value == "cxkpi_xl.udfs"
+    definitions = [r[0].value for r in wb["Definitions"].iter_rows(min_row=2)]
+    assert definitions == [k.id for k in CATALOGUE]
+    assert wb[SUMMARY_SHEET].page_setup.orientation == "landscape"
+
+
+def test_opens_with_calamine_and_reads_back_empty(empty):
+    book = CalamineWorkbook.from_path(str(empty), load_tables=True)
+    assert {t.name for t in TABLES} <= set(book.table_names)
+    data = read(empty)
+    assert not data.issues and all(f.empty for f in data.tables.values() if f is not data.tables["HealthWeights"])
+
+
+def test_refuses_to_overwrite(tmp_path):
+    p = tmp_path / "a.xlsx"
+    p.write_text("mine")
+    with pytest.raises(TemplateError, match="exists"):
+        build(p)
+    assert p.read_text() == "mine"
+    result = CliRunner().invoke(main, ["template", str(p)])
+    assert result.exit_code == 1 and "--force" in result.output
+
+
+def test_text_from_data_is_text(tmp_path):
+    tables = generate("tiny")
+    tables["Customers"].loc[0, "customer_name"] = '=HYPERLINK("http://evil.invalid","x")'
+    tables["Surveys"].loc[0, "comment"] = "=cmd|' /C calc'!A0"
+    path = build(tmp_path / "t.xlsx", tables)
+    wb = openpyxl.load_workbook(path)
+    name = wb["Customers"]["B2"]
+    assert name.data_type == "s" and name.value.startswith("=HYPERLINK")
+    comments = [c for c in wb["Surveys"]["F"] if c.value == "=cmd|' /C calc'!A0"]
+    assert comments and all(c.data_type == "s" for c in comments)
+
+
+def _set(path, out, period=None, **settings):
+    wb = openpyxl.load_workbook(path)
+    wb[SUMMARY_SHEET]["B3"] = period
+    for name, value in settings.items():
+        (sheet, ref), = list(wb.defined_names[name].destinations)
+        wb[sheet][ref.replace("$", "")] = value
+    wb.save(out)
+    return out
+
+
+def _month_index(report, period):
+    return report.periods.index(period.strftime("%Y-%m"))
+
+
+CASES = [
+    # (size, summary_period, settings): the latest month, the first month (blank
+    # movements), a middle month, and another churn convention.
+    ("tiny", None, {}),
+    ("tiny", dt.date(2025, 1, 15), {}),
+    ("small", dt.date(2025, 9, 3), {}),
+    ("small", dt.date(2026, 2, 28), {"churn_convention": "stripe"}),
+    ("small", None, {"churn_convention": "include_new", "csat_threshold": 5}),
+]
+
+
+@pytest.fixture(scope="module")
+def recalculated(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("lo")
+    built = {size: build(tmp / f"{size}.xlsx", generate(size)) for size in ("tiny", "small")}
+    inputs = [_set(built[size], tmp / f"case{i}.xlsx", period, **settings) for i, (size, period, settings) in enumerate(CASES)]
+    outs = recalculate([*inputs, built["tiny"]], tmp / "out")
+    return dict(zip(range(len(CASES)), outs[: len(CASES)], strict=True)), inputs
+
+
+@pytest.mark.parametrize("case", range(len(CASES)))
+def test_summary_equals_the_engine_after_libreoffice_recalculates(recalculated, case):
+    outs, inputs = recalculated
+    size, period, settings = CASES[case]
+    report = compute(read(inputs[case]), breakdowns=False)
+    wb = openpyxl.load_workbook(outs[case], data_only=True)
+    shown = period or pd.Timestamp(named_value(wb, "shown_month")).date()
+    i = _month_index(report, shown)
+    assert {f.kpi_id for f in SUMMARY} >= set(REQUIRED_SUMMARY)
+    for f in SUMMARY:
+        got = named_value(wb, f"kpi_{f.kpi_id}")
+        want = report.kpis[f.kpi_id][i]
+        if math.isnan(want):
+            assert got in (None, ""), (f.kpi_id, got)
+        else:
+            assert isinstance(got, int | float), (f.kpi_id, got)
+            assert got == pytest.approx(want, rel=1e-9, abs=1e-9), f.kpi_id
+    if period == dt.date(2025, 1, 15):
+        assert named_value(wb, "kpi_mrr_new") in (None, "")  # the first month: no movements
+
+
+def test_no_formula_cell_holds_an_error(recalculated):
+    outs, _ = recalculated
+    for out in outs.values():
+        wb = openpyxl.load_workbook(out, data_only=True)
+        for ws in wb.worksheets:
+            for row in ws.iter_rows():
+                for cell in row:
+                    assert cell.data_type != "e", f"{out.name} {ws.title}!{cell.coordinate} = {cell.value}"
+
+
+def test_udf_formulas_option(tmp_path):
+    path = build(tmp_path / "u.xlsx", formulas="udf")
+    wb = openpyxl.load_workbook(path)
+    (sheet, ref), = list(wb.defined_names["kpi_nps"].destinations)
+    assert wb[sheet][ref.replace("$", "")].value.startswith("=CX_NPS(")
+    (sheet, ref), = list(wb.defined_names["kpi_net_revenue_retention"].destinations)
+    assert "CX_NRR(" in wb[sheet][ref.replace("$", "")].value
