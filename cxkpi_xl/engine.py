@@ -31,6 +31,7 @@ from .schema import Settings
 
 MICRO = 1_000_000
 NPS_CATEGORIES = ("promoter", "passive", "detractor", "no answer")
+SURVEY_KINDS = ("NPS", "CSAT", "CES", "STAR")
 MOVEMENTS = ("mrr_new", "mrr_reactivation", "mrr_expansion", "mrr_contraction", "mrr_churn")
 NOT_COMPUTED = frozenset({"cltv_predicted"})
 """Report KPIs the period engine does not compute (the predictive models do)."""
@@ -396,15 +397,24 @@ def value_or_nan(fn: Callable[..., Any], *args: Any) -> np.ndarray:
     return np.asarray(fn(*args), dtype=float)
 
 
+def _split_by_period(values: np.ndarray, periods: np.ndarray, count: int) -> list[np.ndarray]:
+    """``values`` grouped by period index (rows with period -1 are left out)."""
+    keep = periods >= 0
+    order = np.argsort(periods[keep], kind="stable")
+    sorted_values, sorted_periods = values[keep][order], periods[keep][order]
+    bounds = np.searchsorted(sorted_periods, np.arange(count + 1))
+    return [sorted_values[bounds[p] : bounds[p + 1]] for p in range(count)]
+
+
 def _survey_kpis(data: Dataset, axis: _Axis, settings: Settings, k: dict[str, np.ndarray]) -> None:
     sv = data.tables["Surveys"]
     P = len(axis.periods)
     pcol = axis.period_of_col()[axis.col(months_of(sv["response_date"]))]
-    kind = sv["survey"].to_numpy(object)
+    kind = pd.Categorical(sv["survey"], categories=SURVEY_KINDS).codes
     score = sv["score"].to_numpy(float)
     groups = {
-        t: [score[(kind == t) & (pcol == p)] for p in range(P)]
-        for t in ("NPS", "CSAT", "CES", "STAR")
+        t: _split_by_period(score[kind == i], pcol[kind == i], P)
+        for i, t in enumerate(SURVEY_KINDS)
     }
     csat_scale, csat_threshold = int(settings["csat_scale"]), settings["csat_threshold"]
     ces_scale = int(settings["ces_scale"])
@@ -442,7 +452,7 @@ def _usage_kpis(data: Dataset, base: _Base, axis: _Axis, k: dict[str, np.ndarray
         return pd.DataFrame()
     days = u["activity_date"].to_numpy("datetime64[D]")
     col = axis.col(months_of(u["activity_date"]))
-    frame = pd.DataFrame({"col": col, "day": days, "user": u["user_id"].to_numpy(object)})
+    frame = pd.DataFrame({"col": col, "day": days, "user": pd.factorize(u["user_id"])[0]})
     frame = frame[frame["col"] >= 0]
     daily = frame.drop_duplicates(["user", "day"])
     user_days = daily.groupby("col").size()
@@ -464,28 +474,29 @@ def _usage_kpis(data: Dataset, base: _Base, axis: _Axis, k: dict[str, np.ndarray
     cpos = base.ids.get_indexer(u["customer_id"])
     pcol = axis.period_of_col()[col]
     usage_rate = np.full(P, np.nan)
-    adoption: dict[str, list[float]] = {}
-    features = u["feature"].to_numpy(object)
-    names = sorted({f for f in features if isinstance(f, str)})
+    fcodes, fnames = pd.factorize(u["feature"])
+    nf = len(fnames)
+    adoption = np.full((nf, P), np.nan)
+    pairs_none = np.zeros(0, dtype=np.int64)
+    n = len(base.ids)
     for p, (_, b) in enumerate(axis.periods):
         active = base.active[:, b]
         n_active = active.sum()
         in_p = (pcol == p) & (cpos >= 0)
-        used = np.zeros(len(base.ids), dtype=bool)
+        used = np.zeros(n, dtype=bool)
         used[cpos[in_p]] = True
         usage_rate[p] = (
-            engagement.product_usage_rate((used & active).sum(), n_active)
-            if len(base.ids)
-            else np.nan
+            engagement.product_usage_rate((used & active).sum(), n_active) if n else np.nan
         )
-        for name in names:
-            fused = np.zeros(len(base.ids), dtype=bool)
-            fused[cpos[in_p & (features == name)]] = True
-            adoption.setdefault(name, []).append(
-                float(engagement.product_usage_rate((fused & active).sum(), n_active))
-            )
+        sel = in_p & (fcodes >= 0)
+        pairs = np.unique(cpos[sel].astype(np.int64) * nf + fcodes[sel]) if nf else pairs_none
+        users, feats = pairs // max(nf, 1), pairs % max(nf, 1)
+        counts = np.bincount(feats[active[users]], minlength=nf)
+        adoption[:, p] = engagement.product_usage_rate(counts, n_active)
     k["product_usage_rate"] = usage_rate
-    return pd.DataFrame(adoption, index=axis.labels).T if adoption else pd.DataFrame()
+    if not nf:
+        return pd.DataFrame()
+    return pd.DataFrame(adoption, index=[str(f) for f in fnames], columns=axis.labels).sort_index()
 
 
 def _customer_kpis(
@@ -594,15 +605,16 @@ def _health_kpis(
         k["health_score"] = np.full(P, np.nan)
         return
     weights_table = data.tables["HealthWeights"]
-    measures = h["measure"].to_numpy(object)
+    codes, names = pd.factorize(h["measure"])
     if weights_table.empty:
         weights = np.ones(len(h))
     else:
         lookup = dict(
             zip(weights_table["measure"].str.lower(), weights_table["weight"], strict=True)
         )
-        weights = np.array([lookup.get(str(m).lower(), np.nan) for m in measures], float)
-        for m in sorted({str(m) for m, w in zip(measures, weights, strict=True) if np.isnan(w)}):
+        per_name = np.array([lookup.get(str(m).lower(), np.nan) for m in names], float)
+        weights = per_name[codes]
+        for m in sorted(str(m) for m, w in zip(names, per_name, strict=True) if np.isnan(w)):
             issues.append(
                 Issue(
                     "Health",
@@ -866,29 +878,33 @@ def _core(
     return k, {"base": base, "adoption": adoption, "tiers": order_info["tiers"]}
 
 
-def _subset(data: Dataset, customer_ids: set[str]) -> Dataset:
-    """The data of some customers only; tables without customers are left out."""
+def _group_breakdown(data: Dataset, axis: _Axis, column: str) -> pd.DataFrame:
+    """The breakdown KPIs for each value of a Customers column (segment, owner), each
+    computed on the data of that group's customers only (Funnel and Costs, which have no
+    customer, are left out)."""
     from .schema import TABLES
 
-    tables = {}
-    for t in TABLES:
-        frame = data.tables[t.name]
-        if t.customer_column is None:
-            tables[t.name] = frame if t.name == "HealthWeights" else frame.iloc[0:0]
-        else:
-            tables[t.name] = frame[frame[t.customer_column].isin(customer_ids)]
-    return Dataset(tables, data.settings, [], data.source)
-
-
-def _group_breakdown(data: Dataset, axis: _Axis, column: str) -> pd.DataFrame:
     cust = data.tables["Customers"]
     if cust.empty or cust[column].isna().all():
         return pd.DataFrame()
-    groups = cust[column].fillna(f"(no {column})")
+    group_codes, names = pd.factorize(cust[column].fillna(f"(no {column})"), sort=True)
+    ids = pd.Index(cust["customer_id"])
+    table_groups = {}
+    for t in TABLES:
+        frame = data.tables[t.name]
+        if t.customer_column is not None:
+            pos = ids.get_indexer(frame[t.customer_column])
+            table_groups[t.name] = np.where(pos >= 0, group_codes[np.maximum(pos, 0)], -1)
     rows = []
-    for name in sorted(groups.unique()):
-        ids = set(cust["customer_id"][groups == name])
-        k, _ = _core(_subset(data, ids), axis, [])
+    for g, name in enumerate(names):
+        tables = {}
+        for t in TABLES:
+            frame = data.tables[t.name]
+            if t.customer_column is None:
+                tables[t.name] = frame if t.name == "HealthWeights" else frame.iloc[0:0]
+            else:
+                tables[t.name] = frame[table_groups[t.name] == g]
+        k, _ = _core(Dataset(tables, data.settings, [], data.source), axis, [])
         for kpi in BREAKDOWN_KPIS:
             rows.append((name, kpi, *k[kpi][axis.reported]))
     return pd.DataFrame(rows, columns=[column, "kpi", *axis.labels[axis.reported]])
