@@ -17,10 +17,11 @@ import time
 os.environ.setdefault("XLWINGS_ON_SERVER", "true")  # before xlwings is first imported
 os.environ.setdefault("XLWINGS_LICENSE_KEY", "noncommercial")
 
-import cxkpi_xl.udfs as udfs
 import numpy as np
 import xlwings as xw
 from xlwings.server import custom_functions_call
+
+import cxkpi_xl.udfs as udfs
 
 
 def main() -> None:

@@ -5,9 +5,10 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-import cxkpi_xl.udfs as udfs
 import xlwings as xw
 from xlwings.server import custom_functions_call
+
+import cxkpi_xl.udfs as udfs
 
 ERROR_TYPES = {"#DIV/0!": "Div0", "#N/A": "NotAvailable", "#NUM!": "Num", "#VALUE!": "Value"}
 

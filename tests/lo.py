@@ -48,5 +48,5 @@ def recalculate(paths: list[Path], out_dir: Path) -> list[Path]:
 
 
 def named_value(wb, name: str):  # type: ignore[no-untyped-def]
-    (sheet, ref), = list(wb.defined_names[name].destinations)
+    ((sheet, ref),) = list(wb.defined_names[name].destinations)
     return wb[sheet][ref.replace("$", "")].value

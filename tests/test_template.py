@@ -47,10 +47,18 @@ def test_structure_follows_the_schema_registry(empty):
         assert header_row == [c.name for c in table.columns]
         if sheet == table.name:
             assert ws.freeze_panes == "A2"
-            validated = {str(r).split(":")[0][:-1].rstrip("0123456789") for dv in ws.data_validations.dataValidation for r in dv.sqref.ranges}
+            validated = {
+                str(r).split(":")[0][:-1].rstrip("0123456789")
+                for dv in ws.data_validations.dataValidation
+                for r in dv.sqref.ranges
+            }
             for i, column in enumerate(table.columns, 1):
                 letter = openpyxl.utils.get_column_letter(i)
-                needs = column.type in ("date", "month", "yesno") or column.choices or (column.type == "number" and column.low is not None)
+                needs = (
+                    column.type in ("date", "month", "yesno")
+                    or column.choices
+                    or (column.type == "number" and column.low is not None)
+                )
                 if needs:
                     assert letter in validated, f"{table.name}.{column.name} has no validation"
     for dv_sheet in (wb[t.name] for t in TABLES if t.name in wb.sheetnames):
@@ -61,7 +69,10 @@ def test_structure_follows_the_schema_registry(empty):
     for kpi in REQUIRED_SUMMARY:
         assert f"kpi_{kpi}" in wb.defined_names
     assert "summary_period" in wb.defined_names
-    assert wb["xlwings.conf"]["A1"].value == "UDF Modules" and wb["xlwings.conf"]["B1"].value == "cxkpi_xl.udfs"
+    assert (
+        wb["xlwings.conf"]["A1"].value == "UDF Modules"
+        and wb["xlwings.conf"]["B1"].value == "cxkpi_xl.udfs"
+    )
     definitions = [r[0].value for r in wb["Definitions"].iter_rows(min_row=2)]
     assert definitions == [k.id for k in CATALOGUE]
     assert wb[SUMMARY_SHEET].page_setup.orientation == "landscape"
@@ -71,7 +82,9 @@ def test_opens_with_calamine_and_reads_back_empty(empty):
     book = CalamineWorkbook.from_path(str(empty), load_tables=True)
     assert {t.name for t in TABLES} <= set(book.table_names)
     data = read(empty)
-    assert not data.issues and all(f.empty for f in data.tables.values() if f is not data.tables["HealthWeights"])
+    assert not data.issues and all(
+        f.empty for f in data.tables.values() if f is not data.tables["HealthWeights"]
+    )
 
 
 def test_refuses_to_overwrite(tmp_path):
@@ -100,7 +113,7 @@ def _set(path, out, period=None, **settings):
     wb = openpyxl.load_workbook(path)
     wb[SUMMARY_SHEET]["B3"] = period
     for name, value in settings.items():
-        (sheet, ref), = list(wb.defined_names[name].destinations)
+        ((sheet, ref),) = list(wb.defined_names[name].destinations)
         wb[sheet][ref.replace("$", "")] = value
     wb.save(out)
     return out
@@ -125,7 +138,10 @@ CASES = [
 def recalculated(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("lo")
     built = {size: build(tmp / f"{size}.xlsx", generate(size)) for size in ("tiny", "small")}
-    inputs = [_set(built[size], tmp / f"case{i}.xlsx", period, **settings) for i, (size, period, settings) in enumerate(CASES)]
+    inputs = [
+        _set(built[size], tmp / f"case{i}.xlsx", period, **settings)
+        for i, (size, period, settings) in enumerate(CASES)
+    ]
     outs = recalculate([*inputs, built["tiny"]], tmp / "out")
     return dict(zip(range(len(CASES)), outs[: len(CASES)], strict=True)), inputs
 
@@ -133,7 +149,7 @@ def recalculated(tmp_path_factory):
 @pytest.mark.parametrize("case", range(len(CASES)))
 def test_summary_equals_the_engine_after_libreoffice_recalculates(recalculated, case):
     outs, inputs = recalculated
-    size, period, settings = CASES[case]
+    _, period, _ = CASES[case]
     report = compute(read(inputs[case]), breakdowns=False)
     wb = openpyxl.load_workbook(outs[case], data_only=True)
     shown = period or pd.Timestamp(named_value(wb, "shown_month")).date()
@@ -158,13 +174,15 @@ def test_no_formula_cell_holds_an_error(recalculated):
         for ws in wb.worksheets:
             for row in ws.iter_rows():
                 for cell in row:
-                    assert cell.data_type != "e", f"{out.name} {ws.title}!{cell.coordinate} = {cell.value}"
+                    assert cell.data_type != "e", (
+                        f"{out.name} {ws.title}!{cell.coordinate} = {cell.value}"
+                    )
 
 
 def test_udf_formulas_option(tmp_path):
     path = build(tmp_path / "u.xlsx", formulas="udf")
     wb = openpyxl.load_workbook(path)
-    (sheet, ref), = list(wb.defined_names["kpi_nps"].destinations)
+    ((sheet, ref),) = list(wb.defined_names["kpi_nps"].destinations)
     assert wb[sheet][ref.replace("$", "")].value.startswith("=CX_NPS(")
-    (sheet, ref), = list(wb.defined_names["kpi_net_revenue_retention"].destinations)
+    ((sheet, ref),) = list(wb.defined_names["kpi_net_revenue_retention"].destinations)
     assert "CX_NRR(" in wb[sheet][ref.replace("$", "")].value

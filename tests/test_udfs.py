@@ -7,11 +7,11 @@ import subprocess
 import sys
 import textwrap
 
-import cxkpi_xl.udfs as udfs
 import pytest
 import xlwings as xw
 from xlwings.server import custom_functions_meta
 
+import cxkpi_xl.udfs as udfs
 from cxkpi_xl.catalogue import ARGUMENTS, excel_functions
 
 from .excel import call, error, value

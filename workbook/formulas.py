@@ -78,9 +78,7 @@ MOVEMENT = {
     "mrr_contraction": "SUMPRODUCT((Calc[cur]>0)*(Calc[cur]<Calc[prev])*(Calc[prev]-Calc[cur]))",
     "mrr_churn": "SUMPRODUCT((Calc[prev]>0)*(Calc[cur]=0)*Calc[prev])",
 }
-CHURN_DENOMINATOR = (
-    'IF(churn_convention="stripe",cust_start+cust_new+cust_joined_left,cust_start)'
-)
+CHURN_DENOMINATOR = 'IF(churn_convention="stripe",cust_start+cust_new+cust_joined_left,cust_start)'
 CHURN_NUMERATOR = 'cust_lost+IF(churn_convention="start",0,cust_joined_left)'
 
 

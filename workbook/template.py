@@ -77,7 +77,9 @@ def _validation(table: Table, column: Column, letter: str) -> DataValidation | N
     first = f"{letter}2"
     if column.type in (DATE, MONTH):
         dv = DataValidation(type="date", operator="greaterThan", formula1="DATE(1900,1,1)")
-        prompt = "A date, e.g. 2026-01-31" + (" (any day of the month)" if column.type == MONTH else "")
+        prompt = "A date, e.g. 2026-01-31" + (
+            " (any day of the month)" if column.type == MONTH else ""
+        )
         error = "Enter a date (YYYY-MM-DD)."
     elif column.type == YESNO:
         dv = DataValidation(type="list", formula1='"Yes,No"')
@@ -133,7 +135,9 @@ def _literal(cell: Any, value: Any) -> None:
         cell.quotePrefix = True
 
 
-def _excel_table(ws: Worksheet, name: str, columns: list[str], rows: int, style: str = "TableStyleMedium2") -> None:
+def _excel_table(
+    ws: Worksheet, name: str, columns: list[str], rows: int, style: str = "TableStyleMedium2"
+) -> None:
     ref = f"A1:{get_column_letter(len(columns))}{max(rows, 1) + 1}"
     t = ExcelTable(displayName=name, ref=ref)
     t.tableStyleInfo = TableStyleInfo(name=style, showRowStripes=True)
@@ -163,7 +167,9 @@ def _input_sheet(wb: Workbook, table: Table, frame: pd.DataFrame | None) -> None
     n = 0 if frame is None else len(frame)
     if frame is not None and n:
         data = frame.reindex(columns=columns)
-        for r, row in enumerate(data.astype(object).where(data.notna(), None).itertuples(index=False), 2):
+        for r, row in enumerate(
+            data.astype(object).where(data.notna(), None).itertuples(index=False), 2
+        ):
             for c, v in enumerate(row, 1):
                 _literal(ws.cell(r, c), v)
     for c, column in enumerate(table.columns, 1):
@@ -184,7 +190,9 @@ def _input_sheet(wb: Workbook, table: Table, frame: pd.DataFrame | None) -> None
 
 
 def _name(wb: Workbook, name: str, sheet: str, cell: str) -> None:
-    ref = f"{quote_sheetname(sheet)}!${''.join(ch for ch in cell if ch.isalpha())}${''.join(ch for ch in cell if ch.isdigit())}"
+    column = "".join(ch for ch in cell if ch.isalpha())
+    row = "".join(ch for ch in cell if ch.isdigit())
+    ref = f"{quote_sheetname(sheet)}!${column}${row}"
     wb.defined_names[name] = DefinedName(name, attr_text=ref)
 
 
@@ -203,7 +211,9 @@ def _settings_sheet(wb: Workbook, weights: pd.DataFrame | None) -> None:
         for c in (1, 2):
             ws.cell(r, c).fill, ws.cell(r, c).font = INPUT_FILL, INPUT_FONT
     _excel_table(ws, "HealthWeights", wcols, rows, "TableStyleLight9")
-    dv = DataValidation(type="decimal", operator="greaterThanOrEqual", formula1="0", allow_blank=True)
+    dv = DataValidation(
+        type="decimal", operator="greaterThanOrEqual", formula1="0", allow_blank=True
+    )
     dv.error, dv.errorTitle, dv.showErrorMessage = "Weights are 0 or more.", "Not valid here", True
     dv.add("B2:B200")
     ws.add_data_validation(dv)
@@ -217,15 +227,29 @@ def _settings_sheet(wb: Workbook, weights: pd.DataFrame | None) -> None:
         ws.cell(i, 6, setting.description).font = NOTE_FONT
         _name(wb, setting.name, SETTINGS_SHEET, f"E{i}")
         if setting.choices:
-            dv = DataValidation(type="list", formula1=f'"{",".join(setting.choices)}"', allow_blank=True)
+            dv = DataValidation(
+                type="list", formula1=f'"{",".join(setting.choices)}"', allow_blank=True
+            )
         elif setting.kind == "month":
-            dv = DataValidation(type="date", operator="greaterThan", formula1="DATE(1900,1,1)", allow_blank=True)
+            dv = DataValidation(
+                type="date", operator="greaterThan", formula1="DATE(1900,1,1)", allow_blank=True
+            )
         elif setting.kind == "number":
-            dv = DataValidation(type="decimal", operator="between", formula1=str(setting.low), formula2=str(setting.high), allow_blank=True)
+            dv = DataValidation(
+                type="decimal",
+                operator="between",
+                formula1=str(setting.low),
+                formula2=str(setting.high),
+                allow_blank=True,
+            )
         else:
             continue
         dv.showErrorMessage = dv.showInputMessage = True
-        dv.prompt, dv.errorTitle, dv.error = setting.description[:255], "Not valid here", "See the meaning in column F."
+        dv.prompt, dv.errorTitle, dv.error = (
+            setting.description[:255],
+            "Not valid here",
+            "See the meaning in column F.",
+        )
         dv.add(f"E{i}")
         ws.add_data_validation(dv)
     for letter, width in (("A", 14), ("B", 10), ("C", 3), ("D", 20), ("E", 14), ("F", 90)):
@@ -254,7 +278,11 @@ def _calc_sheet(wb: Workbook, customers: int) -> None:
         if "month" in name or (name.endswith(("start", "end")) and "cust" not in name):
             cell.number_format = DATE_FORMAT
         _name(wb, name, CALC_SHEET, f"{get_column_letter(col + 1)}{i}")
-    ws.cell(len(HELPER_NAMES) + 3, col, f"This sheet covers the first {rows:,} customers of the Customers Table.").font = NOTE_FONT
+    ws.cell(
+        len(HELPER_NAMES) + 3,
+        col,
+        f"This sheet covers the first {rows:,} customers of the Customers Table.",
+    ).font = NOTE_FONT
     _name(wb, "calc_rows", CALC_SHEET, f"{get_column_letter(col + 1)}{len(HELPER_NAMES) + 2}")
     ws.cell(len(HELPER_NAMES) + 2, col, "calc_rows")
     ws.cell(len(HELPER_NAMES) + 2, col + 1, rows)
@@ -270,14 +298,19 @@ def _summary_sheet(wb: Workbook, formulas: str) -> None:
     period = ws["B3"]
     period.fill, period.font, period.number_format = INPUT_FILL, INPUT_FONT, MONTH_FORMAT
     _name(wb, "summary_period", SUMMARY_SHEET, "B3")
-    dv = DataValidation(type="date", operator="greaterThan", formula1="DATE(1900,1,1)", allow_blank=True)
+    dv = DataValidation(
+        type="date", operator="greaterThan", formula1="DATE(1900,1,1)", allow_blank=True
+    )
     dv.showInputMessage = True
     dv.prompt = "Any date in the month to show; leave blank for the latest month with data."
     dv.add("B3")
     ws.add_data_validation(dv)
     ws["C3"] = '=IF(summary_period="","latest month with data: "&TEXT(shown_month,"mmm yyyy"),"")'
     ws["C3"].font = NOTE_FONT
-    ws["A4"] = '=IF(COUNTA(Customers[customer_id])>calc_rows,"Warning: more customers than the Calc sheet covers; run cxkpi template again to extend it.","")'
+    ws["A4"] = (
+        '=IF(COUNTA(Customers[customer_id])>calc_rows,"Warning: more customers than the Calc '
+        'sheet covers; run cxkpi template again to extend it.","")'
+    )
     ws["A4"].font = Font(bold=True, color="C00000")
     _header(ws, ["KPI", "value", "unit", "formula", "name"], row=6)
     for i, f in enumerate(SUMMARY, 7):
@@ -292,8 +325,12 @@ def _summary_sheet(wb: Workbook, formulas: str) -> None:
         ws.cell(i, 5, f"kpi_{kpi.id}").font = NOTE_FONT
         _name(wb, f"kpi_{kpi.id}", SUMMARY_SHEET, f"B{i}")
     note = len(SUMMARY) + 8
-    ws.cell(note, 1, "Live formulas over the input Tables: they work without Python. "
-                     "cxkpi refresh writes the full report (every KPI, every period, charts).").font = NOTE_FONT
+    ws.cell(
+        note,
+        1,
+        "Live formulas over the input Tables: they work without Python. "
+        "'cxkpi kpis <this file>' computes every KPI for every period.",
+    ).font = NOTE_FONT
     for letter, width in (("A", 36), ("B", 16), ("C", 10), ("D", 70), ("E", 30)):
         ws.column_dimensions[letter].width = width
     ws.freeze_panes = "A7"
@@ -305,7 +342,18 @@ def _definitions_sheet(wb: Workbook) -> None:
     columns = ["id", "KPI", "unit", "family", "formula", "source", "Excel function"]
     _header(ws, columns)
     for r, k in enumerate(CATALOGUE, 2):
-        for c, v in enumerate((k.id, k.title, k.unit, k.family, k.formula, k.source, excel_signature(k) if k.excel_name else ""), 1):
+        for c, v in enumerate(
+            (
+                k.id,
+                k.title,
+                k.unit,
+                k.family,
+                k.formula,
+                k.source,
+                excel_signature(k) if k.excel_name else "",
+            ),
+            1,
+        ):
             ws.cell(r, c, v).alignment = Alignment(wrap_text=c in (5, 6), vertical="top")
     _excel_table(ws, "Definitions", columns, len(CATALOGUE), "TableStyleLight9")
     for letter, width in zip("ABCDEFG", (26, 34, 9, 11, 60, 34, 46), strict=True):
@@ -324,8 +372,8 @@ START_TEXT = (
      "gross margin, and the health measure weights.", None),
     ("3. Read the KPI Summary: live formulas for the month in its Month cell (blank: the "
      "latest month). Every value has a name, e.g. =kpi_nps.", None),
-    ("4. For the full report (every KPI, every period, breakdowns and charts) run "
-     "'cxkpi refresh <this file>' or the xlwings Run main button.", None),
+    ("4. For every KPI of every month, quarter or year, run 'cxkpi kpis <this file>' "
+     "(add --format csv or json to keep the numbers).", None),
     ("5. The Definitions sheet says how each KPI is computed. Excel functions such as "
      "=CX_NPS(Surveys[score]) work once xlwings is set up (see the README).", None),
 )  # fmt: skip
@@ -397,4 +445,3 @@ def build(
 
 
 __all__ = ["SUMMARY_SHEET", "TemplateError", "build"]
-
