@@ -23,6 +23,7 @@ from .engagement import (
     stickiness,
     time_to_value_days,
 )
+from .models import cltv_predicted, probability_alive, sbg_retention
 from .retention import (
     customer_churn_rate,
     customer_retention_rate,
@@ -73,6 +74,7 @@ __all__ = [
     "ces",
     "ces_easy_rate",
     "cltv",
+    "cltv_predicted",
     "cltv_subscription",
     "cohort_retention",
     "conversion_rate",
@@ -93,6 +95,7 @@ __all__ = [
     "nps_breakdown",
     "nps_from_counts",
     "nps_margin_of_error",
+    "probability_alive",
     "product_usage_rate",
     "purchase_frequency",
     "quick_ratio",
@@ -101,6 +104,7 @@ __all__ = [
     "repeat_purchase_tiers",
     "revenue_churn_rate",
     "revenue_growth",
+    "sbg_retention",
     "star_rating",
     "star_rating_distribution",
     "stickiness",

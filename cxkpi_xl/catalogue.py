@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import advocacy, engagement, retention, revenue, support, surveys, tables, value
+from . import advocacy, engagement, models, retention, revenue, support, surveys, tables, value
 
 UNITS = (
     "fraction",
@@ -188,8 +188,15 @@ CATALOGUE: tuple[Kpi, ...] = (
        "ARPU * gross margin / monthly customer churn rate", "ChartMogul", "CX_CLTV_SUB",
        value.cltv_subscription),
     _k("cltv_predicted", "Customer lifetime value (predicted)", "money", "value",
-       "discounted expected value from BG/NBD + Gamma-Gamma (orders) or sBG (subscriptions)",
-       "Fader, Hardie & Lee (2005); Fader & Hardie (2007); seed 000"),
+       "discounted expected value over a horizon from BG/NBD + Gamma-Gamma, per customer",
+       "Fader, Hardie & Lee (2005); Fader & Hardie (2013); seed 000", "CX_CLV_PREDICT",
+       models.cltv_predicted),
+    _k("probability_alive", "Probability alive", "table", "value",
+       "P(alive | x, t_x, T) from BG/NBD, per customer", "Fader, Hardie & Lee (2005)",
+       "CX_P_ALIVE", models.probability_alive, in_report=False),
+    _k("sbg_retention", "Projected retention (sBG)", "table", "value",
+       "S(t) = B(alpha, beta + t) / B(alpha, beta); r(t) = (beta + t - 1) / (alpha + beta + t - 1)",
+       "Fader & Hardie (2007)", "CX_SBG_RETENTION", models.sbg_retention, in_report=False),
     _k("cac", "Customer acquisition cost (CAC)", "money", "value",
        "acquisition cost / new customers", "seed 002", "CX_CAC", value.cac),
     _k("ltv_cac_ratio", "LTV : CAC", "ratio", "value", "CLTV / CAC", "SaaS convention",
@@ -271,6 +278,13 @@ ARGUMENTS: dict[str, str] = {
     "cac": "Customer acquisition cost.",
     "retention_cost": "Spend on retaining customers in the period.",
     "orders": "Number of orders.",
+    "dates": "Purchase dates, one per transaction.",
+    "amounts": "Transaction amounts, one per transaction.",
+    "horizon_months": "Months ahead to value, default 12.",
+    "discount_rate": "Discount rate per period (monthly for CLV), as a fraction.",
+    "observation_end": "End of the observation; blank: the last transaction date.",
+    "survival": "Customers still active at the start of each period, the whole cohort first.",
+    "periods": "Periods to project, default 10.",
     "customer_ids": "customer_id column of the MRR table.",
     "months": "month column of the MRR table (any date in the month).",
     "mrr": "mrr column of the MRR table.",

@@ -7,10 +7,12 @@ import subprocess
 import sys
 import textwrap
 
+import pandas as pd
 import pytest
 import xlwings as xw
 from xlwings.server import custom_functions_meta
 
+import cxkpi_xl
 import cxkpi_xl.udfs as udfs
 from cxkpi_xl.catalogue import ARGUMENTS, excel_functions
 
@@ -226,3 +228,45 @@ class TestTables:
             call("CX_MRR_MOVEMENTS", [["A"], ["A"]], [[46023], [46054]], [[1], ["x"]])
         with pytest.raises(xw.XlwingsError, match="same number of cells"):
             call("CX_MRR_MOVEMENTS", [["A"], ["A"]], [[46023]], [[1], [2]])
+
+
+class TestModels:
+    def test_sbg_retention_over_a_survival_row(self):
+        # Fader & Hardie (2007), the high-end cohort, given as one row of cells.
+        table = call("CX_SBG_RETENTION", [[1000, 869, 743, 653, 593, 551, 517, 491]], 5)
+        rows = {row[0]: row[1:] for row in table[1:]}
+        assert round(rows["alpha"][0], 3) == 0.668 and round(rows["beta"][0], 3) == 3.806
+        assert rows["0"][0] == 1.0 and len(rows) == 3 + 6
+
+    def test_rising_curve_is_a_clear_error(self):
+        with pytest.raises(xw.XlwingsError, match="CX_SBG_RETENTION: the survival curve rises"):
+            call("CX_SBG_RETENTION", [[1000, 600, 700]])
+
+    def test_clv_and_p_alive_over_transaction_ranges(self):
+        from cxkpi_xl.models import simulate_transactions
+
+        tx = simulate_transactions(200, seed=4)
+        ids = [[c] for c in tx["customer_id"]]
+        serials = [
+            [float((d - pd.Timestamp("1899-12-30")).days)] for d in tx["date"]
+        ]  # Excel dates
+        amounts = [[a] for a in tx["amount"]]
+        clv = call("CX_CLV_PREDICT", ids, serials, amounts)
+        assert clv[0] == [
+            "customer_id",
+            "frequency",
+            "recency",
+            "T",
+            "monetary_value",
+            "p_alive",
+            "predicted_clv",
+        ]
+        assert len(clv) == 201 and all(row[-1] > 0 for row in clv[1:])
+        direct = cxkpi_xl.cltv_predicted(tx["customer_id"], tx["date"], tx["amount"])
+        assert [row[-1] for row in clv[1:]] == pytest.approx(direct["predicted_clv"].tolist())
+        alive = call("CX_P_ALIVE", ids, serials)
+        assert len(alive) == 201 and all(0 <= row[-1] <= 1 for row in alive[1:])
+
+    def test_too_few_customers(self):
+        with pytest.raises(xw.XlwingsError, match="too few customers"):
+            call("CX_P_ALIVE", [["a"], ["a"], ["b"]], [[46023], [46030], [46040]])
