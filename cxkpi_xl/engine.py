@@ -345,30 +345,28 @@ def _order_kpis(
     n_orders = _blank_without(orders, _per_period(ocol, None, axis))
     codes, uniques = pd.factorize(orders["customer_id"])
     pcol = axis.period_of_col()[ocol]
-    buyers = np.zeros(P)
-    for p in range(P):
-        buyers[p] = len(np.unique(codes[pcol == p]))
-    buyers = _blank_without(orders, buyers)
+    # Orders split by period once; counts, first and last order dates accumulate.
+    by_period = _split_by_period(np.arange(len(orders)), pcol, P)
+    buyers = _blank_without(orders, np.array([len(np.unique(codes[i])) for i in by_period], float))
     k["average_order_value"] = revenue.average_order_value(order_revenue, n_orders)
     k["purchase_frequency"] = revenue.purchase_frequency(n_orders, buyers, months_per_period / 12)
     # lifespan (seed 000): time from first to last order, customers' mean, up to the end
     dates = orders["order_date"].to_numpy("datetime64[D]").astype(np.int64)
     lifespan = np.full(P, np.nan)
     counts_by_period = []
-    for p, (_, b) in enumerate(axis.periods):
-        upto = (ocol >= 0) & (ocol <= b)
-        if not upto.any():
-            counts_by_period.append(np.zeros(0))
-            continue
-        c = codes[upto]
-        first = np.full(len(uniques), np.iinfo(np.int64).max)
-        last = np.full(len(uniques), np.iinfo(np.int64).min)
-        np.minimum.at(first, c, dates[upto])
-        np.maximum.at(last, c, dates[upto])
-        seen = np.bincount(c, minlength=len(uniques))
+    n_customers = len(uniques)
+    seen = np.zeros(n_customers, dtype=np.int64)
+    first = np.full(n_customers, np.iinfo(np.int64).max)
+    last = np.full(n_customers, np.iinfo(np.int64).min)
+    for p, rows in enumerate(by_period):
+        c, d = codes[rows], dates[rows]
+        seen += np.bincount(c, minlength=n_customers)
+        np.minimum.at(first, c, d)
+        np.maximum.at(last, c, d)
         has = seen > 0
-        lifespan[p] = float(np.mean((last[has] - first[has]) / 365.25))
-        counts_by_period.append(seen[has])
+        if has.any():
+            lifespan[p] = float(np.mean((last[has] - first[has]) / 365.25))
+        counts_by_period.append(seen[has].copy())
     k["cltv"] = value.cltv(k["average_order_value"], k["purchase_frequency"], lifespan)
     k["repeat_purchase_rate"] = _each(
         counts_by_period, lambda c: engagement.repeat_purchase_rate(c) if len(c) else math.nan
