@@ -266,6 +266,11 @@ class GammaGammaModel:
         p, q, v = _minimize(
             lambda par: self._log_likelihood(par, x, m), x0, "Gamma-Gamma", ("p", "q", "v")
         )
+        if q <= 1:
+            raise ModelError(
+                f"the Gamma-Gamma fit gives q = {q:.3g} <= 1: the mean spend is not defined "
+                "(spends vary too much between customers for this model)"
+            )
         self.params_ = {"p": float(p), "q": float(q), "v": float(v)}
         return self
 

@@ -200,9 +200,10 @@ def generate(
     c, m = active_pairs(spec.orders)
     cat = np.where(rng.random(spec.orders) < 0.35, "secondary", "primary")
     product = np.array([rng.choice(PRODUCTS[x]) for x in cat], dtype=object)
-    amount = np.round(
-        np.where(cat == "primary", 0.5, 0.15) * base_mrr[c] * rng.lognormal(0, 0.3, spec.orders), 2
-    )
+    # Order values: licences and add-ons, a little higher for larger segments.
+    segment_factor = np.array([1.0, 1.6, 2.5])[segment[c]]
+    list_price = np.where(cat == "primary", 900.0, 180.0) * segment_factor
+    amount = np.round(list_price * rng.lognormal(0, 0.35, spec.orders), 2)
     orders = pd.DataFrame({
         "order_id": [f"O{i + 1:07d}" for i in range(spec.orders)],
         "customer_id": ids[c],

@@ -183,3 +183,35 @@ def test_simulated_process_is_recovered():
     params = BetaGeoModel().fit(rfm["frequency"], rfm["recency"], rfm["T"]).params_
     # Generated with r = 0.5, alpha = 5: the rate r / alpha is recovered closely.
     assert params["r"] / params["alpha"] == pytest.approx(0.1, rel=0.15)
+
+
+def test_heavy_tailed_spends_are_refused_not_mispredicted():
+    # Spends that differ by orders of magnitude between customers fit q <= 1, where the
+    # Gamma-Gamma mean spend does not exist; the fit says so instead of predicting
+    # negative values.
+    rng = np.random.default_rng(0)
+    x = rng.integers(1, 6, 400)
+    m = np.exp(rng.normal(5, 2.5, 400))
+    with pytest.raises(ModelError, match=r"q = .* <= 1"):
+        GammaGammaModel().fit(x, m)
+
+
+def test_report_holds_the_models_when_orders_exist():
+    from cxkpi_xl.engine import compute
+    from cxkpi_xl.reader import read
+    from cxkpi_xl.sample import generate
+
+    report = compute(read(generate("small")))
+    by_segment = report.breakdowns["predicted_clv_by_segment"]
+    assert set(by_segment.index) == {"SMB", "Mid-market", "Enterprise"}
+    assert (by_segment["predicted_clv_mean"] > 0).all()
+    dist = report.breakdowns["p_alive_distribution"]
+    assert list(dist.index) == ["0%-20%", "20%-40%", "40%-60%", "60%-80%", "80%-100%"]
+    assert dist["customers"].sum() == by_segment["customers"].sum()
+    projected = report.breakdowns["projected_retention"]
+    assert projected.loc["0", "survival"] == 1.0
+    assert (projected["retention_rate"].dropna().diff().dropna() > 0).all()
+    # Too little data: the report says why in a data issue instead of failing.
+    tiny = compute(read(generate("tiny")))
+    assert "predicted_clv_by_segment" not in tiny.breakdowns
+    assert any("predictive CLV not computed" in i.problem for i in tiny.issues)
