@@ -441,33 +441,46 @@ def _support_and_funnel(data: Dataset, axis: _Axis, k: dict[str, np.ndarray]) ->
     k["conversion_rate"] = np.asarray(engagement.conversion_rate(conversions, visitors), float)
 
 
-def _usage_kpis(data: Dataset, base: _Base, axis: _Axis, k: dict[str, np.ndarray]) -> pd.DataFrame:
+def _stickiness(u: pd.DataFrame, col: np.ndarray, axis: _Axis) -> np.ndarray:
+    """DAU/MAU per month from (user, day) pairs; a quarter or year averages its months."""
+    P = len(axis.periods)
+    ok = col >= 0
+    users = pd.factorize(u["user_id"])[0][ok].astype(np.int64)
+    days = u["activity_date"].to_numpy("datetime64[D]").astype(np.int64)[ok]
+    cols = col[ok]
+    user_days = (
+        np.unique((users << 20) + (days - days.min())) if len(days) else np.zeros(0, np.int64)
+    )
+    day_of = (user_days & ((1 << 20) - 1)) + (days.min() if len(days) else 0)
+    month_of_day = months_of(pd.Series(day_of.astype("datetime64[D]"))) - axis.base
+    dau_days = np.bincount(month_of_day, minlength=axis.size)
+    mau = np.bincount(np.unique(users * axis.size + cols) % axis.size, minlength=axis.size)
+    stick = np.full(P, np.nan)
+    for p, (a, b) in enumerate(axis.periods):
+        monthly = []
+        for c in range(a, b + 1):
+            if mau[c]:
+                first_day = np.datetime64(axis.base + c - 1970 * 12, "M")
+                days_in_month = int(
+                    (np.datetime64(first_day + 1, "D") - np.datetime64(first_day, "D")).astype(int)
+                )
+                monthly.append(engagement.stickiness(dau_days[c] / days_in_month, mau[c]))
+        if monthly:
+            stick[p] = float(np.mean(monthly))
+    return stick
+
+
+def _usage_kpis(
+    data: Dataset, base: _Base, axis: _Axis, k: dict[str, np.ndarray], stickiness: bool = True
+) -> pd.DataFrame:
     u = data.tables["Usage"]
     P = len(axis.periods)
     if u.empty:
         k["stickiness"] = np.full(P, np.nan)
         k["product_usage_rate"] = np.full(P, np.nan)
         return pd.DataFrame()
-    days = u["activity_date"].to_numpy("datetime64[D]")
     col = axis.col(months_of(u["activity_date"]))
-    frame = pd.DataFrame({"col": col, "day": days, "user": pd.factorize(u["user_id"])[0]})
-    frame = frame[frame["col"] >= 0]
-    daily = frame.drop_duplicates(["user", "day"])
-    user_days = daily.groupby("col").size()
-    mau = daily.groupby("col")["user"].nunique()
-    stick = np.full(P, np.nan)
-    for p, (a, b) in enumerate(axis.periods):
-        monthly = []
-        for c in range(a, b + 1):
-            if c in mau.index:
-                d = pd.Timestamp(
-                    np.datetime64(axis.base + c - 1970 * 12, "M").astype("datetime64[D]")
-                )
-                dau = user_days[c] / d.days_in_month
-                monthly.append(engagement.stickiness(dau, mau[c]))
-        if monthly:
-            stick[p] = float(np.mean(monthly))
-    k["stickiness"] = stick
+    k["stickiness"] = _stickiness(u, col, axis) if stickiness else np.full(P, np.nan)
     # product usage and feature adoption among customers active at the period's end
     cpos = base.ids.get_indexer(u["customer_id"])
     pcol = axis.period_of_col()[col]
@@ -950,8 +963,10 @@ def _month_end_date(index: int) -> Any:
 
 
 def _core(
-    data: Dataset, axis: _Axis, issues: list[Issue]
+    data: Dataset, axis: _Axis, issues: list[Issue], light: bool = False
 ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """Every KPI per computed period. ``light`` (for the segment and owner breakdowns)
+    leaves out the KPIs no breakdown shows: stickiness and the health scores."""
     settings = data.settings
     base = _Base(data, axis)
     months_per_period = np.array([b - a + 1 for a, b in axis.periods], dtype=float)
@@ -960,9 +975,12 @@ def _core(
     order_info = _order_kpis(data, base, axis, k, months_per_period)
     _survey_kpis(data, axis, settings, k)
     _support_and_funnel(data, axis, k)
-    adoption = _usage_kpis(data, base, axis, k)
+    adoption = _usage_kpis(data, base, axis, k, stickiness=not light)
     _customer_kpis(data, base, axis, settings, k, counts, order_info, months_per_period)
-    _health_kpis(data, base, axis, settings, k, issues)
+    if light:
+        k["at_risk_rate"] = k["health_score"] = np.full(len(axis.periods), np.nan)
+    else:
+        _health_kpis(data, base, axis, settings, k, issues)
     return k, {"base": base, "adoption": adoption, "tiers": order_info["tiers"]}
 
 
@@ -992,7 +1010,7 @@ def _group_breakdown(data: Dataset, axis: _Axis, column: str) -> pd.DataFrame:
                 tables[t.name] = frame if t.name == "HealthWeights" else frame.iloc[0:0]
             else:
                 tables[t.name] = frame[table_groups[t.name] == g]
-        k, _ = _core(Dataset(tables, data.settings, [], data.source), axis, [])
+        k, _ = _core(Dataset(tables, data.settings, [], data.source), axis, [], light=True)
         for kpi in BREAKDOWN_KPIS:
             rows.append((name, kpi, *k[kpi][axis.reported]))
     return pd.DataFrame(rows, columns=[column, "kpi", *axis.labels[axis.reported]])

@@ -242,3 +242,26 @@ def test_json_shape_and_nulls():
     assert out["kpis"]["mrr"] == [600.0, 620.0, 500.0, 600.0]
     assert out["kpis"]["mrr_new"][0] is None
     assert all(len(v) == 4 for v in out["kpis"].values())
+
+
+def test_stickiness_and_usage_by_hand():
+    # January (31 days): u1 on the 1st (twice) and 2nd, u2 on the 1st: 3 user-days, so
+    # DAU = 3/31 and MAU = 2; DAU/MAU = 3/62. February (28 days): u1 on the 10th: 1/28.
+    usage = pd.DataFrame(
+        {
+            "activity_date": ["2026-01-01", "2026-01-01", "2026-01-02", "2026-01-01", "2026-02-10"],
+            "user_id": ["u1", "u1", "u1", "u2", "u1"],
+            "customer_id": ["A", "A", "A", "B", "A"],
+            "feature": ["reports", "api", "reports", "reports", "api"],
+        }
+    )
+    customers = pd.DataFrame({"customer_id": ["A", "B", "C"], "signup_date": ["2025-12-01"] * 3})
+    monthly = compute(read({"Usage": usage, "Customers": customers}))
+    assert monthly.kpis["stickiness"].tolist() == pytest.approx([3 / 62, 1 / 28])
+    # Usage rate: Jan A and B of the 3 active customers; Feb A only.
+    assert monthly.kpis["product_usage_rate"].tolist() == pytest.approx([2 / 3, 1 / 3])
+    adoption = monthly.breakdowns["feature_adoption"]
+    assert adoption.loc["reports", "2026-01"] == pytest.approx(2 / 3)
+    assert adoption.loc["api", "2026-02"] == pytest.approx(1 / 3)
+    quarter = compute(read({"Usage": usage, "Customers": customers}, {"granularity": "quarter"}))
+    assert quarter.kpis["stickiness"][0] == pytest.approx((3 / 62 + 1 / 28) / 2)
