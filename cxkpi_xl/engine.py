@@ -13,9 +13,11 @@ month with data has blank movements.
 from __future__ import annotations
 
 import math
+import os
 import re
 from collections import Counter
 from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from itertools import pairwise
 from typing import Any
@@ -347,7 +349,7 @@ def _order_kpis(
     pcol = axis.period_of_col()[ocol]
     # Orders split by period once; counts, first and last order dates accumulate.
     by_period = _split_by_period(np.arange(len(orders)), pcol, P)
-    buyers = _blank_without(orders, np.array([len(np.unique(codes[i])) for i in by_period], float))
+    buyers = _blank_without(orders, np.array([len(pd.unique(codes[i])) for i in by_period], float))
     k["average_order_value"] = revenue.average_order_value(order_revenue, n_orders)
     k["purchase_frequency"] = revenue.purchase_frequency(n_orders, buyers, months_per_period / 12)
     # lifespan (seed 000): time from first to last order, customers' mean, up to the end
@@ -449,12 +451,12 @@ def _stickiness(u: pd.DataFrame, col: np.ndarray, axis: _Axis) -> np.ndarray:
     days = u["activity_date"].to_numpy("datetime64[D]").astype(np.int64)[ok]
     cols = col[ok]
     user_days = (
-        np.unique((users << 20) + (days - days.min())) if len(days) else np.zeros(0, np.int64)
+        pd.unique((users << 20) + (days - days.min())) if len(days) else np.zeros(0, np.int64)
     )
     day_of = (user_days & ((1 << 20) - 1)) + (days.min() if len(days) else 0)
     month_of_day = months_of(pd.Series(day_of.astype("datetime64[D]"))) - axis.base
     dau_days = np.bincount(month_of_day, minlength=axis.size)
-    mau = np.bincount(np.unique(users * axis.size + cols) % axis.size, minlength=axis.size)
+    mau = np.bincount(pd.unique(users * axis.size + cols) % axis.size, minlength=axis.size)
     stick = np.full(P, np.nan)
     for p, (a, b) in enumerate(axis.periods):
         monthly = []
@@ -473,6 +475,8 @@ def _stickiness(u: pd.DataFrame, col: np.ndarray, axis: _Axis) -> np.ndarray:
 def _usage_kpis(
     data: Dataset, base: _Base, axis: _Axis, k: dict[str, np.ndarray], stickiness: bool = True
 ) -> pd.DataFrame:
+    """Stickiness, product usage rate and feature adoption (``stickiness=False``, for the
+    light breakdown runs, leaves out stickiness and feature adoption)."""
     u = data.tables["Usage"]
     P = len(axis.periods)
     if u.empty:
@@ -484,26 +488,26 @@ def _usage_kpis(
     # product usage and feature adoption among customers active at the period's end
     cpos = base.ids.get_indexer(u["customer_id"])
     pcol = axis.period_of_col()[col]
+    pcol = np.where(cpos >= 0, pcol, -1)
     usage_rate = np.full(P, np.nan)
-    fcodes, fnames = pd.factorize(u["feature"])
+    fcodes, fnames = pd.factorize(u["feature"]) if stickiness else (np.zeros(0, int), [])
     nf = len(fnames)
     adoption = np.full((nf, P), np.nan)
-    pairs_none = np.zeros(0, dtype=np.int64)
     n = len(base.ids)
-    for p, (_, b) in enumerate(axis.periods):
-        active = base.active[:, b]
+    for p, rows in enumerate(_split_by_period(np.arange(len(u)), pcol, P)):
+        active = base.active[:, axis.periods[p][1]]
         n_active = active.sum()
-        in_p = (pcol == p) & (cpos >= 0)
         used = np.zeros(n, dtype=bool)
-        used[cpos[in_p]] = True
+        used[cpos[rows]] = True
         usage_rate[p] = (
             engagement.product_usage_rate((used & active).sum(), n_active) if n else np.nan
         )
-        sel = in_p & (fcodes >= 0)
-        pairs = np.unique(cpos[sel].astype(np.int64) * nf + fcodes[sel]) if nf else pairs_none
-        users, feats = pairs // max(nf, 1), pairs % max(nf, 1)
-        counts = np.bincount(feats[active[users]], minlength=nf)
-        adoption[:, p] = engagement.product_usage_rate(counts, n_active)
+        if nf:  # feature adoption (not needed by the segment and owner breakdowns)
+            f = fcodes[rows]
+            pairs = pd.unique(cpos[rows][f >= 0].astype(np.int64) * nf + f[f >= 0])
+            users, feats = pairs // nf, pairs % nf
+            counts = np.bincount(feats[active[users]], minlength=nf)
+            adoption[:, p] = engagement.product_usage_rate(counts, n_active)
     k["product_usage_rate"] = usage_rate
     if not nf:
         return pd.DataFrame()
@@ -1001,8 +1005,8 @@ def _group_breakdown(data: Dataset, axis: _Axis, column: str) -> pd.DataFrame:
         if t.customer_column is not None:
             pos = ids.get_indexer(frame[t.customer_column])
             table_groups[t.name] = np.where(pos >= 0, group_codes[np.maximum(pos, 0)], -1)
-    rows = []
-    for g, name in enumerate(names):
+
+    def one_group(g: int) -> dict[str, np.ndarray]:
         tables = {}
         for t in TABLES:
             frame = data.tables[t.name]
@@ -1010,9 +1014,16 @@ def _group_breakdown(data: Dataset, axis: _Axis, column: str) -> pd.DataFrame:
                 tables[t.name] = frame if t.name == "HealthWeights" else frame.iloc[0:0]
             else:
                 tables[t.name] = frame[table_groups[t.name] == g]
-        k, _ = _core(Dataset(tables, data.settings, [], data.source), axis, [], light=True)
-        for kpi in BREAKDOWN_KPIS:
-            rows.append((name, kpi, *k[kpi][axis.reported]))
+        return _core(Dataset(tables, data.settings, [], data.source), axis, [], light=True)[0]
+
+    # The groups are independent and numpy releases the GIL in most of the work.
+    with ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1)) as pool:
+        results = list(pool.map(one_group, range(len(names))))
+    rows = [
+        (name, kpi, *k[kpi][axis.reported])
+        for name, k in zip(names, results, strict=True)
+        for kpi in BREAKDOWN_KPIS
+    ]
     return pd.DataFrame(rows, columns=[column, "kpi", *axis.labels[axis.reported]])
 
 

@@ -102,15 +102,20 @@ LOG_BOUND = 10.0
 the data do not identify the model (e.g. nobody seems to drop out)."""
 
 
-def _minimize(nll: Any, x0: np.ndarray, what: str, names: tuple[str, ...]) -> np.ndarray:
+def _minimize(
+    nll: Any, x0: np.ndarray, what: str, names: tuple[str, ...], jac: bool = False
+) -> Any:
+    """Minimise over log parameters; ``jac=True`` when ``nll`` also returns its gradient.
+    Falls back to Nelder-Mead when the gradient method fails."""
     from scipy.optimize import minimize
 
     bounds = [(-LOG_BOUND, LOG_BOUND)] * len(x0)
     with np.errstate(all="ignore"):
-        result = minimize(nll, x0, method="L-BFGS-B", bounds=bounds)
+        result = minimize(nll, x0, method="L-BFGS-B", bounds=bounds, jac=jac)
         if not result.success or not np.all(np.isfinite(result.x)):
+            value_only = (lambda p: nll(p)[0]) if jac else nll
             result = minimize(
-                nll, x0, method="Nelder-Mead", bounds=bounds,
+                value_only, x0, method="Nelder-Mead", bounds=bounds,
                 options={"maxiter": 4000, "xatol": 1e-10, "fatol": 1e-12},
             )  # fmt: skip
     if not result.success or not np.isfinite(result.fun):
@@ -155,19 +160,39 @@ class BetaGeoModel:
         return p["r"], p["alpha"], p["a"], p["b"]
 
     @staticmethod
-    def _log_likelihood(
+    def _nll_and_gradient(
         params: np.ndarray, x: np.ndarray, t_x: np.ndarray, T: np.ndarray, w: np.ndarray
-    ) -> float:
-        from scipy.special import gammaln
+    ) -> tuple[float, np.ndarray]:
+        """Mean negative log-likelihood (Fader, Hardie & Lee 2005, equation 6) and its
+        gradient with respect to the log parameters."""
+        from scipy.special import digamma, gammaln
 
         r, alpha, a, b = np.exp(params)
+        repeat = x > 0
         a1 = gammaln(r + x) - gammaln(r) + r * np.log(alpha)
         a2 = gammaln(a + b) + gammaln(b + x) - gammaln(b) - gammaln(a + b + x)
         a3 = -(r + x) * np.log(alpha + T)
         a4 = np.log(a) - np.log(b + np.maximum(x, 1) - 1) - (r + x) * np.log(alpha + t_x)
-        top = np.maximum(a3, a4)
-        ll = a1 + a2 + top + np.log(np.exp(a3 - top) + (x > 0) * np.exp(a4 - top))
-        return float(-(w * ll).sum() / w.sum())
+        top = np.maximum(a3, np.where(repeat, a4, -np.inf))
+        e3, e4 = np.exp(a3 - top), repeat * np.exp(a4 - top)
+        total = e3 + e4
+        ll = a1 + a2 + top + np.log(total)
+        w3, w4 = e3 / total, e4 / total
+        d_r = (
+            digamma(r + x) - digamma(r) + np.log(alpha)
+            - w3 * np.log(alpha + T) - w4 * np.log(alpha + t_x)
+        )  # fmt: skip
+        d_alpha = r / alpha - w3 * (r + x) / (alpha + T) - w4 * (r + x) / (alpha + t_x)
+        d_a = digamma(a + b) - digamma(a + b + x) + w4 / a
+        d_b = (
+            digamma(a + b) + digamma(b + x) - digamma(b) - digamma(a + b + x)
+            - w4 / (b + np.maximum(x, 1) - 1)
+        )  # fmt: skip
+        weight = w / w.sum()
+        grad = np.array(
+            [weight @ d_r * r, weight @ d_alpha * alpha, weight @ d_a * a, weight @ d_b * b]
+        )
+        return float(-(weight @ ll)), -grad
 
     def fit(self, frequency: Any, recency: Any, T: Any) -> BetaGeoModel:
         """Fit by maximum likelihood; identical customers are weighted, not repeated."""
@@ -187,7 +212,11 @@ class BetaGeoModel:
         scale = max(float(t.mean()), 1e-9)
         x0 = np.log([0.5, scale / 2, 1.0, 1.0])
         r, alpha, a, b = _minimize(
-            lambda p: self._log_likelihood(p, *args), x0, "BG/NBD", ("r", "alpha", "a", "b")
+            lambda p: self._nll_and_gradient(p, *args),
+            x0,
+            "BG/NBD",
+            ("r", "alpha", "a", "b"),
+            jac=True,
         )
         self.params_ = {"r": float(r), "alpha": float(alpha), "a": float(a), "b": float(b)}
         return self
@@ -457,15 +486,21 @@ def _transactions(customer_ids: Any, dates: Any, amounts: Any = None) -> pd.Data
     if len(sizes) != 1:
         raise ValueError("customer_ids, dates and amounts must have the same number of cells")
     frame = pd.DataFrame(columns)
-    blank = pd.isna(frame["date"]) | frame["id"].map(lambda v: v is None or str(v).strip() == "")
-    frame = frame.loc[~blank.to_numpy()]
+    codes, uniques = pd.factorize(frame["id"])
+    names = np.array(
+        [
+            str(int(v)) if isinstance(v, float) and v.is_integer() else str(v).strip()
+            for v in uniques
+        ],
+        dtype=object,
+    )
+    blank_id = (codes < 0) | np.isin(codes, np.flatnonzero(names == ""))
+    frame["id"] = np.where(codes >= 0, names[np.maximum(codes, 0)], "")
+    frame = frame.loc[~(blank_id | pd.isna(frame["date"]).to_numpy())]
     if frame.empty:
         raise ModelError("no transactions: every row has a blank customer or date")
     if amounts is not None and frame["amount"].isna().any():
         raise ModelError("an amount is blank for a transaction")
-    frame["id"] = frame["id"].map(
-        lambda v: str(int(v)) if isinstance(v, float) and v.is_integer() else str(v)
-    )
     frame["date"] = pd.to_datetime(frame["date"].to_numpy() * 86400, unit="s")
     return frame
 

@@ -156,9 +156,14 @@ def generate(
         "mrr": mrr[rows[:, 0], rows[:, 1]],
     })  # fmt: skip
 
-    def active_pairs(k: int) -> tuple[np.ndarray, np.ndarray]:
-        """k (customer, month) pairs drawn from the paying customer-months."""
-        pick = rng.integers(0, len(rows), k)
+    def active_pairs(k: int, rate: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """k (customer, month) pairs drawn from the paying customer-months, in proportion
+        to each customer's ``rate`` when given."""
+        if rate is None:
+            pick = rng.integers(0, len(rows), k)
+        else:
+            w = rate[rows[:, 0]]
+            pick = rng.choice(len(rows), size=k, p=w / w.sum())
         return rows[pick, 0], rows[pick, 1]
 
     def day_in(months: np.ndarray) -> pd.DatetimeIndex:
@@ -196,8 +201,9 @@ def generate(
         "comment": comment,
     }).sort_values("response_date", kind="stable").reset_index(drop=True)  # fmt: skip
 
-    # Orders: licences (primary) and add-ons (secondary).
-    c, m = active_pairs(spec.orders)
+    # Orders: licences (primary) and add-ons (secondary); buyers differ in how often they
+    # buy (a gamma-distributed rate, as the BG/NBD model assumes).
+    c, m = active_pairs(spec.orders, rng.gamma(0.7, 1.0, n))
     cat = np.where(rng.random(spec.orders) < 0.35, "secondary", "primary")
     product = np.array([rng.choice(PRODUCTS[x]) for x in cat], dtype=object)
     # Order values: licences and add-ons, a little higher for larger segments.

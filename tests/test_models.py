@@ -211,7 +211,31 @@ def test_report_holds_the_models_when_orders_exist():
     projected = report.breakdowns["projected_retention"]
     assert projected.loc["0", "survival"] == 1.0
     assert (projected["retention_rate"].dropna().diff().dropna() > 0).all()
-    # Too little data: the report says why in a data issue instead of failing.
-    tiny = compute(read(generate("tiny")))
-    assert "predicted_clv_by_segment" not in tiny.breakdowns
-    assert any("predictive CLV not computed" in i.problem for i in tiny.issues)
+    # Too little data (orders of five customers): the report says why in a data issue
+    # instead of failing.
+    tables = generate("tiny")
+    orders = tables["Orders"]
+    tables["Orders"] = orders[orders["customer_id"].isin(orders["customer_id"].unique()[:5])]
+    few = compute(read(tables))
+    assert "predicted_clv_by_segment" not in few.breakdowns
+    assert any("predictive CLV not computed: too few customers" in i.problem for i in few.issues)
+
+
+@needs_cdnow
+def test_bgnbd_gradient_matches_finite_differences(rfm):
+    rows, weights = np.unique(
+        rfm[["frequency", "recency", "T"]].to_numpy(), axis=0, return_counts=True
+    )
+    args = (rows[:, 0], rows[:, 1], rows[:, 2], weights.astype(float))
+    point = np.log([0.3, 4.0, 0.8, 2.0])
+    _, gradient = BetaGeoModel._nll_and_gradient(point, *args)
+    step = 1e-6
+    numeric = [
+        (
+            BetaGeoModel._nll_and_gradient(point + h, *args)[0]
+            - BetaGeoModel._nll_and_gradient(point - h, *args)[0]
+        )
+        / (2 * step)
+        for h in np.eye(4) * step
+    ]
+    assert gradient == pytest.approx(numeric, rel=1e-5, abs=1e-9)
