@@ -840,12 +840,12 @@ def feedback_themes(comments: Iterable[Any], top: int = 10) -> list[tuple[str, i
     """The most frequent words and two-word phrases of free-text comments, stop words
     left out (seed 004's qualitative feedback)."""
     counts: Counter[str] = Counter()
-    for text in comments:
-        if not isinstance(text, str):
-            continue
-        words = [w for w in _WORD.findall(text.lower()) if w not in STOP_WORDS]
-        counts.update(set(words))
-        counts.update({f"{x} {y}" for x, y in pairwise(words)})
+    texts = pd.Series(list(comments), dtype=object)
+    texts = texts[texts.map(lambda t: isinstance(t, str))]
+    for text, n in texts.str.lower().value_counts().items():  # each distinct text once
+        words = [w for w in _WORD.findall(text) if w not in STOP_WORDS]
+        for term in set(words) | {f"{x} {y}" for x, y in pairwise(words)}:
+            counts[term] += int(n)
     return counts.most_common(top)
 
 

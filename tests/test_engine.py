@@ -265,3 +265,14 @@ def test_stickiness_and_usage_by_hand():
     assert adoption.loc["api", "2026-02"] == pytest.approx(1 / 3)
     quarter = compute(read({"Usage": usage, "Customers": customers}, {"granularity": "quarter"}))
     assert quarter.kpis["stickiness"][0] == pytest.approx((3 / 62 + 1 / 28) / 2)
+
+
+def test_feedback_themes_count_responses_not_words():
+    from cxkpi_xl.engine import feedback_themes
+
+    comments = ["Great support, great product", "great support", "Slow reports", None, "GREAT SUPPORT"]
+    themes = dict(feedback_themes(comments))
+    # "great" appears in 3 responses (twice in the first, counted once); the phrase
+    # "great support" in 3; stop words ("the") and blanks are left out.
+    assert themes["great"] == 3 and themes["great support"] == 3 and themes["support"] == 3
+    assert themes["slow reports"] == 1
