@@ -113,10 +113,17 @@ def to_float_array(x: Any, name: str) -> np.ndarray:
             i = int(np.flatnonzero(bad.ravel())[0])
             raise _fail(name, flat[i], i, obj.shape, "is not a finite number")
         return arr
+    return _convert_each(obj, name, _element_to_float)
+
+
+def _convert_each(obj: np.ndarray, name: str, convert: Any) -> np.ndarray:
+    """Convert each element of an object array; the first bad one raises ValueError with
+    its position."""
+    flat = obj.ravel()
     out = np.empty(flat.shape, dtype=float)
     for i, v in enumerate(flat):
         try:
-            out[i] = _element_to_float(v)
+            out[i] = convert(v)
         except _Invalid as e:
             raise _fail(name, v, i, obj.shape, str(e)) from None
     return out.reshape(obj.shape)
@@ -288,15 +295,7 @@ def dates_as_days(x: Any, name: str) -> np.ndarray:
     if isinstance(x, np.ndarray) and x.dtype.kind == "M":
         days = x.astype("datetime64[s]").astype(np.int64) / 86400.0
         return np.where(np.isnat(x), np.nan, days)
-    obj = _as_object_array(x, name)
-    flat = obj.ravel()
-    out = np.empty(flat.shape, dtype=float)
-    for i, v in enumerate(flat):
-        try:
-            out[i] = _element_to_days(v)
-        except _Invalid as e:
-            raise _fail(name, v, i, obj.shape, str(e)) from None
-    return out.reshape(obj.shape)
+    return _convert_each(_as_object_array(x, name), name, _element_to_days)
 
 
 def paired(

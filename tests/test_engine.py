@@ -270,7 +270,13 @@ def test_stickiness_and_usage_by_hand():
 def test_feedback_themes_count_responses_not_words():
     from cxkpi_xl.engine import feedback_themes
 
-    comments = ["Great support, great product", "great support", "Slow reports", None, "GREAT SUPPORT"]
+    comments = [
+        "Great support, great product",
+        "great support",
+        "Slow reports",
+        None,
+        "GREAT SUPPORT",
+    ]
     themes = dict(feedback_themes(comments))
     # "great" appears in 3 responses (twice in the first, counted once); the phrase
     # "great support" in 3; stop words ("the") and blanks are left out.
