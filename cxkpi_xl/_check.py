@@ -252,6 +252,7 @@ def scalar_or_array(out: Any) -> Any:
 
 
 _EPOCH_SERIAL = 25569.0  # Excel's serial number of 1970-01-01 (1900 date system)
+_LAST_SERIAL = 2958466.0  # the day after 9999-12-31, Excel's last date
 
 
 def _element_to_days(v: Any) -> float:
@@ -271,7 +272,7 @@ def _element_to_days(v: Any) -> float:
         return float((v - _dt.date(1970, 1, 1)).days)
     if isinstance(v, numbers.Real):
         f = float(v)
-        if not math.isfinite(f) or f < 1:
+        if not math.isfinite(f) or not 1 <= f < _LAST_SERIAL:
             raise _Invalid("is not a date or an Excel date serial number")
         return f - _EPOCH_SERIAL
     if isinstance(v, str):

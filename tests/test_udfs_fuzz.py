@@ -1,6 +1,6 @@
 """Fuzzing the Excel functions: whatever Excel sends, the answer is a value or an Excel
 error, and the only exception that leaves is xlwings.XlwingsError (a #VALUE! with a
-message). Each function gets 350 examples: over 11,000 in all."""
+message). Each function gets 350 examples: 14,000 for the 40 functions."""
 
 from __future__ import annotations
 
