@@ -19,6 +19,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import cached_property
 from itertools import pairwise
 from typing import Any
 
@@ -27,7 +28,7 @@ import pandas as pd
 
 from . import advocacy, engagement, retention, revenue, support, surveys, value
 from .catalogue import CATALOGUE
-from .periods import GRANULARITIES, label, months_of, periods_between
+from .periods import GRANULARITIES, label, month_end, months_of, periods_between
 from .reader import Dataset, Issue
 from .schema import Settings
 
@@ -122,7 +123,9 @@ class _Axis:
         c = months - self.base
         return np.where((months >= 0) & (c >= 0) & (c < self.size), c, -1)
 
+    @cached_property
     def period_of_col(self) -> np.ndarray:
+        """Index of the computed period of each month column (built once per axis)."""
         out = np.full(self.size + 1, -1, dtype=np.int64)  # extra slot maps col -1 to -1
         for p, (a, b) in enumerate(self.periods):
             out[a : b + 1] = p
@@ -219,7 +222,7 @@ class _Base:
 
 def _per_period(cols: np.ndarray, values: np.ndarray | None, axis: _Axis) -> np.ndarray:
     """Sum of ``values`` (or a count) per computed period, from month columns."""
-    pcol = axis.period_of_col()[cols]
+    pcol = axis.period_of_col[cols]
     ok = pcol >= 0
     w = None if values is None else values[ok]
     return np.bincount(pcol[ok], weights=w, minlength=len(axis.periods)).astype(float)
@@ -346,7 +349,7 @@ def _order_kpis(
     order_revenue = _blank_without(orders, _per_period(ocol, amount, axis))
     n_orders = _blank_without(orders, _per_period(ocol, None, axis))
     codes, uniques = pd.factorize(orders["customer_id"])
-    pcol = axis.period_of_col()[ocol]
+    pcol = axis.period_of_col[ocol]
     # Orders split by period once; counts, first and last order dates accumulate.
     by_period = _split_by_period(np.arange(len(orders)), pcol, P)
     buyers = _blank_without(orders, np.array([len(pd.unique(codes[i])) for i in by_period], float))
@@ -387,14 +390,10 @@ def _order_kpis(
     if orders["category"].notna().any():
         secondary = _per_period(ocol, np.where(cat == "secondary", qty, 0.0), axis)
         primary = _per_period(ocol, np.where(cat == "primary", qty, 0.0), axis)
-        k["attachment_rate"] = value_or_nan(revenue.attachment_rate, secondary, primary)
+        k["attachment_rate"] = np.asarray(revenue.attachment_rate(secondary, primary), float)
     else:
         k["attachment_rate"] = np.full(P, np.nan)
     return {"order_revenue": order_revenue, "ocol": ocol, "tiers": tiers}
-
-
-def value_or_nan(fn: Callable[..., Any], *args: Any) -> np.ndarray:
-    return np.asarray(fn(*args), dtype=float)
 
 
 def _split_by_period(values: np.ndarray, periods: np.ndarray, count: int) -> list[np.ndarray]:
@@ -409,7 +408,7 @@ def _split_by_period(values: np.ndarray, periods: np.ndarray, count: int) -> lis
 def _survey_kpis(data: Dataset, axis: _Axis, settings: Settings, k: dict[str, np.ndarray]) -> None:
     sv = data.tables["Surveys"]
     P = len(axis.periods)
-    pcol = axis.period_of_col()[axis.col(months_of(sv["response_date"]))]
+    pcol = axis.period_of_col[axis.col(months_of(sv["response_date"]))]
     kind = pd.Categorical(sv["survey"], categories=SURVEY_KINDS).codes
     score = sv["score"].to_numpy(float)
     groups = {
@@ -487,7 +486,7 @@ def _usage_kpis(
     k["stickiness"] = _stickiness(u, col, axis) if stickiness else np.full(P, np.nan)
     # product usage and feature adoption among customers active at the period's end
     cpos = base.ids.get_indexer(u["customer_id"])
-    pcol = axis.period_of_col()[col]
+    pcol = axis.period_of_col[col]
     pcol = np.where(cpos >= 0, pcol, -1)
     usage_rate = np.full(P, np.nan)
     fcodes, fnames = pd.factorize(u["feature"]) if stickiness else (np.zeros(0, int), [])
@@ -533,11 +532,8 @@ def _customer_kpis(
     if cust.empty:
         k["reference_rate"] = np.full(P, np.nan)
     else:
-        k["reference_rate"] = retention_safe(
-            advocacy.reference_rate,
-            np.array([(willing & base.active[:, b]).sum() for _, b in axis.periods], float),
-            E,
-        )
+        willing_active = [(willing & base.active[:, b]).sum() for _, b in axis.periods]
+        k["reference_rate"] = np.asarray(advocacy.reference_rate(willing_active, E), float)
     # revenue of each period: orders plus the MRR of its months
     mrr_months = np.array([base.mrr[:, a : b + 1].sum() for a, b in axis.periods]) / MICRO
     rev = np.nan_to_num(order_info["order_revenue"]) + mrr_months
@@ -589,7 +585,7 @@ def _customer_kpis(
         value.customer_retention_cost(ret, E if len(base.ids) else np.full(P, np.nan)), float
     )
     # time to value for customers who signed up in the period
-    scol = axis.period_of_col()[axis.col(months_of(cust["signup_date"]))]
+    scol = axis.period_of_col[axis.col(months_of(cust["signup_date"]))]
     fv = cust["first_value_date"]
     k["time_to_value_days"] = _each(
         range(P),
@@ -599,10 +595,6 @@ def _customer_kpis(
             else math.nan
         ),
     )
-
-
-def retention_safe(fn: Callable[..., Any], *args: Any) -> np.ndarray:
-    return np.asarray(fn(*args), dtype=float)
 
 
 def _health_kpis(
@@ -892,7 +884,7 @@ def _predictive(
             if axis.periods[axis.reported]
             else axis.size - 1
         )
-        end_date = pd.Timestamp(str(_month_end_date(axis.base + end)))
+        end_date = pd.Timestamp(month_end(axis.base + end))
         upto = orders[orders["order_date"] <= end_date]
         try:
             table = cltv_predicted(
@@ -955,12 +947,6 @@ def _predictive(
                 projected.index.name = f"months since {label(axis.base + start, 'month')}"
                 out["projected_retention"] = projected
     return out
-
-
-def _month_end_date(index: int) -> Any:
-    from .periods import month_end
-
-    return month_end(index)
 
 
 # --- putting it together --------------------------------------------------------------------

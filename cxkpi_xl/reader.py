@@ -594,9 +594,8 @@ def _frame_tables(
         tables[table.name] = _RawTable(
             table.name, frame.reset_index(drop=True), np.arange(2, 2 + len(frame)), 1
         )
-    settings = (
-        dict(lower.get("settings", {}) or {}) if isinstance(lower.get("settings"), dict) else {}
-    )
+    given = lower.get("settings")
+    settings = dict(given) if isinstance(given, Mapping) else {}
     return tables, settings
 
 

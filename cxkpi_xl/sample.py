@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .schema import SETTINGS, TABLES
+from .schema import SETTINGS
 
 
 @dataclass(frozen=True)
@@ -289,10 +289,6 @@ def write_csv(tables: dict[str, pd.DataFrame], folder: str | Path) -> Path:
         {"name": [s.name for s in SETTINGS], "value": [s.default for s in SETTINGS]}
     ).to_csv(folder / "Settings.csv", index=False)
     return folder
-
-
-def table_order() -> list[str]:
-    return [t.name for t in TABLES]
 
 
 def write_workbook(tables: dict[str, pd.DataFrame], path: str | Path) -> Path:

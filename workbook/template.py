@@ -260,8 +260,8 @@ def _settings_sheet(wb: Workbook, weights: pd.DataFrame | None) -> None:
 def _calc_sheet(wb: Workbook, customers: int) -> None:
     ws = wb.create_sheet(CALC_SHEET)
     rows = max(CALC_MIN_ROWS, customers + 500)
-    # Helper names above the Table? The Table starts at A1 for plain structured references;
-    # the named helper cells live to its right.
+    # The Table starts at A1 so structured references stay plain; the named helper cells
+    # live to its right.
     columns = [name for name, _ in CALC_COLUMNS]
     _header(ws, columns)
     for r in range(2, rows + 2):
