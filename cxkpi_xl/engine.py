@@ -12,6 +12,7 @@ month with data has blank movements.
 
 from __future__ import annotations
 
+import copy
 import math
 import os
 import re
@@ -180,6 +181,7 @@ class _Base:
         self.mrr[:, 0] = 0  # nothing is known before the data
         has_mrr = np.zeros(n, dtype=bool)
         has_mrr[mpos] = True
+        self.has_mrr = has_mrr
         self.has_mrr_data = bool(len(mrr))
         # activity at each month's end
         signup = np.full(n, np.iinfo(np.int64).max // 2)
@@ -210,6 +212,19 @@ class _Base:
             "mrr_contraction": np.where((cur > 0) & (cur < prev), prev - cur, zeros),
             "mrr_churn": np.where((prev > 0) & (cur == 0), prev, zeros),
         }  # column j is the movement into month column j + 1
+
+    def subset(self, rows: np.ndarray, cust_rows: np.ndarray) -> _Base:
+        """The base of the customers at ``rows`` (ascending), as if built from their data
+        alone; ``cust_rows`` are their rows in the Customers table, in table order."""
+        sub = copy.copy(self)
+        sub.ids = self.ids[rows]
+        for name in ("in_customers", "has_mrr", "mrr", "signup_col", "churn_col", "date_based"):
+            setattr(sub, name, getattr(self, name)[rows])
+        sub.active = self.active[rows]
+        sub.move = {m: v[rows] for m, v in self.move.items()}
+        sub.cpos = np.searchsorted(rows, self.cpos[cust_rows])
+        sub.has_mrr_data = bool(sub.has_mrr.any())
+        return sub
 
     def touched(self, a: int, b: int) -> np.ndarray:
         """Customers active at some time in months a..b."""
@@ -475,7 +490,7 @@ def _usage_kpis(
     data: Dataset, base: _Base, axis: _Axis, k: dict[str, np.ndarray], stickiness: bool = True
 ) -> pd.DataFrame:
     """Stickiness, product usage rate and feature adoption (``stickiness=False``, for the
-    light breakdown runs, leaves out stickiness and feature adoption)."""
+    segment and owner breakdowns, leaves out stickiness and feature adoption)."""
     u = data.tables["Usage"]
     P = len(axis.periods)
     if u.empty:
@@ -513,6 +528,20 @@ def _usage_kpis(
     return pd.DataFrame(adoption, index=[str(f) for f in fnames], columns=axis.labels).sort_index()
 
 
+def _referral_revenue(data: Dataset, base: _Base, axis: _Axis, ocol: np.ndarray) -> np.ndarray:
+    """Order revenue and MRR of referred customers per period (``ocol``: each order's
+    month column)."""
+    cust, orders = data.tables["Customers"], data.tables["Orders"]
+    if cust.empty or (orders.empty and not base.has_mrr_data):
+        return np.full(len(axis.periods), np.nan)
+    referred = np.zeros(len(base.ids), dtype=bool)
+    referred[base.cpos] = cust["referred_by"].notna().to_numpy()
+    o_ref = _at(referred, base.ids.get_indexer(orders["customer_id"]))
+    ref_orders = _per_period(ocol, np.where(o_ref, orders["amount"].to_numpy(float), 0.0), axis)
+    ref_mrr = np.array([base.mrr[referred, a : b + 1].sum() for a, b in axis.periods]) / MICRO
+    return ref_orders + ref_mrr
+
+
 def _customer_kpis(
     data: Dataset,
     base: _Base,
@@ -540,19 +569,7 @@ def _customer_kpis(
     has_revenue = (not data.tables["Orders"].empty) or base.has_mrr_data
     rev = rev if has_revenue else np.full(P, np.nan)
     k["revenue_growth"] = np.asarray(revenue.revenue_growth(np.r_[np.nan, rev[:-1]], rev), float)
-    # referral revenue
-    referred = np.zeros(len(base.ids), dtype=bool)
-    referred[base.cpos] = cust["referred_by"].notna().to_numpy()
-    orders = data.tables["Orders"]
-    opos = base.ids.get_indexer(orders["customer_id"])
-    o_ref = _at(referred, opos)
-    ref_orders = _per_period(
-        order_info["ocol"], np.where(o_ref, orders["amount"].to_numpy(float), 0.0), axis
-    )
-    ref_mrr = np.array([base.mrr[referred, a : b + 1].sum() for a, b in axis.periods]) / MICRO
-    k["referral_revenue"] = (
-        ref_orders + ref_mrr if (has_revenue and not cust.empty) else np.full(P, np.nan)
-    )
+    k["referral_revenue"] = _referral_revenue(data, base, axis, order_info["ocol"])
     # acquisition: customers who signed up in the period (else new MRR customers)
     costs = data.tables["Costs"]
     ccol = axis.col(months_of(costs["month"]))
@@ -953,10 +970,9 @@ def _predictive(
 
 
 def _core(
-    data: Dataset, axis: _Axis, issues: list[Issue], light: bool = False
+    data: Dataset, axis: _Axis, issues: list[Issue]
 ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-    """Every KPI per computed period. ``light`` (for the segment and owner breakdowns)
-    leaves out the KPIs no breakdown shows: stickiness and the health scores."""
+    """Every KPI per computed period."""
     settings = data.settings
     base = _Base(data, axis)
     months_per_period = np.array([b - a + 1 for a, b in axis.periods], dtype=float)
@@ -965,42 +981,56 @@ def _core(
     order_info = _order_kpis(data, base, axis, k, months_per_period)
     _survey_kpis(data, axis, settings, k)
     _support_and_funnel(data, axis, k)
-    adoption = _usage_kpis(data, base, axis, k, stickiness=not light)
+    adoption = _usage_kpis(data, base, axis, k)
     _customer_kpis(data, base, axis, settings, k, counts, order_info, months_per_period)
-    if light:
-        k["at_risk_rate"] = k["health_score"] = np.full(len(axis.periods), np.nan)
-    else:
-        _health_kpis(data, base, axis, settings, k, issues)
+    _health_kpis(data, base, axis, settings, k, issues)
     return k, {"base": base, "adoption": adoption, "tiers": order_info["tiers"]}
 
 
-def _group_breakdown(data: Dataset, axis: _Axis, column: str) -> pd.DataFrame:
+def _breakdown_kpis(data: Dataset, base: _Base, axis: _Axis) -> dict[str, np.ndarray]:
+    """The BREAKDOWN_KPIS of ``data`` (one group's), by the same functions as the report."""
+    k: dict[str, np.ndarray] = {}
+    _subscription_kpis(base, axis, data.settings, k)
+    _survey_kpis(data, axis, data.settings, k)
+    _support_and_funnel(data, axis, k)
+    _usage_kpis(data, base, axis, k, stickiness=False)
+    ocol = axis.col(months_of(data.tables["Orders"]["order_date"]))
+    k["referral_revenue"] = _referral_revenue(data, base, axis, ocol)
+    return k
+
+
+def _group_breakdown(data: Dataset, base: _Base, axis: _Axis, column: str) -> pd.DataFrame:
     """The breakdown KPIs for each value of a Customers column (segment, owner), each
     computed on the data of that group's customers only (Funnel and Costs, which have no
-    customer, are left out)."""
+    customer, are left out). The customer matrices are the report's, cut by rows."""
     from .schema import TABLES
 
     cust = data.tables["Customers"]
     if cust.empty or cust[column].isna().all():
         return pd.DataFrame()
     group_codes, names = pd.factorize(cust[column].fillna(f"(no {column})"), sort=True)
+    row_group = np.full(len(base.ids), -1)
+    row_group[base.cpos] = group_codes
     ids = pd.Index(cust["customer_id"])
+    needed = ("Customers", "Orders", "Surveys", "Tickets", "Usage")
     table_groups = {}
     for t in TABLES:
         frame = data.tables[t.name]
-        if t.customer_column is not None:
+        if t.name in needed and t.customer_column is not None:
             pos = ids.get_indexer(frame[t.customer_column])
             table_groups[t.name] = np.where(pos >= 0, group_codes[np.maximum(pos, 0)], -1)
 
     def one_group(g: int) -> dict[str, np.ndarray]:
-        tables = {}
-        for t in TABLES:
-            frame = data.tables[t.name]
-            if t.customer_column is None:
-                tables[t.name] = frame if t.name == "HealthWeights" else frame.iloc[0:0]
-            else:
-                tables[t.name] = frame[table_groups[t.name] == g]
-        return _core(Dataset(tables, data.settings, [], data.source), axis, [], light=True)[0]
+        tables = {
+            t.name: (
+                data.tables[t.name][table_groups[t.name] == g]
+                if t.name in table_groups
+                else data.tables[t.name].iloc[0:0]
+            )
+            for t in TABLES
+        }
+        sub = base.subset(np.flatnonzero(row_group == g), np.flatnonzero(group_codes == g))
+        return _breakdown_kpis(Dataset(tables, data.settings, [], data.source), sub, axis)
 
     # The groups are independent and numpy releases the GIL in most of the work.
     with ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1)) as pool:
@@ -1049,8 +1079,8 @@ def compute(data: Dataset, *, breakdowns: bool = True) -> Report:
             {m: report.kpis[m] for m in ("mrr", *MOVEMENTS, "net_new_mrr")}, index=labels
         )
         b["mrr_movements"] = movements
-        b["segment"] = _group_breakdown(data, axis, "segment")
-        b["owner"] = _group_breakdown(data, axis, "owner")
+        b["segment"] = _group_breakdown(data, base, axis, "segment")
+        b["owner"] = _group_breakdown(data, base, axis, "owner")
         cx = _cx_to_revenue(data, base, axis, k)
         b["nps_category"] = cx[["nps_category", "kpi", *labels]]
         b.update(_cohorts(base, axis))
