@@ -706,7 +706,7 @@ def _cx_to_revenue(
     cust = data.tables["Customers"]
     referrer = np.full(len(base.ids), -1)
     if not cust.empty:
-        ref_pos = base.ids.get_indexer(cust["referred_by"].fillna("\0none"))
+        ref_pos = base.ids.get_indexer(cust["referred_by"])
         referrer[base.cpos] = ref_pos
     orders = data.tables["Orders"]
     opos = base.ids.get_indexer(orders["customer_id"])
@@ -815,7 +815,7 @@ def _referrals_by_segment(data: Dataset, base: _Base, axis: _Axis) -> pd.DataFra
     segment_of = dict(zip(cust["customer_id"], cust["segment"].fillna("(no segment)"), strict=True))
     ref_segment = np.full(len(base.ids), None, dtype=object)
     ref_segment[base.cpos] = [
-        segment_of.get(r, "(unknown referrer)") if isinstance(r, str) else None
+        segment_of.get(r, "(unknown referrer)") if r == r else None  # NaN: not referred
         for r in cust["referred_by"]
     ]
     orders = data.tables["Orders"]
@@ -923,7 +923,8 @@ def _predictive(
             segment = dict(
                 zip(cust["customer_id"], cust["segment"].fillna("(no segment)"), strict=True)
             )
-            table["segment"] = [segment.get(c, "(not in Customers)") for c in table.index]
+            # the ids are the float codes of _encode_ids, which the model gives back as text
+            table["segment"] = [segment.get(float(c), "(not in Customers)") for c in table.index]
             by_segment = table.groupby("segment").agg(
                 customers=("predicted_clv", "size"),
                 predicted_clv_mean=("predicted_clv", "mean"),
@@ -1043,6 +1044,26 @@ def _group_breakdown(data: Dataset, base: _Base, axis: _Axis, column: str) -> pd
     return pd.DataFrame(rows, columns=[column, "kpi", *axis.labels[axis.reported]])
 
 
+def _encode_ids(data: Dataset) -> Dataset:
+    """The data with every customer id (and ``referred_by``) as a float code, NaN for a
+    blank: one hashing of the id strings instead of one per lookup."""
+    from .schema import TABLES
+
+    cols = [(t.name, t.customer_column) for t in TABLES if t.customer_column is not None]
+    cols.append(("Customers", "referred_by"))
+    parts = [data.tables[t][c] for t, c in cols]
+    codes, _ = pd.factorize(pd.concat(parts, ignore_index=True).to_numpy(object))
+    floats = np.where(codes < 0, np.nan, codes.astype(float))
+    tables = dict(data.tables)
+    start = 0
+    for (t, c), part in zip(cols, parts, strict=True):
+        if tables[t] is data.tables[t]:
+            tables[t] = tables[t].copy(deep=False)
+        tables[t][c] = floats[start : start + len(part)]
+        start += len(part)
+    return Dataset(tables, data.settings, data.issues, data.source)
+
+
 def compute(data: Dataset, *, breakdowns: bool = True) -> Report:
     """Every KPI of the report for every period of ``data.settings``' granularity.
 
@@ -1057,6 +1078,7 @@ def compute(data: Dataset, *, breakdowns: bool = True) -> Report:
     if granularity not in GRANULARITIES:
         raise ValueError(f"granularity must be month, quarter or year, not {granularity!r}")
     issues = list(data.issues)
+    data = _encode_ids(data)
     axis = _axis(data, granularity)
     ids = report_kpi_ids()
     if axis is None:
