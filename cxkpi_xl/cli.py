@@ -242,6 +242,99 @@ def template(path: Path, sample_data: bool, size: str, formulas: str, force: boo
     click.echo(f"wrote {path}")
 
 
+def _run_refresh(book: Path, output: Path | None, sets: tuple[str, ...], quiet: bool):  # type: ignore[no-untyped-def]
+    """Refresh with a progress bar on stderr; exit non-zero with a one-line reason."""
+    from rich.console import Console
+    from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    from .refresh import STAGES, RefreshError, refresh
+
+    overrides = _parse_sets(sets)
+    progress = Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description:<10}"),
+        BarColumn(),
+        TimeElapsedColumn(),
+        console=Console(stderr=True),
+        transient=True,
+        disable=quiet or not sys.stderr.isatty(),
+    )
+    with progress:
+        task = progress.add_task("checking", total=len(STAGES))
+
+        def stage(name: str) -> None:
+            progress.update(task, description=name, completed=STAGES.index(name))
+
+        try:
+            done = refresh(book, output=output, overrides=overrides, stage=stage)
+        except RefreshError as e:
+            raise click.ClickException(str(e)) from None
+        progress.update(task, completed=len(STAGES))
+    return done
+
+
+@main.command()
+@click.argument("book", type=click.Path(dir_okay=False, path_type=Path))
+@click.option(
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write the refreshed workbook here and leave BOOK untouched.",
+)
+@click.option("--set", "sets", multiple=True, metavar="NAME=VALUE", help=SET_HELP)
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+def refresh(book: Path, output: Path | None, sets: tuple[str, ...], quiet: bool) -> None:
+    """Recompute every KPI from BOOK's input Tables and write its Report and Data Issues
+    sheets. Everything else in the workbook stays exactly as it was."""
+    done = _run_refresh(book, output, sets, quiet)
+    _print_issues(done.report.issues)
+    click.echo(done.summary())
+
+
+@main.command()
+@click.argument("directory", type=click.Path(file_okay=False, path_type=Path), default="cxkpi-demo")
+@click.option(
+    "--size",
+    type=click.Choice(["tiny", "small", "medium"]),
+    default="small",
+    show_default=True,
+    help="Size of the sample data.",
+)
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+def demo(directory: Path, size: str, quiet: bool) -> None:
+    """Write a sample-data workbook to DIRECTORY (default cxkpi-demo), refresh it, and
+    print the KPIs of its latest period."""
+    from .sample import generate
+    from .workbook.template import TemplateError, build
+
+    directory.mkdir(parents=True, exist_ok=True)
+    book = directory / "cx_demo.xlsx"
+    try:
+        build(book, generate(size), force=True)
+    except TemplateError as e:
+        raise click.ClickException(str(e)) from None
+    done = _run_refresh(book, None, (), quiet)
+    _print_latest(done.report)
+    click.echo(done.summary())
+    click.echo(f"Open {book} and look at the Report sheet.")
+
+
+def _print_latest(report) -> None:  # type: ignore[no-untyped-def]
+    from rich.console import Console
+    from rich.table import Table
+
+    if not report.periods:
+        click.echo("No periods with data.")
+        return
+    latest = report.periods[-1]
+    table = Table(title=f"KPIs of {latest}", expand=False)
+    table.add_column("KPI")
+    table.add_column(latest, justify="right")
+    for kpi_id, values in report.kpis.items():
+        k = BY_ID[kpi_id]
+        table.add_row(k.title, format_value(values[-1], k.unit))
+    Console().print(table)
+
+
 def _print_report(report) -> None:  # type: ignore[no-untyped-def]
     from rich.console import Console
     from rich.table import Table

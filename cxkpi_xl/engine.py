@@ -847,7 +847,8 @@ STOP_WORDS = frozenset(
 
 def feedback_themes(comments: Iterable[Any], top: int = 10) -> list[tuple[str, int]]:
     """The most frequent words and two-word phrases of free-text comments, stop words
-    left out (seed 004's qualitative feedback)."""
+    left out (seed 004's qualitative feedback). Ties are in alphabetical order, so the
+    same comments always give the same list."""
     counts: Counter[str] = Counter()
     texts = pd.Series(list(comments), dtype=object)
     texts = texts[texts.map(lambda t: isinstance(t, str))]
@@ -855,7 +856,7 @@ def feedback_themes(comments: Iterable[Any], top: int = 10) -> list[tuple[str, i
         words = [w for w in _WORD.findall(text) if w not in STOP_WORDS]
         for term in set(words) | {f"{x} {y}" for x, y in pairwise(words)}:
             counts[term] += int(n)
-    return counts.most_common(top)
+    return sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:top]
 
 
 def _themes(data: Dataset, axis: _Axis) -> pd.DataFrame:
