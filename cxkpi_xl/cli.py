@@ -59,6 +59,7 @@ requirements.txt tab. The functions appear in Excel once the packages are instal
 """
 
 from cxkpi_xl.udfs import *  # noqa: F403 - registers every CX_ function
+from cxkpi_xl.excel import cx_refresh  # noqa: F401 - the Refresh script (Run, or a button)
 '''
 
 SERVER_MODULE = '''"""cxkpi-xl's Excel functions for xlwings Server.
@@ -70,6 +71,21 @@ namespace (XLWINGS.CX_NPS unless you configure another one).
 """
 
 from cxkpi_xl.udfs import *  # noqa: F403 - re-exports every CX_ function
+'''
+
+
+RUN_MAIN = '''"""Refresh {name} from Excel: "Run main" in the xlwings ribbon (classic xlwings)
+imports this file, named after the workbook, and runs main(). It writes the Report and
+Data Issues sheets through Excel, which keeps everything else in the workbook.
+"""
+
+from cxkpi_xl.excel import main
+
+if __name__ == "__main__":  # run from a terminal with the workbook open in Excel
+    import xlwings as xw
+
+    xw.Book({name!r}).set_mock_caller()
+    main()
 '''
 
 
@@ -240,6 +256,16 @@ def template(path: Path, sample_data: bool, size: str, formulas: str, force: boo
     except TemplateError as e:
         raise click.ClickException(str(e)) from None
     click.echo(f"wrote {path}")
+    runner = path.with_suffix(".py")
+    if not runner.exists() or force:
+        runner.write_text(RUN_MAIN.format(name=path.name), encoding="utf-8")
+        click.echo(f"wrote {runner} (classic xlwings' Run main refreshes the workbook)")
+    if not path.stem.isidentifier():
+        click.echo(
+            f"note: classic xlwings' Run main imports {runner.name} as a module, which needs "
+            "a workbook name without spaces or dashes",
+            err=True,
+        )
 
 
 def _run_refresh(book: Path, output: Path | None, sets: tuple[str, ...], quiet: bool):  # type: ignore[no-untyped-def]

@@ -26,6 +26,8 @@ ISSUES_SHEET = "Data Issues"
 REPORT_HEADER = ("kpi", "title")
 """The first two cells of the Report: how refresh knows the sheet is its own."""
 ISSUES_HEADER = tuple(ISSUE_COLUMNS[:2])
+OWNED_HEADERS = {REPORT_SHEET: REPORT_HEADER, ISSUES_SHEET: ISSUES_HEADER}
+"""The sheets refresh writes, and the first cells by which it knows them as its own."""
 MAX_TEXT = 32767  # Excel's limit for the text of one cell
 _XML_BAD = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")  # not allowed in XML
 
@@ -267,6 +269,7 @@ def column_letter(col: int) -> str:
 
 __all__ = [
     "ISSUES_SHEET",
+    "OWNED_HEADERS",
     "REPORT_SHEET",
     "STYLES",
     "Chart",

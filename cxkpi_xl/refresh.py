@@ -12,18 +12,14 @@ from pathlib import Path
 
 from .engine import Report, compute
 from .layout import (
-    ISSUES_HEADER,
-    ISSUES_SHEET,
-    REPORT_HEADER,
-    REPORT_SHEET,
+    OWNED_HEADERS,
     issues_sheet,
     report_sheet,
 )
 from .package import PackageError, check_sheets, check_writable, write_sheets
 from .reader import SourceError, check_package, read
 
-OWNED = {REPORT_SHEET: REPORT_HEADER, ISSUES_SHEET: ISSUES_HEADER}
-"""The sheets refresh writes, and the first cells by which it knows them as its own."""
+OWNED = OWNED_HEADERS
 STAGES = ("reading", "computing", "writing")
 
 

@@ -329,7 +329,7 @@ def _summary_sheet(wb: Workbook, formulas: str) -> None:
         note,
         1,
         "Live formulas over the input Tables: they work without Python. "
-        "'cxkpi kpis <this file>' computes every KPI for every period.",
+        "Refresh (see Start here) writes every KPI for every period to the Report sheet.",
     ).font = NOTE_FONT
     for letter, width in (("A", 36), ("B", 16), ("C", 10), ("D", 70), ("E", 30)):
         ws.column_dimensions[letter].width = width
@@ -372,8 +372,11 @@ START_TEXT = (
      "gross margin, and the health measure weights.", None),
     ("3. Read the KPI Summary: live formulas for the month in its Month cell (blank: the "
      "latest month). Every value has a name, e.g. =kpi_nps.", None),
-    ("4. For every KPI of every month, quarter or year, run 'cxkpi kpis <this file>' "
-     "(add --format csv or json to keep the numbers).", None),
+    ("4. For every KPI of every month, quarter or year, with breakdowns and charts, refresh: "
+     "'cxkpi refresh <this file>' on the command line, 'Run main' in the xlwings ribbon "
+     "(classic xlwings, with the .py file of this workbook's name beside it), or the "
+     "cx_refresh script in xlwings Lite. It writes the Report and Data Issues sheets and "
+     "changes nothing else.", None),
     ("5. The Definitions sheet says how each KPI is computed. Excel functions such as "
      "=CX_NPS(Surveys[score]) work once xlwings is set up (see the README).", None),
 )  # fmt: skip

@@ -1,0 +1,159 @@
+"""Refresh from a button in Excel: the same Report and Data Issues sheets as
+``cxkpi refresh``, written through xlwings' Book API so Excel itself keeps the rest of
+the workbook.
+
+- xlwings Lite and xlwings Server: the script ``cx_refresh`` (``@xw.script``, a sheet
+  button ``[cxkpi_refresh]Start here!A14``, or the Run button of the task pane). Import it
+  in the Lite editor's main.py: ``from cxkpi_xl.excel import cx_refresh``.
+- classic xlwings (Windows): "Run main" in the xlwings ribbon runs ``main()`` of the
+  ``.py`` file named after the workbook, which ``cxkpi template`` writes next to it.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import pandas as pd
+import xlwings as xw
+
+from .engine import Report, compute
+from .layout import OWNED_HEADERS, Sheet, column_letter, issues_sheet, report_sheet
+from .reader import Dataset, read
+from .sample import is_formula_like
+from .schema import SETTINGS_BY_NAME, TABLE_SHEETS, TABLES
+
+BUTTON = "[cxkpi_refresh]Start here!A14"
+"""The sheet button of the Lite/Server script: the shape named cxkpi_refresh."""
+
+
+def read_book(book: Any) -> Dataset:
+    """The input Tables and settings of an open workbook (any xlwings Book)."""
+    tables = {t.name.lower(): t for sheet in book.sheets for t in sheet.tables}
+    sheets = {s.name.lower(): s for s in book.sheets}
+    frames: dict[str, Any] = {}
+    for table in TABLES:
+        found = tables.get(table.name.lower())
+        if found is not None and found.range is not None:
+            values = found.range.options(ndim=2).value
+        else:
+            sheet = sheets.get(TABLE_SHEETS[table.name].lower())
+            if sheet is None or table.name == "HealthWeights":
+                continue
+            values = sheet.used_range.options(ndim=2).value
+        if not values or not values[0]:
+            continue
+        header = [str(h).strip() if h is not None else "" for h in values[0]]
+        frames[table.name] = pd.DataFrame(values[1:], columns=header)
+    settings = {}
+    for name in book.names:
+        key = name.name.split("!")[-1].lower()
+        if key in SETTINGS_BY_NAME:
+            try:
+                settings[key] = name.refers_to_range.value
+            except ValueError:  # a name that is not one cell
+                continue
+    frames["Settings"] = settings
+    return read(frames)
+
+
+def write_book(book: Any, report: Report) -> None:
+    """Write the Report and Data Issues sheets into ``book``; other sheets are not
+    touched. A sheet of that name that cxkpi did not write is refused (ValueError)."""
+    targets = []
+    for layout in (report_sheet(report), issues_sheet(report.issues)):
+        names = [s.name for s in book.sheets]
+        if layout.name in names:
+            sheet = book.sheets[layout.name]
+            header = OWNED_HEADERS[layout.name]
+            found = sheet.range((1, 1), (1, len(header))).value
+            if [str(v or "") for v in found] != list(header):
+                raise ValueError(
+                    f"the workbook has its own sheet named {layout.name!r} (not written by "
+                    "cxkpi): rename it and refresh again"
+                )
+        targets.append((layout, layout.name in names))
+    for layout, exists in targets:
+        if exists:
+            sheet = book.sheets[layout.name]
+            for chart in list(sheet.charts):
+                chart.delete()
+            sheet.clear()
+        else:
+            sheet = book.sheets.add(layout.name, after=book.sheets[-1])
+        _write_sheet(sheet, layout)
+
+
+def _cell_value(cell: tuple[Any, str] | None) -> Any:
+    if cell is None:
+        return None
+    value, _ = cell
+    if isinstance(value, str):
+        # Excel takes a value that starts with = (+ - @) for a formula; the apostrophe
+        # makes it text and is not part of the value.
+        return "'" + value if is_formula_like(value) else value
+    return value if math.isfinite(value) else None
+
+
+def _write_sheet(sheet: Any, layout: Sheet) -> None:
+    width = max(layout.width, 1)
+    grid = [[_cell_value(c) for c in row] + [None] * (width - len(row)) for row in layout.rows]
+    sheet["A1"].value = grid
+    # number formats and bold, one call per run of equal styles in a row
+    for r, row in enumerate(layout.rows, start=1):
+        start = 0
+        while start < len(row):
+            style = row[start][1] if row[start] is not None else None
+            end = start
+            while end + 1 < len(row) and (row[end + 1][1] if row[end + 1] else None) == style:
+                end += 1
+            if style is not None and style != "text":
+                rng = sheet.range((r, start + 1), (r, end + 1))
+                if style.startswith("num:"):
+                    rng.number_format = style[4:]
+                else:
+                    rng.font.bold = True
+            start = end + 1
+    for col, w in layout.widths.items():
+        sheet.range(f"{column_letter(col)}:{column_letter(col)}").column_width = w
+    for spec in layout.charts:
+        last = column_letter(2 + spec.periods)
+        first, final = min(spec.rows), max(spec.rows)
+        left, top = _position(layout, spec.anchor)
+        chart = sheet.charts.add(left, top, width=425, height=240)
+        chart.chart_type = "column_clustered" if spec.kind == "bar" else "line"
+        chart.set_source_data(sheet.range(f"B{first}:{last}{final}"))
+
+
+def _position(layout: Sheet, cell: str) -> tuple[float, float]:
+    """The top-left of a cell in points, from the column widths and the default row
+    height (Office.js cannot read positions synchronously)."""
+    letters = cell.rstrip("0123456789")
+    col = 0
+    for ch in letters:
+        col = col * 26 + ord(ch) - 64
+    left = sum((layout.widths.get(c, 8.43) * 7 + 5) * 0.75 for c in range(1, col))
+    return left, (int(cell[len(letters) :]) - 1) * 15.0
+
+
+def refresh_book(book: Any) -> Report:
+    """Read, compute and write: the whole refresh on an open workbook."""
+    report = compute(read_book(book))
+    write_book(book, report)
+    return report
+
+
+@xw.script(button=BUTTON, show_taskpane=True)
+def cx_refresh(book: xw.Book) -> None:
+    """Refresh the Report and Data Issues sheets (xlwings Lite and Server)."""
+    try:
+        report = refresh_book(book)
+    except ValueError as e:
+        raise xw.XlwingsError(str(e)) from None
+    n = len(report.issues)
+    print(f"cxkpi-xl: {len(report.periods)} periods, {len(report.kpis)} KPIs, {n} data issues")
+
+
+def main() -> None:
+    """Classic xlwings' "Run main": refresh the workbook that called."""
+    refresh_book(xw.Book.caller())
