@@ -168,3 +168,24 @@ def test_template_writes_the_run_main_file_for_classic_xlwings(tmp_path, tables,
     module.main()
     funcs = [a["func"] for a in book.json()["actions"]]
     assert funcs.count("addSheet") == 2 and "setValues" in funcs
+
+
+def test_the_excel_modules_import_with_numpy_pandas_and_xlwings_alone():
+    """xlwings Lite runs in Pyodide: the script and the functions must import without
+    openpyxl, calamine, scipy, click, rich or defusedxml."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "class Block:\n"
+        "    def find_spec(self, name, path, target=None):\n"
+        "        if name.split('.')[0] in ('openpyxl', 'python_calamine', 'scipy', 'click',"
+        " 'rich', 'defusedxml'):\n"
+        "            raise ImportError(name)\n"
+        "sys.meta_path.insert(0, Block())\n"
+        "import cxkpi_xl, cxkpi_xl.udfs, cxkpi_xl.excel, cxkpi_xl.engine, cxkpi_xl.layout\n"
+        "print('imported')\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0 and "imported" in done.stdout, done.stderr
