@@ -62,7 +62,7 @@ PHASES = {
 }
 
 RUNNER = """
-import json, resource, time
+import json, resource, sys, time
 t0 = time.perf_counter()
 extra = {}
 {code}
@@ -71,18 +71,32 @@ print(json.dumps(dict(seconds=time.perf_counter() - t0,
 """
 
 
-def run(phase: str) -> dict[str, float]:
-    code = RUNNER.replace("{code}", PHASES[phase])
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+def run_code(code: str, *argv: str) -> dict:
+    """Run ``code`` in a fresh process (``sys.argv[1:]`` = ``argv``); its seconds, peak
+    RSS and whatever it put into ``extra``."""
+    script = RUNNER.replace("{code}", code)
+    out = subprocess.run(
+        [sys.executable, "-c", script, *argv], capture_output=True, text=True, check=True
+    )
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def large_book(doc: str | None) -> Path:
+    """The cached large workbook, built first if missing or ``--rebuild`` is given."""
+    parser = argparse.ArgumentParser(description=(doc or "").splitlines()[0])
     parser.add_argument("--rebuild", action="store_true")
     args = parser.parse_args()
     if args.rebuild or not BOOK.exists():
         build()
+    return BOOK
+
+
+def run(phase: str) -> dict:
+    return run_code(PHASES[phase])
+
+
+def main() -> None:
+    large_book(__doc__)
     print(f"{BOOK.name}: {BOOK.stat().st_size / 2**20:.0f} MiB")
     floor = run("floor")
     read = run("read")

@@ -9,26 +9,14 @@ Targets on the 2-core machine: ratio to the floor <= 1.5, peak RSS <= 2 GB.
 
 from __future__ import annotations
 
-import argparse
-import json
 import shutil
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from engine import BOOK, SHEETS, build
-
-RUNNER = """
-import json, resource, sys, time
-t0 = time.perf_counter()
-extra = {}
-{code}
-print(json.dumps(dict(seconds=time.perf_counter() - t0,
-                      peak_rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, **extra)))
-"""
+from engine import BOOK, SHEETS, large_book, run_code
 
 FLOOR = "import pandas as pd\npd.read_excel(sys.argv[1], sheet_name={sheets!r}, engine='calamine')"
 REFRESH = """from cxkpi_xl.refresh import refresh
@@ -44,26 +32,14 @@ stages[last[1]] = time.perf_counter() - last[0]
 extra = {'stages': stages, 'periods': len(done.report.periods), 'kpis': len(done.report.kpis)}"""
 
 
-def run(code: str, book: Path) -> dict:
-    script = RUNNER.replace("{code}", code)
-    out = subprocess.run(
-        [sys.executable, "-c", script, str(book)], capture_output=True, text=True, check=True
-    )
-    return json.loads(out.stdout.strip().splitlines()[-1])
-
-
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rebuild", action="store_true")
-    args = parser.parse_args()
-    if args.rebuild or not BOOK.exists():
-        build()
+    large_book(__doc__)
     with tempfile.TemporaryDirectory(dir=BOOK.parent) as tmp:
         book = Path(tmp) / BOOK.name
         shutil.copy(BOOK, book)
-        floor = run(FLOOR.format(sheets=SHEETS), book)
-        first = run(REFRESH, book)  # adds Report and Data Issues
-        again = run(REFRESH, book)  # replaces them
+        floor = run_code(FLOOR.format(sheets=SHEETS), str(book))
+        first = run_code(REFRESH, str(book))  # adds Report and Data Issues
+        again = run_code(REFRESH, str(book))  # replaces them
         size = book.stat().st_size
     print(f"{BOOK.name}: {BOOK.stat().st_size / 2**20:.0f} MiB")
     print(

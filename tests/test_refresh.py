@@ -359,3 +359,53 @@ def test_sigkill_at_random_moments_leaves_old_or_new_never_broken(tmp_path: Path
 def test_refresh_error_for_a_bad_setting(book: Path):
     with pytest.raises(RefreshError, match="granularity"):
         refresh(book, overrides={"granularity": "week"})
+
+
+def _rewrite(path: Path, changes: dict[str, bytes]) -> None:
+    old = parts(path)
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as z:
+        for name, data in {**old, **changes}.items():
+            z.writestr(name, data)
+
+
+def test_a_calc_chain_that_refers_to_the_replaced_report_is_dropped(book: Path):
+    """Excel keeps a calcChain of formula cells by sheet id: if the user typed a formula
+    into the Report, the chain must go with the old Report, or Excel calls the file
+    damaged."""
+    refresh(book)
+    p = parts(book)
+    ns = "http://schemas.openxmlformats.org/spreadsheetml/2006/main"
+    report_id = re.search(rf'name="{REPORT_SHEET}" sheetId="(\d+)"', p["xl/workbook.xml"].decode())
+    chain = f'<calcChain xmlns="{ns}"><c r="Z1" i="{report_id.group(1)}"/></calcChain>'
+    rels = (
+        p["xl/_rels/workbook.xml.rels"]
+        .decode()
+        .replace(
+            "</Relationships>",
+            '<Relationship Id="rId999" Type="http://schemas.openxmlformats.org/officeDocument/'
+            '2006/relationships/calcChain" Target="calcChain.xml"/></Relationships>',
+        )
+    )
+    types = (
+        p["[Content_Types].xml"]
+        .decode()
+        .replace(
+            "</Types>",
+            '<Override PartName="/xl/calcChain.xml" ContentType="application/vnd.openxmlformats-'
+            'officedocument.spreadsheetml.calcChain+xml"/></Types>',
+        )
+    )
+    _rewrite(
+        book,
+        {
+            "xl/calcChain.xml": chain.encode(),
+            "xl/_rels/workbook.xml.rels": rels.encode(),
+            "[Content_Types].xml": types.encode(),
+        },
+    )
+    refresh(book)
+    after = parts(book)
+    assert "xl/calcChain.xml" not in after
+    assert b"calcChain" not in after["xl/_rels/workbook.xml.rels"]
+    assert b"calcChain" not in after["[Content_Types].xml"]
+    assert REPORT_SHEET in openpyxl.load_workbook(book).sheetnames
