@@ -327,6 +327,8 @@ def chart_parts(sheet_name: str, charts: list[Chart]) -> tuple[bytes, list[bytes
             ref = Reference(ws, min_col=2, max_col=last, min_row=row, max_row=row)
             chart.add_data(ref, from_rows=True, titles_from_data=True)
         chart.set_categories(Reference(ws, min_col=3, max_col=last, min_row=1, max_row=1))
+        for series in chart.series:  # a trend is drawn point to point, not smoothed
+            series.smooth = False
         ws.add_chart(chart, spec.anchor)
     buf = io.BytesIO()
     wb.save(buf)
