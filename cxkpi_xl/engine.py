@@ -1001,10 +1001,29 @@ def _breakdown_kpis(data: Dataset, base: _Base, axis: _Axis) -> dict[str, np.nda
     return k
 
 
-def _group_breakdown(data: Dataset, base: _Base, axis: _Axis, column: str) -> pd.DataFrame:
-    """The breakdown KPIs for each value of a Customers column (segment, owner), each
+def _group_breakdowns(
+    data: Dataset, base: _Base, axis: _Axis, columns: Iterable[str]
+) -> dict[str, pd.DataFrame]:
+    """The breakdown KPIs for each value of each Customers column (segment, owner), each
     computed on the data of that group's customers only (Funnel and Costs, which have no
     customer, are left out). The customer matrices are the report's, cut by rows."""
+    from .schema import TABLES
+
+    # Each row's customer in the Customers table, found once for every column; only the
+    # tables _breakdown_kpis reads (MRR is in the matrices already).
+    ids = pd.Index(data.tables["Customers"]["customer_id"])
+    needed = ("Customers", "Orders", "Surveys", "Tickets", "Usage")
+    positions = {
+        t.name: ids.get_indexer(data.tables[t.name][t.customer_column])
+        for t in TABLES
+        if t.name in needed and t.customer_column is not None
+    }
+    return {c: _group_breakdown(data, base, axis, c, positions) for c in columns}
+
+
+def _group_breakdown(
+    data: Dataset, base: _Base, axis: _Axis, column: str, positions: dict[str, np.ndarray]
+) -> pd.DataFrame:
     from .schema import TABLES
 
     cust = data.tables["Customers"]
@@ -1013,14 +1032,10 @@ def _group_breakdown(data: Dataset, base: _Base, axis: _Axis, column: str) -> pd
     group_codes, names = pd.factorize(cust[column].fillna(f"(no {column})"), sort=True)
     row_group = np.full(len(base.ids), -1)
     row_group[base.cpos] = group_codes
-    ids = pd.Index(cust["customer_id"])
-    needed = ("Customers", "Orders", "Surveys", "Tickets", "Usage")
-    table_groups = {}
-    for t in TABLES:
-        frame = data.tables[t.name]
-        if t.name in needed and t.customer_column is not None:
-            pos = ids.get_indexer(frame[t.customer_column])
-            table_groups[t.name] = np.where(pos >= 0, group_codes[np.maximum(pos, 0)], -1)
+    table_groups = {
+        name: np.where(pos >= 0, group_codes[np.maximum(pos, 0)], -1)
+        for name, pos in positions.items()
+    }
 
     def one_group(g: int) -> dict[str, np.ndarray]:
         tables = {
@@ -1102,8 +1117,7 @@ def compute(data: Dataset, *, breakdowns: bool = True) -> Report:
             {m: report.kpis[m] for m in ("mrr", *MOVEMENTS, "net_new_mrr")}, index=labels
         )
         b["mrr_movements"] = movements
-        b["segment"] = _group_breakdown(data, base, axis, "segment")
-        b["owner"] = _group_breakdown(data, base, axis, "owner")
+        b.update(_group_breakdowns(data, base, axis, ("segment", "owner")))
         cx = _cx_to_revenue(data, base, axis, k)
         b["nps_category"] = cx[["nps_category", "kpi", *labels]]
         b.update(_cohorts(base, axis))
