@@ -18,8 +18,16 @@ import pandas as pd
 import xlwings as xw
 
 from .engine import Report, compute
-from .layout import OWNED_HEADERS, Sheet, column_letter, issues_sheet, report_sheet
-from .reader import Dataset, read
+from .layout import (
+    OWNED_HEADERS,
+    REPORT_SHEET,
+    Sheet,
+    column_letter,
+    issues_sheet,
+    outcome,
+    report_sheet,
+)
+from .reader import Dataset, cell_index, read
 from .sample import is_formula_like
 from .schema import SETTINGS_BY_NAME, TABLE_SHEETS, TABLES
 
@@ -128,12 +136,9 @@ def _write_sheet(sheet: Any, layout: Sheet) -> None:
 def _position(layout: Sheet, cell: str) -> tuple[float, float]:
     """The top-left of a cell in points, from the column widths and the default row
     height (Office.js cannot read positions synchronously)."""
-    letters = cell.rstrip("0123456789")
-    col = 0
-    for ch in letters:
-        col = col * 26 + ord(ch) - 64
-    left = sum((layout.widths.get(c, 8.43) * 7 + 5) * 0.75 for c in range(1, col))
-    return left, (int(cell[len(letters) :]) - 1) * 15.0
+    row, col = cell_index(cell)
+    left = sum((layout.widths.get(c, 8.43) * 7 + 5) * 0.75 for c in range(1, col + 1))
+    return left, row * 15.0
 
 
 def refresh_book(book: Any) -> Report:
@@ -150,8 +155,7 @@ def cx_refresh(book: xw.Book) -> None:
         report = refresh_book(book)
     except ValueError as e:
         raise xw.XlwingsError(str(e)) from None
-    n = len(report.issues)
-    print(f"cxkpi-xl: {len(report.periods)} periods, {len(report.kpis)} KPIs, {n} data issues")
+    print(f"cxkpi-xl refreshed {REPORT_SHEET}: {outcome(report)}")
 
 
 def main() -> None:

@@ -176,7 +176,7 @@ def _section(
     yield head_cells[:1] + [text("", "header")] * pad + head_cells[1:]
     for idx, row in zip(frame.index, frame.itertuples(index=False), strict=True):
         cells: list[tuple[Any, str] | None] = [text(idx)] if has_index else []
-        fmt = _row_format(key, frame, idx, dict(zip(frame.columns, row, strict=True)))
+        fmt = _row_format(key, idx, dict(zip(frame.columns, row, strict=True)))
         for col, value in zip(frame.columns, row, strict=True):
             if col in label_cols:
                 cells.append(None if _blank(value) else text(value))
@@ -193,7 +193,7 @@ _INDEX_NAMES = {
 }
 
 
-def _row_format(key: str, frame: pd.DataFrame, idx: Any, row: dict[Any, Any]) -> str | None:
+def _row_format(key: str, idx: Any, row: dict[Any, Any]) -> str | None:
     if "kpi" in row and str(row["kpi"]) in BY_ID:
         return BY_ID[str(row["kpi"])].number_format
     if key == "mrr_movements":
@@ -228,6 +228,15 @@ def _blank(value: Any) -> bool:
     return value is None or (isinstance(value, float) and math.isnan(value))
 
 
+def outcome(report: Report) -> str:
+    """What a refresh wrote, for the closing line: periods, KPIs and data issues."""
+    n = len(report.issues)
+    return (
+        f"{len(report.periods)} {report.granularity} periods, {len(report.kpis)} KPIs, "
+        f"{n} data issue{'s' if n != 1 else ''}{f' (see the {ISSUES_SHEET} sheet)' if n else ''}"
+    )
+
+
 def issues_sheet(issues: list[Issue]) -> Sheet:
     """The Data Issues sheet: one row per problem found in the input."""
     sheet = Sheet(ISSUES_SHEET, freeze="A2")
@@ -250,14 +259,6 @@ def issues_sheet(issues: list[Issue]) -> Sheet:
     return sheet
 
 
-def values_grid(sheet: Sheet) -> list[list[Any]]:
-    """The sheet's values as a rectangular 2-D list (``None`` for empty cells)."""
-    w = sheet.width
-    return [
-        [c[0] if c is not None else None for c in r] + [None] * (w - len(r)) for r in sheet.rows
-    ]
-
-
 def column_letter(col: int) -> str:
     """1 -> A, 27 -> AA."""
     out = ""
@@ -276,8 +277,8 @@ __all__ = [
     "Sheet",
     "column_letter",
     "issues_sheet",
+    "outcome",
     "report_sheet",
     "style_spec",
     "styles_used",
-    "values_grid",
 ]

@@ -38,6 +38,7 @@ from typing import Any
 from xml.sax.saxutils import escape, quoteattr
 
 from .layout import Chart, Sheet, column_letter, styles_used
+from .reader import cell_index
 
 NS_MAIN = "http://schemas.openxmlformats.org/spreadsheetml/2006/main"
 NS_R = "http://schemas.openxmlformats.org/officeDocument/2006/relationships"
@@ -117,6 +118,11 @@ def _prefix(text: str, local: str) -> str:
     return (m.group(1) or "") if m else ""
 
 
+def _text_of(el: Any) -> str:
+    """The text of a shared or inline string element (its ``t`` runs joined)."""
+    return "".join(t.text or "" for t in el.iter() if _local(t.tag) == "t")
+
+
 def _shared_string(z: zipfile.ZipFile, wb_part: str, index: int) -> str | None:
     for rel in _relationships(z, wb_part):
         if rel.get("Type", "").endswith("/sharedStrings") and rel["part"] in z.NameToInfo:
@@ -128,7 +134,7 @@ def _shared_string(z: zipfile.ZipFile, wb_part: str, index: int) -> str | None:
                     if _local(el.tag) == "si":
                         n += 1
                         if n == index:
-                            return "".join(t.text or "" for t in el.iter() if _local(t.tag) == "t")
+                            return _text_of(el)
                         el.clear()
     return None
 
@@ -145,9 +151,7 @@ def _first_cells(z: zipfile.ZipFile, wb_part: str, part: str, count: int) -> lis
             if tag == "c" and el.get("r") in wanted:
                 kind = el.get("t", "n")
                 if kind == "inlineStr":
-                    cells[el.get("r")] = "".join(
-                        t.text or "" for t in el.iter() if _local(t.tag) == "t"
-                    )
+                    cells[el.get("r")] = _text_of(el)
                 else:
                     v = next((c.text for c in el if _local(c.tag) == "v"), None)
                     if kind == "s" and v is not None and v.isdigit():
@@ -259,8 +263,7 @@ def sheet_xml(sheet: Sheet, style_ids: dict[str, int], drawing_rid: str | None) 
     w(f'<dimension ref="A1:{last_col}{max(len(sheet.rows), 1)}"/>')
     w('<sheetViews><sheetView workbookViewId="0">')
     if sheet.freeze:
-        col, row = re.match(r"([A-Z]+)(\d+)", sheet.freeze).groups()  # type: ignore[union-attr]
-        xs, ys = _column_number(col) - 1, int(row) - 1
+        ys, xs = cell_index(sheet.freeze)  # rows and columns above and left of the pane
         pane = "bottomRight" if xs and ys else ("bottomLeft" if ys else "topRight")
         split = (f' xSplit="{xs}"' if xs else "") + (f' ySplit="{ys}"' if ys else "")
         w(f'<pane{split} topLeftCell="{sheet.freeze}" activePane="{pane}" state="frozen"/>')
@@ -296,13 +299,6 @@ def sheet_xml(sheet: Sheet, style_ids: dict[str, int], drawing_rid: str | None) 
         w(f'<drawing r:id="{drawing_rid}"/>')
     w("</worksheet>")
     return out.getvalue().encode("utf-8")
-
-
-def _column_number(letters: str) -> int:
-    n = 0
-    for ch in letters:
-        n = n * 26 + ord(ch) - 64
-    return n
 
 
 def chart_parts(sheet_name: str, charts: list[Chart]) -> tuple[bytes, list[bytes]]:
@@ -542,11 +538,11 @@ def _replaced_sheets(
     return replaced
 
 
-def check_sheets(source: Path, names: list[str], owned_by: dict[str, tuple[str, ...]]) -> None:
-    """Refuse early (before the slow part of a refresh) a workbook whose sheets of these
-    names are the user's own."""
+def check_sheets(source: Path, owned_by: dict[str, tuple[str, ...]]) -> None:
+    """Refuse early (before the slow part of a refresh) a workbook whose sheets of the
+    names in ``owned_by`` are the user's own."""
     with zipfile.ZipFile(source) as z:
-        _replaced_sheets(z, _workbook_part(z), names, owned_by)
+        _replaced_sheets(z, _workbook_part(z), list(owned_by), owned_by)
 
 
 def _closure(z: zipfile.ZipFile, part: str, keep: set[str]) -> list[str]:

@@ -522,7 +522,7 @@ def _workbook_settings(path: Path, book: Any, sheets: dict[str, str]) -> dict[st
             sheet = book.get_sheet_by_name(sheet_name)
             cache[sheet_name] = (sheet.to_python(skip_empty_area=False), (0, 0))
         values, _ = cache[sheet_name]
-        row, col = _cell_index(cell.replace("$", ""))
+        row, col = cell_index(cell.replace("$", ""))
         if row < len(values) and col < len(values[row]):
             found[name.lower()] = values[row][col]
     if not found and SETTINGS_SHEET.lower() in sheets:
@@ -533,7 +533,8 @@ def _workbook_settings(path: Path, book: Any, sheets: dict[str, str]) -> dict[st
     return found
 
 
-def _cell_index(ref: str) -> tuple[int, int]:
+def cell_index(ref: str) -> tuple[int, int]:
+    """0-based (row, column) of a cell reference such as ``C2``."""
     letters = "".join(ch for ch in ref if ch.isalpha()).upper()
     digits = "".join(ch for ch in ref if ch.isdigit())
     col = 0

@@ -14,12 +14,12 @@ from .engine import Report, compute
 from .layout import (
     OWNED_HEADERS,
     issues_sheet,
+    outcome,
     report_sheet,
 )
 from .package import PackageError, check_sheets, check_writable, write_sheets
 from .reader import SourceError, check_package, read
 
-OWNED = OWNED_HEADERS
 STAGES = ("reading", "computing", "writing")
 
 
@@ -34,13 +34,7 @@ class Refreshed:
     seconds: float
 
     def summary(self) -> str:
-        r = self.report
-        n = len(r.issues)
-        return (
-            f"Refreshed {self.target.name}: {len(r.periods)} {r.granularity} periods, "
-            f"{len(r.kpis)} KPIs, {n} data issue{'s' if n != 1 else ''}"
-            f"{' (see the Data Issues sheet)' if n else ''}, {self.seconds:.1f} s"
-        )
+        return f"Refreshed {self.target.name}: {outcome(self.report)}, {self.seconds:.1f} s"
 
 
 def refresh(
@@ -66,7 +60,7 @@ def refresh(
                 f"{target.name}: the copy must keep the workbook's type ({source.suffix})"
             )
         check_writable(target)
-        check_sheets(source, list(OWNED), OWNED)
+        check_sheets(source, OWNED_HEADERS)
         before = _stamp(source)
         tell("reading")
         data = read(source, overrides)
@@ -81,10 +75,8 @@ def refresh(
                 raise RefreshError(f"{source.name} changed while refreshing: nothing was written")
             check_writable(target)
 
-        write_sheets(source, target, sheets, OWNED, after_write=unchanged)
-    except (SourceError, PackageError) as e:
-        raise RefreshError(str(e)) from None
-    except ValueError as e:  # a bad --set value
+        write_sheets(source, target, sheets, OWNED_HEADERS, after_write=unchanged)
+    except (SourceError, PackageError, ValueError) as e:  # ValueError: a bad --set value
         raise RefreshError(str(e)) from None
     except OSError as e:
         raise RefreshError(f"{target.name}: {e.strerror or e}: nothing was changed") from None

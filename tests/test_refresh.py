@@ -13,6 +13,7 @@ import subprocess
 import sys
 import time
 import zipfile
+from itertools import takewhile
 from pathlib import Path
 
 import numpy as np
@@ -115,13 +116,10 @@ def _report_frame(path: Path) -> pd.DataFrame:
 
 
 def _kpi_table(raw: pd.DataFrame) -> tuple[list[str], dict[str, list[float | None]]]:
-    header = raw.iloc[0].tolist()
-    n = (
-        next(i for i, v in enumerate(header[2:], start=2) if not isinstance(v, str))
-        if any(not isinstance(v, str) for v in header[2:])
-        else len(header)
-    )
-    periods = [str(v) for v in header[2:n]]
+    """The KPI table at A1: the period labels of the header row (they end where the
+    wider sections below leave the header blank) and each KPI row's values."""
+    periods = list(takewhile(lambda v: isinstance(v, str), raw.iloc[0].tolist()[2:]))
+    n = 2 + len(periods)
     kpis = {}
     for _, row in raw.iloc[1:].iterrows():
         if not isinstance(row[0], str) or pd.isna(row[1]):
@@ -409,3 +407,11 @@ def test_a_calc_chain_that_refers_to_the_replaced_report_is_dropped(book: Path):
     assert b"calcChain" not in after["xl/_rels/workbook.xml.rels"]
     assert b"calcChain" not in after["[Content_Types].xml"]
     assert REPORT_SHEET in openpyxl.load_workbook(book).sheetnames
+
+
+def test_every_breakdown_of_the_engine_has_a_report_section(tables):
+    from cxkpi_xl.engine import compute
+    from cxkpi_xl.layout import SECTIONS
+    from cxkpi_xl.reader import read
+
+    assert set(compute(read(tables)).breakdowns) == {key for key, _ in SECTIONS}
