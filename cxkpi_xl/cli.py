@@ -158,7 +158,9 @@ def _shown(value: object) -> str:
     from .engine import json_value
 
     v = json_value(value)
-    return "(blank)" if v is None else repr(v) if isinstance(v, str) else str(v)
+    if v is None or (isinstance(v, str) and not v.strip()):
+        return "(blank)"
+    return repr(v) if isinstance(v, str) else str(v)
 
 
 def _issue_line(issue) -> str:  # type: ignore[no-untyped-def]
