@@ -336,7 +336,7 @@ def refresh(book: Path, output: Path | None, sets: tuple[str, ...], quiet: bool)
     """Recompute every KPI from BOOK's input Tables and write its Report and Data Issues
     sheets. Everything else in the workbook stays exactly as it was."""
     done = _run_refresh(book, output, sets, quiet)
-    _print_issues(done.report.issues)
+    _print_issues(done.report.issues, hint=": the Data Issues sheet lists them all")
     click.echo(done.summary())
 
 

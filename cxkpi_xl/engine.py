@@ -252,7 +252,7 @@ def _carry_unknown(m: np.ndarray, unknown: np.ndarray, known: np.ndarray) -> Non
     A customer with a readable month before keeps the previous month's MRR (carried on
     through several unknown months; a month without a row is 0); one without keeps the
     next month's. Either way no churn and no reactivation come from the unreadable
-    month. The reader's Data Issues rows say the same (reader._unknown_mrr_action)."""
+    month. The reader's Data Issues rows say the same (reader._keep_unknown_mrr)."""
     earlier = (np.cumsum(known, axis=1) - known) > 0  # a readable month before this one
     forward = unknown & earlier
     for t in np.flatnonzero(forward.any(axis=0)):
