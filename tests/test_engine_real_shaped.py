@@ -8,8 +8,11 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from cxkpi_xl.engine import compute
 from cxkpi_xl.reader import read
@@ -190,3 +193,34 @@ def test_the_headline_numbers_by_hand():
     assert issue.row == at + 2  # the header is row 1
     assert issue.value == "#N/A"
     assert issue.action == "kept the previous month's MRR for 2026-05"
+
+
+# --- unreadable cells where the truth is known --------------------------------------------
+# A customer paying the same amount every month of a span: whichever of its cells cannot
+# be read (not all of them), the previous or next month's MRR is that amount, so every
+# KPI must be what the clean table gives.
+
+spans = st.lists(
+    st.tuples(st.integers(1, 6), st.integers(1, 6), st.integers(1, 5000), st.randoms()),
+    min_size=1,
+    max_size=8,
+)
+
+
+@settings(max_examples=40, deadline=None)
+@given(spans)
+def test_unreadable_cells_of_a_steady_customer_change_nothing(customers):
+    clean, dirty = [], []
+    for i, (a, b, cents, rnd) in enumerate(customers):
+        first, last = min(a, b), max(a, b)
+        months = list(range(first, last + 1))
+        lost = set(rnd.sample(months, rnd.randint(0, len(months) - 1)))
+        for t in months:
+            row = (f"K{i}", MONTHS[t - 1], cents / 100)
+            clean.append(row)
+            dirty.append((*row[:2], "#N/A") if t in lost else row)
+    frames = [pd.DataFrame(r, columns=["customer_id", "month", "mrr"]) for r in (clean, dirty)]
+    want, got = (compute(read({"MRR": f}), breakdowns=False) for f in frames)
+    assert got.periods == want.periods
+    for kpi, values in want.kpis.items():
+        np.testing.assert_array_equal(got.kpis[kpi], values, err_msg=kpi)
