@@ -126,7 +126,8 @@ CATALOGUE: tuple[Kpi, ...] = (
        "seed 000", "CX_STARS", surveys.star_rating),
     # Retention, churn and revenue movements
     _k("mrr", "Monthly recurring revenue", "money", "retention",
-       "sum of MRR at the period's end", "ChartMogul; seed 003"),
+       "sum of MRR at the period's end; an MRR cell that cannot be read keeps the "
+       "customer's previous month's MRR", "ChartMogul; seed 003"),
     _k("mrr_new", "New MRR", "money", "retention",
        "MRR of customers who never paid before", "ChartMogul"),
     _k("mrr_reactivation", "Reactivation MRR", "money", "retention",
@@ -158,11 +159,14 @@ CATALOGUE: tuple[Kpi, ...] = (
        "customers with an expansion / customers paying at the start", "seed 001",
        "CX_EXPANDED_RATE", retention.expanded_accounts_rate),
     _k("customer_churn_rate", "Customer churn rate", "fraction", "retention",
-       "customers active at the start who left / customers active at the start",
+       "customers active at the start who left / customers active at the start; "
+       "a customer who signed up before the first month with MRR data and pays in it was "
+       "active at its start",
        "ChartMogul; seeds 001, 002, 003", "CX_CHURN", retention.customer_churn_rate),
     _k("customer_retention_rate", "Customer retention rate (CRR)", "fraction", "retention",
-       "(customers at end - new in period) / customers at start", "seed 000", "CX_CRR",
-       retention.customer_retention_rate),
+       "(customers at end - new in period) / customers at start; a customer who signed up "
+       "before the first month with MRR data and pays in it was active at its start",
+       "seed 000", "CX_CRR", retention.customer_retention_rate),
     _k("arpu", "Average revenue per user (ARPU)", "money", "revenue",
        "MRR at end / paying customers at end", "ChartMogul (ARPA); seeds 002, 003", "CX_ARPU",
        revenue.arpu),

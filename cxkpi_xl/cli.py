@@ -153,17 +153,30 @@ def _load(source: str, sets: tuple[str, ...]):  # type: ignore[no-untyped-def]
         raise click.ClickException(str(e)) from None
 
 
-def _print_issues(issues: list) -> None:  # type: ignore[type-arg]
+def _shown(value: object) -> str:
+    """A data value as the user typed it: 'ten', 11 (never np.float64(11.0)), 2026-03-01."""
+    from .engine import json_value
+
+    v = json_value(value)
+    if v is None or (isinstance(v, str) and not v.strip()):
+        return "(blank)"
+    return repr(v) if isinstance(v, str) else str(v)
+
+
+def _issue_line(issue) -> str:  # type: ignore[no-untyped-def]
+    where = f"{issue.sheet} row {issue.row}" if issue.row else issue.sheet
+    return f"{where}, {issue.column}: {_shown(issue.value)} {issue.problem} ({issue.action})"
+
+
+def _print_issues(issues: list, limit: int | None = 5, hint: str = "") -> None:  # type: ignore[type-arg]
+    """The count of data issues and the first ``limit`` of them (None: all) on stderr."""
     if not issues:
         return
     click.echo(f"{len(issues)} data issue{'s' if len(issues) != 1 else ''} found:", err=True)
-    for issue in issues[:5]:
-        where = f"{issue.sheet} row {issue.row}" if issue.row else issue.sheet
-        click.echo(
-            f"  {where}, {issue.column}: {issue.value!r} {issue.problem} ({issue.action})", err=True
-        )
-    if len(issues) > 5:
-        click.echo(f"  ... and {len(issues) - 5} more", err=True)
+    for issue in issues[:limit]:
+        click.echo(f"  {_issue_line(issue)}", err=True)
+    if limit is not None and len(issues) > limit:
+        click.echo(f"  ... and {len(issues) - limit} more{hint}", err=True)
 
 
 SET_HELP = "Override a setting, e.g. --set granularity=quarter (repeatable)."
@@ -179,14 +192,21 @@ SET_HELP = "Override a setting, e.g. --set granularity=quarter (repeatable)."
     show_default=True,
 )
 @click.option("--set", "sets", multiple=True, metavar="NAME=VALUE", help=SET_HELP)
-def kpis(source: str, fmt: str, sets: tuple[str, ...]) -> None:
+@click.option(
+    "--issues", "all_issues", is_flag=True, help="List every data issue, not just the first 5."
+)
+def kpis(source: str, fmt: str, sets: tuple[str, ...], all_issues: bool) -> None:
     """Compute every KPI for every period of SOURCE: an .xlsx/.xlsm workbook or a folder
-    of CSV files named after the tables (Customers.csv, MRR.csv, ...)."""
+    of CSV files named after the tables (Customers.csv, MRR.csv, ...). Data issues go to
+    stderr (all of them with --issues) and into the JSON output's "issues"."""
     from .engine import compute
 
     data = _load(source, sets)
-    report = compute(data, breakdowns=False)
-    _print_issues(report.issues)
+    try:
+        report = compute(data, breakdowns=False)
+    except ValueError as e:  # e.g. MRR too large to add up exactly
+        raise click.ClickException(str(e)) from None
+    _print_issues(report.issues, None if all_issues else 5, ": cxkpi kpis --issues lists them all")
     if fmt == "json":
         click.echo(json.dumps(report.as_json(), indent=1, allow_nan=False))
     elif fmt == "csv":
@@ -196,6 +216,10 @@ def kpis(source: str, fmt: str, sets: tuple[str, ...]) -> None:
         click.echo(frame.to_csv(), nl=False)
     else:
         _print_report(report)
+        n = len(report.issues)
+        if n:
+            more = "" if all_issues else "; --issues lists them all"
+            click.echo(f"{n} data issue{'s' if n != 1 else ''} (on stderr{more})")
 
 
 @main.command()
@@ -312,7 +336,7 @@ def refresh(book: Path, output: Path | None, sets: tuple[str, ...], quiet: bool)
     """Recompute every KPI from BOOK's input Tables and write its Report and Data Issues
     sheets. Everything else in the workbook stays exactly as it was."""
     done = _run_refresh(book, output, sets, quiet)
-    _print_issues(done.report.issues)
+    _print_issues(done.report.issues, hint=": the Data Issues sheet lists them all")
     click.echo(done.summary())
 
 

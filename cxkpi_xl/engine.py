@@ -4,15 +4,19 @@ Data flows one way: a validated :class:`~cxkpi_xl.reader.Dataset` goes in, a
 :class:`Report` comes out. The engine only aggregates (counts, sums, per-customer MRR
 movements) and hands the aggregates to the KPI library; the formulas live there.
 
-MRR is held as a customers x months matrix in integer micro-units, so the movement
-identity MRR(end) = MRR(start) + net new MRR holds exactly in every period. Month column
-0 is the month before the first month with data (nothing is known there), so the first
-month with data has blank movements.
+MRR is held as a customers x months matrix of integer money units (whole units, cents,
+... as the data's decimals need; too large a book is refused, never added up wrongly), so
+the movement identity MRR(end) = MRR(start) + net new MRR holds exactly in every period.
+Month column 0 is the month before the first month with data (nothing is known there), so
+the first month with data has blank movements; customers who signed up before it and pay
+in it count as active at its start. An MRR cell the reader could not read is unknown, not
+zero: the customer's previous month's MRR is carried into it.
 """
 
 from __future__ import annotations
 
 import copy
+import datetime as dt
 import math
 import os
 import re
@@ -33,7 +37,6 @@ from .periods import GRANULARITIES, label, month_end, months_of, periods_between
 from .reader import Dataset, Issue
 from .schema import Settings
 
-MICRO = 1_000_000
 NPS_CATEGORIES = ("promoter", "passive", "detractor", "no answer")
 SURVEY_KINDS = ("NPS", "CSAT", "CES", "STAR")
 MOVEMENTS = ("mrr_new", "mrr_reactivation", "mrr_expansion", "mrr_contraction", "mrr_churn")
@@ -60,11 +63,13 @@ class Report:
     settings: Settings = field(default_factory=Settings)
 
     def as_json(self) -> dict[str, Any]:
-        """``{"granularity", "periods", "kpis": {id: [value or None, ...]}}``."""
+        """``{"granularity", "periods", "kpis": {id: [value or None, ...]}, "issues": [{"table",
+        "row", "column", "value", "problem", "action"}, ...]}``, JSON-native values only."""
         return {
             "granularity": self.granularity,
             "periods": list(self.periods),
             "kpis": {k: [_json_number(v) for v in values] for k, values in self.kpis.items()},
+            "issues": [issue_json(i) for i in self.issues],
         }
 
     def frame(self) -> pd.DataFrame:
@@ -74,6 +79,39 @@ class Report:
 
 def _json_number(v: float) -> float | None:
     return None if v is None or not math.isfinite(v) else float(v)
+
+
+def json_value(v: Any) -> str | int | float | bool | None:
+    """A data value as JSON holds it: numbers as numbers (11, not 11.0, for a whole
+    number), dates as ISO text, a blank as null, anything else as text."""
+    if isinstance(v, np.datetime64):
+        v = pd.Timestamp(v)
+    if isinstance(v, np.generic):
+        v = v.item()
+    if v is None or (isinstance(v, float) and math.isnan(v)) or v is pd.NaT:
+        return None
+    if isinstance(v, bool | str | int):
+        return v
+    if isinstance(v, float):
+        if not math.isfinite(v):
+            return str(v)
+        return int(v) if v.is_integer() and abs(v) < 2**53 else v
+    if isinstance(v, pd.Timestamp | dt.datetime | dt.date):
+        ts = pd.Timestamp(v)
+        return ts.date().isoformat() if ts == ts.normalize() else ts.isoformat()
+    return str(v)
+
+
+def issue_json(issue: Issue) -> dict[str, Any]:
+    """One data issue as ``{"table", "row", "column", "value", "problem", "action"}``."""
+    return {
+        "table": issue.sheet,
+        "row": None if issue.row is None else int(issue.row),
+        "column": issue.column,
+        "value": json_value(issue.value),
+        "problem": issue.problem,
+        "action": issue.action,
+    }
 
 
 def report_kpi_ids() -> list[str]:
@@ -155,6 +193,78 @@ def _axis(data: Dataset, granularity: str) -> _Axis | None:
     return _Axis(base, size, periods, labels, slice(lo, hi + 1))
 
 
+class MoneyError(ValueError):
+    """MRR too large for the engine to add up exactly; the message is one line."""
+
+
+MAX_DECIMALS = 6
+EXACT_LIMIT = 2**61
+"""Bound on any sum the engine takes of MRR in money units: the movement sums of a year
+stay below it, and twice it (new + expansion against contraction + churn) fits int64."""
+
+
+def _money_scale(values: np.ndarray, cols: np.ndarray, size: int) -> int:
+    """The money unit of a dataset's MRR: 10 ** (decimals in use, at most 6), so that every
+    value is a whole number of units (a book in whole rupiah counts in rupiah, one in
+    cents in cents). Raises MoneyError when a year of MRR in those units could exceed
+    EXACT_LIMIT, so that no total is ever silently wrong."""
+    if not len(values):
+        return 1
+    # A value has d decimals when a d-decimal number is within its float's precision
+    # (1e14 + 0.06 is stored as 1e14 + 0.0625: two decimals, as typed).
+    size_ = np.abs(values)
+    frac, ulp = size_ - np.trunc(size_), np.spacing(size_)
+    decimals = next(
+        (
+            d
+            for d in range(MAX_DECIMALS + 1)
+            if (np.abs(frac * 10**d - np.rint(frac * 10**d)) <= 10**d * ulp + 1e-9).all()
+        ),
+        MAX_DECIMALS,
+    )
+    scale = 10**decimals
+    monthly = np.bincount(cols, weights=np.abs(values), minlength=size)
+    year = float(np.convolve(monthly, np.ones(12)).max())  # the largest 12 months' sum
+    if year * scale >= EXACT_LIMIT:
+        exact = EXACT_LIMIT / scale
+        raise MoneyError(
+            f"MRR is too large to add up exactly: 12 months of it reach {year:,.0f}, and "
+            f"with {decimals} decimal{'s' if decimals != 1 else ''} in use the engine adds "
+            f"exactly up to {exact:,.0f}"
+            + (
+                f"; round the mrr column to whole units (up to {EXACT_LIMIT:,.0f})"
+                if decimals
+                else ""
+            )
+        )
+    return scale
+
+
+def _to_units(values: np.ndarray, scale: int) -> np.ndarray:
+    """``values`` as int64 counts of 1 / ``scale``, exact for any float below 2**62 / scale
+    (the whole part is converted as it is; only the fraction is scaled)."""
+    whole = np.trunc(values)
+    return whole.astype(np.int64) * scale + np.rint((values - whole) * scale).astype(np.int64)
+
+
+def _carry_unknown(m: np.ndarray, unknown: np.ndarray, known: np.ndarray) -> None:
+    """Fill the months whose MRR could not be read (kpi-definitions: unknown is not zero).
+    A customer with a readable month before keeps the previous month's MRR (carried on
+    through several unknown months; a month without a row is 0); one without keeps the
+    next month's. Either way no churn and no reactivation come from the unreadable
+    month. The reader's Data Issues rows say the same (reader._keep_unknown_mrr)."""
+    earlier = (np.cumsum(known, axis=1) - known) > 0  # a readable month before this one
+    forward = unknown & earlier
+    for t in np.flatnonzero(forward.any(axis=0)):
+        rows = forward[:, t]
+        m[rows, t] = m[rows, t - 1]
+    backward = unknown & ~earlier
+    T = m.shape[1]
+    for t in np.flatnonzero(backward.any(axis=0))[::-1]:
+        rows = backward[:, t]
+        m[rows, t] = m[rows, t + 1] if t + 1 < T else 0
+
+
 class _Base:
     """Per-customer matrices shared by the KPIs: MRR and activity by month."""
 
@@ -171,18 +281,31 @@ class _Base:
         cpos = ids.get_indexer(cust["customer_id"])
         self.in_customers[cpos] = True
         self.cpos = cpos
-        # MRR in micro-units (exact integer sums)
+        # MRR in integer money units (exact sums; see _money_scale)
         mpos = ids.get_indexer(mrr["customer_id"])
         mcol = axis.col(months_of(mrr["month"]))
         ok = mcol >= 0
-        micro = np.round(mrr["mrr"].to_numpy(float) * MICRO)
-        flat = np.bincount(mpos[ok] * T + mcol[ok], weights=micro[ok], minlength=n * T)
-        self.mrr = np.rint(flat).astype(np.int64).reshape(n, T)
+        values = mrr["mrr"].to_numpy(float)
+        known = ok & ~np.isnan(values)
+        cell = mpos * T + mcol
+        self.scale = _money_scale(values[known], mcol[known], T)
+        flat = np.zeros(n * T, dtype=np.int64)
+        np.add.at(flat, cell[known], _to_units(values[known], self.scale))
+        self.mrr = flat.reshape(n, T)
+        unknown = np.zeros(n * T, dtype=bool)
+        unknown[cell[ok & ~known]] = True
+        if unknown.any():
+            has_known = np.zeros(n * T, dtype=bool)
+            has_known[cell[known]] = True
+            _carry_unknown(self.mrr, unknown.reshape(n, T), has_known.reshape(n, T))
         self.mrr[:, 0] = 0  # nothing is known before the data
         has_mrr = np.zeros(n, dtype=bool)
         has_mrr[mpos] = True
         self.has_mrr = has_mrr
         self.has_mrr_data = bool(len(mrr))
+        # the first month with MRR data (T: none)
+        rows_by_col = np.bincount(mcol[ok], minlength=T) if ok.any() else np.zeros(T, int)
+        first = int(np.flatnonzero(rows_by_col)[0]) if rows_by_col.any() else T
         # activity at each month's end
         signup = np.full(n, np.iinfo(np.int64).max // 2)
         churn = np.full(n, np.iinfo(np.int64).max // 2)
@@ -196,7 +319,14 @@ class _Base:
         self.date_based = self.in_customers & (has_churn_date | ~has_mrr)
         t = np.arange(T)
         by_dates = (signup[:, None] <= t) & (t < churn[:, None])
-        self.active = np.where(self.date_based[:, None], by_dates, self.mrr > 0)
+        by_mrr = self.mrr > 0
+        if first < T:
+            # Before the first month with MRR data nobody's MRR is known: a customer who
+            # signed up before it and pays in it was active since signing up, as the
+            # dates would say (kpi-definitions: the start of the first period).
+            before = (t < first) & by_dates & (self.mrr[:, first] > 0)[:, None]
+            by_mrr = by_mrr | before
+        self.active = np.where(self.date_based[:, None], by_dates, by_mrr)
         self._movements()
 
     def _movements(self) -> None:
@@ -272,7 +402,7 @@ def _subscription_kpis(
     mrr_end = np.array([m[:, b].sum() for _, b in axis.periods], dtype=np.int64)
     mrr_start = np.array([m[:, a - 1].sum() for a, _ in axis.periods], dtype=np.int64)
     has = base.has_mrr_data
-    k["mrr"] = mrr_end / MICRO if has else np.full(P, np.nan)
+    k["mrr"] = mrr_end / base.scale if has else np.full(P, np.nan)
     moves: dict[str, np.ndarray] = {}
     for name, matrix in base.move.items():
         sums = np.array([matrix[:, a - 1 : b].sum() for a, b in axis.periods], dtype=np.int64)
@@ -282,7 +412,7 @@ def _subscription_kpis(
     # no month before the first month with MRR data: its movements are blank
     first_data = np.array([a <= first_mrr for a, _ in axis.periods])
     for name, sums in moves.items():
-        k[name] = np.where(first_data | (not has), np.nan, sums / MICRO)
+        k[name] = np.where(first_data | (not has), np.nan, sums / base.scale)
     net = (
         moves["mrr_new"]
         + moves["mrr_reactivation"]
@@ -290,7 +420,7 @@ def _subscription_kpis(
         - moves["mrr_contraction"]
         - moves["mrr_churn"]
     )
-    k["net_new_mrr"] = np.where(first_data | (not has), np.nan, net / MICRO)
+    k["net_new_mrr"] = np.where(first_data | (not has), np.nan, net / base.scale)
     paying_end = np.array([(m[:, b] > 0).sum() for _, b in axis.periods], dtype=float)
     k["arpu"] = revenue.arpu(k["mrr"], paying_end) if has else np.full(P, np.nan)
     # cohort NRR and GRR: customers paying at the start
@@ -304,12 +434,12 @@ def _subscription_kpis(
         con[p] = np.where((e > 0) & (e < s), s - e, 0).sum()
         chu[p] = np.where(e == 0, s, 0).sum()
         expanded[p] = (base.move["mrr_expansion"][:, a - 1 : b].sum(axis=1) > 0)[cohort].sum()
-    start_mrr = np.where(has & ~first_data, mrr_start / MICRO, np.nan)
+    start_mrr = np.where(has & ~first_data, mrr_start / base.scale, np.nan)
     k["net_revenue_retention"] = retention.net_revenue_retention(
-        start_mrr, exp / MICRO, con / MICRO, chu / MICRO
+        start_mrr, exp / base.scale, con / base.scale, chu / base.scale
     )
     k["gross_revenue_retention"] = retention.gross_revenue_retention(
-        start_mrr, con / MICRO, chu / MICRO
+        start_mrr, con / base.scale, chu / base.scale
     )
     k["revenue_churn_rate"] = retention.revenue_churn_rate(
         start_mrr, k["mrr_contraction"], k["mrr_churn"]
@@ -538,7 +668,7 @@ def _referral_revenue(data: Dataset, base: _Base, axis: _Axis, ocol: np.ndarray)
     referred[base.cpos] = cust["referred_by"].notna().to_numpy()
     o_ref = _at(referred, base.ids.get_indexer(orders["customer_id"]))
     ref_orders = _per_period(ocol, np.where(o_ref, orders["amount"].to_numpy(float), 0.0), axis)
-    ref_mrr = np.array([base.mrr[referred, a : b + 1].sum() for a, b in axis.periods]) / MICRO
+    ref_mrr = np.array([base.mrr[referred, a : b + 1].sum() for a, b in axis.periods]) / base.scale
     return ref_orders + ref_mrr
 
 
@@ -564,7 +694,7 @@ def _customer_kpis(
         willing_active = [(willing & base.active[:, b]).sum() for _, b in axis.periods]
         k["reference_rate"] = np.asarray(advocacy.reference_rate(willing_active, E), float)
     # revenue of each period: orders plus the MRR of its months
-    mrr_months = np.array([base.mrr[:, a : b + 1].sum() for a, b in axis.periods]) / MICRO
+    mrr_months = np.array([base.mrr[:, a : b + 1].sum() for a, b in axis.periods]) / base.scale
     rev = np.nan_to_num(order_info["order_revenue"]) + mrr_months
     has_revenue = (not data.tables["Orders"].empty) or base.has_mrr_data
     rev = rev if has_revenue else np.full(P, np.nan)
@@ -723,10 +853,10 @@ def _cx_to_revenue(
             s, e = start[cohort], end[cohort]
             nrr.append(
                 retention.net_revenue_retention(
-                    s.sum() / MICRO if base.has_mrr_data and a > 1 else np.nan,
-                    np.where(e > s, e - s, 0).sum() / MICRO,
-                    np.where((e > 0) & (e < s), s - e, 0).sum() / MICRO,
-                    np.where(e == 0, s, 0).sum() / MICRO,
+                    s.sum() / base.scale if base.has_mrr_data and a > 1 else np.nan,
+                    np.where(e > s, e - s, 0).sum() / base.scale,
+                    np.where((e > 0) & (e < s), s - e, 0).sum() / base.scale,
+                    np.where(e == 0, s, 0).sum() / base.scale,
                 )
             )
             act_s, act_e = base.active[:, a - 1], base.active[:, b]
@@ -741,7 +871,7 @@ def _cx_to_revenue(
             in_p = (ocol >= a) & (ocol <= b) & (opos >= 0)
             order_part = amount[in_p & _at(by_member, opos)].sum()
             referral.append(
-                order_part + base.mrr[by_member, a : b + 1].sum() / MICRO
+                order_part + base.mrr[by_member, a : b + 1].sum() / base.scale
                 if not cust.empty
                 else np.nan
             )
@@ -799,7 +929,7 @@ def _churn_by_reason(data: Dataset, base: _Base, axis: _Axis) -> pd.DataFrame:
             sel = lost & (reason == r)
             rows.setdefault((r, "customers"), [0.0] * len(axis.periods))[p] = float(sel.sum())
             rows.setdefault((r, "churned_mrr"), [0.0] * len(axis.periods))[p] = (
-                base.mrr[sel, a - 1].sum() / MICRO
+                base.mrr[sel, a - 1].sum() / base.scale
             )
     out = pd.DataFrame(
         [(r, m, *v) for (r, m), v in sorted(rows.items())],
@@ -829,7 +959,8 @@ def _referrals_by_segment(data: Dataset, base: _Base, axis: _Axis) -> pd.DataFra
         for a, b in axis.periods:
             in_p = (ocol >= a) & (ocol <= b) & (opos >= 0)
             vals.append(
-                amount[in_p & _at(members, opos)].sum() + base.mrr[members, a : b + 1].sum() / MICRO
+                amount[in_p & _at(members, opos)].sum()
+                + base.mrr[members, a : b + 1].sum() / base.scale
             )
         rows.append((seg, *vals))
     return pd.DataFrame(rows, columns=["referrer_segment", *axis.labels])

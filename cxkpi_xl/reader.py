@@ -18,7 +18,7 @@ import datetime as dt
 import math
 import zipfile
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -414,6 +414,7 @@ def _table_rules(name: str, frame: pd.DataFrame, v: _Validator, settings: Settin
         )
         frame.loc[early, "churn_date"] = pd.NaT
     if name == "MRR":
+        _keep_unknown_mrr(frame, v)
         twice = _duplicated(frame, ["customer_id", "month"], v.skip)
         v.report(
             twice,
@@ -431,6 +432,47 @@ def _table_rules(name: str, frame: pd.DataFrame, v: _Validator, settings: Settin
         )
         v.report(odd, "category", frame["category"], "is not primary or secondary", "used a blank")
         frame["category"] = category.where(~odd, None)
+
+
+def _keep_unknown_mrr(frame: pd.DataFrame, v: _Validator) -> None:
+    """Keep the MRR rows whose amount cannot be used (not a number, blank, negative) but
+    whose customer and month can, with the amount unknown (NaN): leaving the row out would
+    read as a churn that month and a reactivation the next. The engine fills the month as
+    engine._carry_unknown says, and each Data Issues row's action says what it did."""
+    amount = frame["mrr"].to_numpy(float)
+    unknown = (
+        v.skip
+        & frame["customer_id"].notna().to_numpy()
+        & frame["month"].notna().to_numpy()
+        & (np.isnan(amount) | (amount < 0))
+    )
+    if not unknown.any():
+        return
+    v.skip &= ~unknown
+    frame.loc[unknown, "mrr"] = np.nan
+    kept, known = ~v.skip, ~v.skip & ~unknown
+    dates = frame["month"]
+    months = (dates.dt.year * 12 + dates.dt.month - 1).to_numpy(np.int64)
+    ids = frame["customer_id"].to_numpy(object)
+    first_known = pd.Series(months[known]).groupby(ids[known]).min()
+    earlier = (pd.Series(ids[unknown]).map(first_known) < months[unknown]).to_numpy()
+    rows = pd.MultiIndex.from_arrays([ids[kept], months[kept]])
+    later = pd.MultiIndex.from_arrays([ids[unknown], months[unknown] + 1]).isin(rows)
+    actions = {}
+    for row, date, before, after in zip(
+        v.rows[unknown], dates[unknown], earlier, later, strict=True
+    ):
+        month = f"{date.year:04d}-{date.month:02d}"
+        actions[int(row)] = (
+            f"kept the previous month's MRR for {month}"
+            if before
+            else f"used the next month's MRR for {month}"
+            if after
+            else f"counted no MRR for {month} (no month next to it to take it from)"
+        )
+    for i, issue in enumerate(v.issues):
+        if issue.sheet == v.sheet and issue.column == "mrr" and issue.row in actions:
+            v.issues[i] = replace(issue, action=actions[issue.row])
 
 
 # --- sources ------------------------------------------------------------------------

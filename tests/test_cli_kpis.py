@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import pandas as pd
 from click.testing import CliRunner
 
 from cxkpi_xl.cli import main
@@ -20,7 +21,7 @@ def test_json_matches_the_schema_doc(tmp_path):
     result = CliRunner().invoke(main, ["kpis", str(book), "--format", "json"])
     assert result.exit_code == 0, result.output
     out = json.loads(result.stdout)
-    assert list(out) == ["granularity", "periods", "kpis"]
+    assert list(out) == ["granularity", "periods", "kpis", "issues"]
     assert out["granularity"] == "month"
     assert list(out["kpis"]) == report_kpi_ids()
     assert all(len(v) == len(out["periods"]) for v in out["kpis"].values())
@@ -60,3 +61,64 @@ def test_unreadable_source_exits_non_zero_with_one_line(tmp_path):
         CliRunner().invoke(main, ["kpis", str(tmp_path), "--set", "granularity=week"]).exit_code
         == 1
     )
+
+
+def test_every_issue_is_reachable_from_json_and_issues(tmp_path):
+    # Seven MRR rows of text: the JSON holds all seven with JSON-native values, the
+    # stderr list shows five and points at --issues, which lists all seven.
+    mrr = pd.DataFrame(
+        {
+            "customer_id": ["A"] * 8,
+            "month": [f"2026-0{m}-01" for m in range(1, 9)],
+            "mrr": [10, "x1", "x2", "x3", "x4", "x5", "x6", 11.0],
+        }
+    )
+    folder = tmp_path / "csv"
+    folder.mkdir()
+    mrr.to_csv(folder / "MRR.csv", index=False)
+    result = CliRunner().invoke(main, ["kpis", str(folder), "--format", "json"])
+    assert result.exit_code == 0, result.output
+    issues = json.loads(result.stdout)["issues"]
+    assert len(issues) == 6
+    assert issues[0] == {
+        "table": "MRR.csv",  # where the user finds the row: the file or sheet
+        "row": 3,  # the header is row 1, "x1" is on row 3
+        "column": "mrr",
+        "value": "x1",
+        "problem": issues[0]["problem"],  # worded by the reader
+        "action": "kept the previous month's MRR for 2026-02",
+    }
+    assert "and 1 more: cxkpi kpis --issues lists them all" in result.stderr
+    every = CliRunner().invoke(main, ["kpis", str(folder), "--issues"])
+    assert every.exit_code == 0
+    assert every.stderr.count("kept the previous month's MRR") == 6
+    assert "6 data issues (on stderr)" in every.stdout
+
+
+def test_issue_values_are_json_native():
+    import datetime as dt
+
+    import numpy as np
+
+    from cxkpi_xl.engine import json_value
+
+    # 11.0 was typed 11; numpy scalars become Python ones; dates become ISO text
+    assert json_value(np.float64(11.0)) == 11 and type(json_value(np.float64(11.0))) is int
+    assert json_value(np.float64(2.5)) == 2.5 and json_value(np.int64(3)) == 3
+    assert json_value(pd.Timestamp("2026-03-01")) == "2026-03-01"
+    assert json_value(np.datetime64("2026-03-01T10:30")) == "2026-03-01T10:30:00"
+    assert json_value(dt.date(2026, 1, 5)) == "2026-01-05"
+    assert json_value(float("nan")) is None and json_value(None) is None
+    assert json_value(float("inf")) == "inf"
+
+
+def test_a_book_too_large_to_add_exactly_exits_with_one_line(tmp_path):
+    folder = tmp_path / "csv"
+    folder.mkdir()
+    pd.DataFrame(
+        {"customer_id": ["A", "B"], "month": ["2026-01-01"] * 2, "mrr": [3e12, 0.123456]}
+    ).to_csv(folder / "MRR.csv", index=False)
+    result = CliRunner().invoke(main, ["kpis", str(folder)])
+    assert result.exit_code == 1
+    assert "MRR is too large to add up exactly" in result.stderr
+    assert result.stderr.strip().count("\n") == 0

@@ -9,8 +9,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from cxkpi_xl.engine import compute
+from cxkpi_xl.engine import MoneyError, compute
 from cxkpi_xl.reader import read
+from cxkpi_xl.tables import mrr_movements
 
 # MRR by customer, Dec 2025 .. Mar 2026 (a blank is no row, i.e. 0):
 #        Dec   Jan   Feb   Mar
@@ -282,3 +283,141 @@ def test_feedback_themes_count_responses_not_words():
     # "great support" in 3; stop words ("the") and blanks are left out.
     assert themes["great"] == 3 and themes["great support"] == 3 and themes["support"] == 3
     assert themes["slow reports"] == 1
+
+
+# --- issue 11: customers older than the data, unreadable MRR, large books ---------------
+
+# kpi-definitions' example: customers signed up in 2025 who pay in January 2026, the first
+# month with MRR data, were active at its start. A and B pay Jan..Mar; C pays in January
+# and leaves on 10 Feb by its churn date; D signed up on 5 Jan 2026 (new in January).
+OLDER = pd.DataFrame(
+    {
+        "customer_id": ["A", "B", "C", "D"],
+        "signup_date": ["2025-03-01", "2025-06-01", "2025-09-01", "2026-01-05"],
+        "churn_date": [None, None, "2026-02-10", None],
+    }
+)
+OLDER_MRR = pd.DataFrame(
+    [("A", "2026-01", 100), ("A", "2026-02", 100), ("A", "2026-03", 100),
+     ("B", "2026-01", 200), ("B", "2026-02", 200), ("B", "2026-03", 200),
+     ("C", "2026-01", 50), ("D", "2026-01", 70), ("D", "2026-02", 70), ("D", "2026-03", 70)],
+    columns=["customer_id", "month", "mrr"],
+)  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("granularity", "churn", "retention"),
+    [
+        # Jan: start A, B, C (D signed up in Jan); none lost: 0. CRR (4 - D) / 3 = 1.
+        # Feb: start A, B, C, D; C lost: 1/4. Mar: start A, B, D; none lost.
+        ("month", [0.0, 0.25, 0.0], [1.0, 0.75, 1.0]),
+        # Q1 and 2026: start A, B, C; C lost: 1/3. CRR: end A, B, D = 3, new D: (3 - 1) / 3.
+        ("quarter", [1 / 3], [2 / 3]),
+        ("year", [1 / 3], [2 / 3]),
+    ],
+)
+def test_customers_older_than_the_data_are_active_at_the_first_start(granularity, churn, retention):
+    r = compute(read({"Customers": OLDER, "MRR": OLDER_MRR}, {"granularity": granularity}))
+    assert r.kpis["customer_churn_rate"] == pytest.approx(churn)
+    assert r.kpis["customer_retention_rate"] == pytest.approx(retention)
+    # their MRR before January is unknown: the first period's MRR figures stay blank
+    for kpi in ("mrr_new", "mrr_churn", "net_new_mrr", "net_revenue_retention",
+                "gross_revenue_retention", "revenue_churn_rate"):  # fmt: skip
+        assert math.isnan(r.kpis[kpi][0]), kpi
+
+
+def test_one_rule_for_customers_with_and_without_a_churn_date():
+    # C churns by MRR (no row from February) instead of by a date: the same counts.
+    customers = OLDER.assign(churn_date=None)
+    r = compute(read({"Customers": customers, "MRR": OLDER_MRR}, {"granularity": "quarter"}))
+    assert r.kpis["customer_churn_rate"][0] == pytest.approx(1 / 3)
+    # A customer older than the data who does not pay in its first month was not active
+    # at its start (E signs up in 2025, pays from February: new in Q1, not at its start).
+    extra = pd.concat([OLDER_MRR, pd.DataFrame([("E", "2026-02", 10)], columns=OLDER_MRR.columns)])
+    more = pd.concat(
+        [customers, pd.DataFrame({"customer_id": ["E"], "signup_date": ["2025-05-01"]})]
+    )
+    r = compute(read({"Customers": more, "MRR": extra}, {"granularity": "quarter"}))
+    assert r.kpis["customer_churn_rate"][0] == pytest.approx(1 / 3)  # still C / A, B, C
+    # CRR: end A, B, D, E = 4, new D and E: (4 - 2) / 3
+    assert r.kpis["customer_retention_rate"][0] == pytest.approx(2 / 3)
+
+
+# Unreadable MRR cells, Jan..Apr 2026 (the reader keeps the rows with the amount unknown):
+#        Jan     Feb   Mar     Apr
+#   A    100     100   "ten"   120    Mar keeps Feb's 100; Apr: expansion 20
+#   B    "#N/A"  50    50      50     Jan (no month before) takes Feb's 50
+#   C    30      30    blank   -      Mar keeps 30; Apr: churn 30
+UNREADABLE = pd.DataFrame(
+    [("A", "2026-01", 100), ("A", "2026-02", 100), ("A", "2026-03", "ten"),
+     ("A", "2026-04", 120), ("B", "2026-01", "#N/A"), ("B", "2026-02", 50),
+     ("B", "2026-03", 50), ("B", "2026-04", 50), ("C", "2026-01", 30), ("C", "2026-02", 30),
+     ("C", "2026-03", None)],
+    columns=["customer_id", "month", "mrr"],
+)  # fmt: skip
+
+
+def test_an_unreadable_mrr_cell_is_unknown_not_zero():
+    data = read({"MRR": UNREADABLE})
+    r = compute(data)
+    k = r.kpis
+    assert k["mrr"].tolist() == [180.0, 180.0, 180.0, 170.0]  # 100+50+30; ...; 120+50
+    assert k["mrr_churn"][1:].tolist() == [0.0, 0.0, 30.0]  # no churn in March
+    assert k["mrr_reactivation"][1:].tolist() == [0.0, 0.0, 0.0]  # none in April
+    assert k["mrr_expansion"][1:].tolist() == [0.0, 0.0, 20.0]
+    assert k["net_new_mrr"][1:].tolist() == [0.0, 0.0, -10.0]
+    assert np.array_equal(k["mrr"][1:], k["mrr"][:-1] + k["net_new_mrr"][1:])
+    assert k["customer_churn_rate"][1:].tolist() == [0.0, 0.0, pytest.approx(1 / 3)]
+    actions = {(i.row, i.column): i.action for i in r.issues}
+    assert actions == {
+        (4, "mrr"): "kept the previous month's MRR for 2026-03",
+        (6, "mrr"): "used the next month's MRR for 2026-01",
+        (12, "mrr"): "kept the previous month's MRR for 2026-03",
+    }
+    # the same by quarter: Q1 -> Q2 identity, and the cohort starts whole
+    q = compute(read({"MRR": UNREADABLE}, {"granularity": "quarter"})).kpis
+    assert q["mrr"].tolist() == [180.0, 170.0] and q["net_new_mrr"][1] == -10.0
+
+
+def test_an_unreadable_only_month_counts_no_mrr_and_says_so():
+    frame = pd.DataFrame(
+        [("A", "2026-01", 10), ("A", "2026-02", 10), ("Z", "2026-02", "n/a")],
+        columns=["customer_id", "month", "mrr"],
+    )
+    r = compute(read({"MRR": frame}))
+    assert r.kpis["mrr"].tolist() == [10.0, 10.0] and r.kpis["mrr_new"][1] == 0.0
+    assert r.issues[0].action == "counted no MRR for 2026-02 (no month next to it to take it from)"
+
+
+def test_large_books_add_up_exactly():
+    # Three rupiah customers of 5e12 a month: 1.5e13, beyond int64 in micro-units
+    # (9.2e12); February: A grows by 1, so net new is exactly 1.
+    idr = pd.DataFrame(
+        [("A", "2026-01", 5e12), ("B", "2026-01", 5e12), ("C", "2026-01", 5e12),
+         ("A", "2026-02", 5e12 + 1), ("B", "2026-02", 5e12), ("C", "2026-02", 5e12)],
+        columns=["customer_id", "month", "mrr"],
+    )  # fmt: skip
+    k = compute(read({"MRR": idr})).kpis
+    assert k["mrr"].tolist() == [15e12, 15e12 + 1]
+    assert k["mrr_expansion"][1] == 1.0 and k["net_new_mrr"][1] == 1.0
+    # Cents: four customers of 250,000,000,000,000.25 total 1,000,000,000,000,001.00
+    cents = pd.DataFrame(
+        {"customer_id": list("ABCD"), "month": ["2026-01"] * 4, "mrr": [2.5e14 + 0.25] * 4}
+    )
+    assert compute(read({"MRR": cents})).kpis["mrr"].tolist() == [1_000_000_000_000_001.0]
+    # CX_MRR_MOVEMENTS runs the same engine: February's MRR and expansion are exact
+    moves = mrr_movements(idr["customer_id"], idr["month"], idr["mrr"])
+    assert moves.loc["2026-02", ["mrr", "mrr_expansion"]].tolist() == [15e12 + 1, 1.0]
+
+
+def test_a_book_too_large_to_add_exactly_is_refused():
+    # One value with six decimals makes the unit a millionth; 3e12 a month is then
+    # 3e18 units, above the limit of 2**61 (2.3e18) units: refused, never added wrongly.
+    frame = pd.DataFrame(
+        {"customer_id": ["A", "B"], "month": ["2026-01"] * 2, "mrr": [3e12, 0.123456]}
+    )
+    with pytest.raises(MoneyError, match=r"too large to add up exactly.*6 decimals"):
+        compute(read({"MRR": frame}))
+    # the same book in whole units is fine: 3e12 + 0 (B rounded to a whole number)
+    frame["mrr"] = [3e12, 0.0]
+    assert compute(read({"MRR": frame})).kpis["mrr"].tolist() == [3e12]

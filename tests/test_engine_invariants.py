@@ -30,7 +30,7 @@ def test_movement_identity_holds_exactly_every_period(report):
         - k["mrr_contraction"]
         - k["mrr_churn"]
     )
-    # The engine sums in integer micro-units, so both hold to the last micro-unit.
+    # The engine sums in integer money units, so both hold to the last unit.
     assert np.allclose(net[1:], k["net_new_mrr"][1:], rtol=0, atol=1e-6)
     assert np.allclose(k["mrr"][1:], k["mrr"][:-1] + k["net_new_mrr"][1:], rtol=0, atol=1e-6)
 

@@ -111,8 +111,10 @@ def test_text_in_a_number_column():
     )
     data = read({"Customers": CUSTOMERS, "MRR": mrr, "Orders": orders})
     got = {(i.sheet, i.row, i.column, i.action) for i in issues_of(data, "not a number")}
-    assert got == {("MRR", 2, "mrr", "skipped the row"), ("Orders", 2, "quantity", "used a blank")}
-    assert data.tables["MRR"]["mrr"].tolist() == [20.0]
+    # an unreadable MRR is unknown, not zero: the row stays (engine._carry_unknown)
+    unknown = "counted no MRR for 2026-01 (no month next to it to take it from)"
+    assert got == {("MRR", 2, "mrr", unknown), ("Orders", 2, "quantity", "used a blank")}
+    assert data.tables["MRR"]["mrr"].fillna(-1).tolist() == [-1, 20.0]  # -1: unknown
     assert len(data.tables["Orders"]) == 1
 
 
@@ -126,7 +128,9 @@ def test_negative_money_and_counts():
     data = read({"Customers": CUSTOMERS, "MRR": mrr, "Tickets": tickets})
     got = {(i.sheet, i.row, i.column) for i in issues_of(data, "negative")}
     assert got == {("MRR", 2, "mrr"), ("Tickets", 2, "contacts")}
-    assert len(data.tables["MRR"]) == 1 and len(data.tables["Tickets"]) == 1
+    assert len(data.tables["Tickets"]) == 1
+    # a negative MRR is kept as unknown (engine._carry_unknown), not left out
+    assert data.tables["MRR"]["mrr"].isna().tolist() == [True, False]
 
 
 def test_scores_outside_their_survey_scale():
@@ -219,7 +223,8 @@ def test_table_found_by_name_with_excel_row_numbers(tmp_path):
     data = read(tmp_path / "t.xlsx")
     [issue] = data.issues
     assert (issue.sheet, issue.row, issue.column) == ("My data", 5, "mrr")
-    assert data.tables["MRR"]["mrr"].tolist() == [10.0]
+    assert data.tables["MRR"]["mrr"].tolist()[0] == 10.0  # "oops" is kept as unknown
+    assert data.tables["MRR"]["mrr"].isna().tolist() == [False, True]
 
 
 class TestRefusals:

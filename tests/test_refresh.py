@@ -288,7 +288,11 @@ def test_data_issues_sheet_lists_problems_with_rows(tmp_path: Path, tables):
     t["MRR"] = mrr
     book = user_book(tmp_path / "issues.xlsx", t)
     done = refresh(book)
-    assert "1 data issue (see the Data Issues sheet)" in done.summary()
+    # one row problem; a model that cannot be fitted on the tiny sample adds a note
+    # without a row, whatever the installed scipy finds (not this test's business)
+    assert [i.row for i in done.report.issues if i.row is not None] == [6]
+    n = len(done.report.issues)
+    assert f"{n} data issue{'s' if n != 1 else ''} (see the Data Issues sheet)" in done.summary()
     issues = pd.read_excel(book, sheet_name=ISSUES_SHEET, engine="calamine")
     assert list(issues.columns) == ["sheet", "row", "column", "value", "problem", "action"]
     row = issues.iloc[0]

@@ -217,6 +217,17 @@ class TestTables:
         logos = call("CX_COHORT_RETENTION", self.IDS, self.MONTHS, self.MRR, "logos")
         assert logos[1][1:] == pytest.approx([1.0, 1.0, 2 / 3, 2 / 3])
 
+    def test_large_books_are_exact_or_refused(self):
+        # Rupiah: A 5e12 in Jan (serial 46023) and 5e12 + 1 in Feb, B 5e12 both months:
+        # MRR 1e13 and 1e13 + 1, expansion exactly 1 (beyond int64 in micro-units).
+        ids, months = [["A"], ["A"], ["B"], ["B"]], [[46023], [46054], [46023], [46054]]
+        table = call("CX_MRR_MOVEMENTS", ids, months, [[5e12], [5e12 + 1], [5e12], [5e12]])
+        assert table[2][1] == 10_000_000_000_001 and table[2][4] == 1
+        # one value with six decimals makes the unit a millionth: 1e13 is then refused
+        bad = [[5e12], [5e12 + 1], [5e12], [0.123456]]
+        with pytest.raises(xw.XlwingsError, match="MRR is too large to add up exactly"):
+            call("CX_MRR_MOVEMENTS", ids, months, bad)
+
     def test_bad_row_is_named(self):
         with pytest.raises(xw.XlwingsError, match=r"row 2 of the ranges: mrr 'x' is not a number"):
             call("CX_MRR_MOVEMENTS", [["A"], ["A"]], [[46023], [46054]], [[1], ["x"]])
