@@ -153,15 +153,22 @@ def _load(source: str, sets: tuple[str, ...]):  # type: ignore[no-untyped-def]
         raise click.ClickException(str(e)) from None
 
 
+def issue_line(issue) -> str:  # type: ignore[no-untyped-def]
+    """One issue in words, its value as the user typed it:
+    ``Surveys row 2, score: 11 is outside 0..10 (NPS scale) (skipped the row)``."""
+    from .cells import show_value
+
+    where = f"{issue.sheet} row {issue.row}" if issue.row else issue.sheet
+    value = "" if issue.value is None else f"{show_value(issue.value)} "
+    return f"{where}, {issue.column}: {value}{issue.problem} ({issue.action})"
+
+
 def _print_issues(issues: list) -> None:  # type: ignore[type-arg]
     if not issues:
         return
     click.echo(f"{len(issues)} data issue{'s' if len(issues) != 1 else ''} found:", err=True)
     for issue in issues[:5]:
-        where = f"{issue.sheet} row {issue.row}" if issue.row else issue.sheet
-        click.echo(
-            f"  {where}, {issue.column}: {issue.value!r} {issue.problem} ({issue.action})", err=True
-        )
+        click.echo(f"  {issue_line(issue)}", err=True)
     if len(issues) > 5:
         click.echo(f"  ... and {len(issues) - 5} more", err=True)
 
@@ -212,19 +219,27 @@ def kpis(source: str, fmt: str, sets: tuple[str, ...]) -> None:
 @click.option("--seed", type=int, default=7, show_default=True)
 @click.option("--force", is_flag=True, help="Overwrite existing files.")
 def sample(directory: Path, size: str, fmt: str, seed: int, force: bool) -> None:
-    """Write realistic sample data (every input table) to DIRECTORY."""
-    from .sample import generate, write_csv, write_workbook
+    """Write realistic sample data (every input table) to DIRECTORY: the workbook
+    DIRECTORY/cx_sample.xlsx, or with --format csv one CSV file per table (Customers.csv,
+    MRR.csv, ..., Settings.csv) in DIRECTORY itself, where `cxkpi kpis DIRECTORY` reads
+    them."""
+    from .sample import CSV_FILES, generate, write_csv, write_workbook
 
-    target = directory / ("cx_sample.xlsx" if fmt == "xlsx" else "cx_sample")
-    if target.exists() and not force:
-        raise click.ClickException(f"{target} exists; use --force to overwrite it")
+    if fmt == "xlsx":
+        existing = [directory / "cx_sample.xlsx"]
+    else:
+        existing = [directory / name for name in CSV_FILES]
+    existing = [p for p in existing if p.exists()]
+    if existing and not force:
+        raise click.ClickException(f"{existing[0]} exists; use --force to overwrite it")
     directory.mkdir(parents=True, exist_ok=True)
     tables = generate(size, seed=seed)
     if fmt == "xlsx":
-        write_workbook(tables, target)
+        target = write_workbook(tables, directory / "cx_sample.xlsx")
     else:
-        write_csv(tables, target)
+        target = write_csv(tables, directory)
     click.echo(str(target))
+    click.echo(f"Next: cxkpi kpis {target}", err=True)
 
 
 @main.command()

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import re
 import zipfile
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -25,6 +26,17 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from .cells import (
+    AMBIGUOUS_DATE_ORDER,
+    BadValue,
+    date_order_evidence,
+    error_problem,
+    excel_error,
+    is_ambiguous,
+    parse_date,
+    parse_number,
+    show_value,
+)
 from .schema import (
     DATE,
     ID,
@@ -35,6 +47,7 @@ from .schema import (
     SURVEY_TYPES,
     TABLE_SHEETS,
     TABLES,
+    TABLES_BY_NAME,
     TEXT,
     YES_VALUES,
     YESNO,
@@ -171,34 +184,6 @@ def _to_text(v: Any) -> str:
     return str(v).strip()
 
 
-_EXCEL_EPOCH = dt.datetime(1899, 12, 30)
-
-
-def _to_date(v: Any) -> pd.Timestamp:
-    if isinstance(v, pd.Timestamp):
-        return v
-    if isinstance(v, dt.datetime):
-        return pd.Timestamp(v.replace(tzinfo=None))
-    if isinstance(v, dt.date):
-        return pd.Timestamp(v)
-    if isinstance(v, bool):
-        raise _Bad("is TRUE/FALSE, not a date")
-    if isinstance(v, int | float | np.integer | np.floating):
-        if not 1 <= float(v) < 2958466:  # Excel's serials run to 9999-12-31
-            raise _Bad("is not a date")
-        return pd.Timestamp(_EXCEL_EPOCH + dt.timedelta(days=float(v)))
-    s = str(v).strip()
-    for fmt in ("%Y-%m-%d", "%Y-%m-%d %H:%M:%S", "%Y-%m", "%Y/%m/%d", "%d.%m.%Y"):
-        try:
-            return pd.Timestamp(dt.datetime.strptime(s, fmt))
-        except ValueError:
-            continue
-    try:
-        return pd.Timestamp(dt.datetime.fromisoformat(s)).tz_localize(None)
-    except (ValueError, TypeError):
-        raise _Bad("is not a date (use YYYY-MM-DD)") from None
-
-
 def _to_yesno(v: Any) -> bool:
     if isinstance(v, bool):
         return v
@@ -213,18 +198,18 @@ def _to_yesno(v: Any) -> bool:
 _CONVERTERS: dict[str, Callable[[Any], Any]] = {
     ID: _to_id,
     TEXT: _to_text,
-    DATE: _to_date,
-    MONTH: _to_date,
     YESNO: _to_yesno,
 }
 
 
 def _normalise_by_unique(
-    raw: pd.Series, convert: Callable[[Any], Any]
+    raw: pd.Series,
+    convert: Callable[[Any], Any],
+    factorized: tuple[np.ndarray, Any] | None = None,
 ) -> tuple[list[Any], dict[int, str], np.ndarray]:
     """Convert each distinct value once. Returns (values per unique, reasons for the bad
     uniques by code, codes per row); every blank gets code -1."""
-    codes, uniques = pd.factorize(raw, use_na_sentinel=True)
+    codes, uniques = factorized or pd.factorize(raw, use_na_sentinel=True)
     converted: list[Any] = []
     bad: dict[int, str] = {}
     blank_codes = []
@@ -233,9 +218,14 @@ def _normalise_by_unique(
             converted.append(None)
             blank_codes.append(code)
             continue
+        error = excel_error(v)
+        if error is not None:
+            converted.append(None)
+            bad[code] = error_problem(error)
+            continue
         try:
             converted.append(convert(v))
-        except _Bad as e:
+        except (_Bad, BadValue) as e:
             converted.append(None)
             bad[code] = str(e)
     if blank_codes:
@@ -243,28 +233,57 @@ def _normalise_by_unique(
     return converted, bad, codes
 
 
-def _number_column(raw: pd.Series) -> tuple[pd.Series, np.ndarray, np.ndarray]:
-    """(floats, blank mask, bad mask) of a number column."""
+def _number_column(
+    raw: pd.Series, decimal: str
+) -> tuple[pd.Series, np.ndarray, np.ndarray, dict[int, str]]:
+    """(floats, blank mask, bad mask, what is wrong by row position) of a number column.
+
+    Numbers stored as numbers go through pandas at C speed; text is read by
+    :func:`~cxkpi_xl.cells.parse_number` once per distinct value (thousands separators,
+    currency, accounting negatives, the ``decimal_separator`` setting)."""
     if raw.dtype.kind in "fiu":
         values = raw.astype(float)
-        return values, values.isna().to_numpy(), np.isinf(values.to_numpy())
+        inf = np.isinf(values.to_numpy())
+        reasons = {int(i): "is not a number" for i in np.flatnonzero(inf)}
+        return values, values.isna().to_numpy(), inf, reasons
     obj = raw.to_numpy(dtype=object)
-    values = pd.to_numeric(raw, errors="coerce").astype(float)
+    is_text = np.fromiter((type(v) is str for v in obj), bool, len(obj))
+    if decimal == "." or not is_text.any():
+        values = pd.to_numeric(raw, errors="coerce").astype(float)
+    else:  # pandas would read the text 1.200 as 1.2
+        values = pd.to_numeric(raw.where(~is_text), errors="coerce").astype(float)
     isna = values.isna().to_numpy()
     blank = isna.copy()
     if isna.any():
         idx = np.flatnonzero(isna)
         blank[idx] = [_blank(obj[i]) for i in idx]
-    bad = isna & ~blank
+    redo = isna & ~blank
+    if decimal != ".":
+        redo |= is_text & ~blank
+    reasons: dict[int, str] = {}
+    bad = np.zeros(len(obj), dtype=bool)
+    if redo.any():
+        idx = np.flatnonzero(redo)
+        parsed, bad_codes, codes = _normalise_by_unique(
+            pd.Series(obj[idx], dtype=object), lambda v: parse_number(v, decimal)
+        )
+        lookup = np.array([*(np.nan if p is None else p for p in parsed), np.nan], dtype=float)
+        values.iloc[idx] = lookup[codes]
+        for j, code in enumerate(codes):
+            if int(code) in bad_codes:
+                bad[idx[j]] = True
+                reasons[int(idx[j])] = bad_codes[int(code)]
     if bool in set(map(type, obj)):
         is_bool = np.fromiter((type(v) is bool for v in obj), bool, len(obj))
         bad |= is_bool
         values[is_bool] = np.nan
+        reasons.update({int(i): "is TRUE/FALSE, not a number" for i in np.flatnonzero(is_bool)})
     inf = np.isinf(values.to_numpy())
     if inf.any():
         bad |= inf
         values[inf] = np.nan
-    return values, blank, bad
+        reasons.update({int(i): "is not a number" for i in np.flatnonzero(inf)})
+    return values, blank, bad, reasons
 
 
 class _Validator:
@@ -296,8 +315,12 @@ def _normalise_table(
     rows: np.ndarray,
     issues: list[Issue],
     settings: Settings,
+    source_order: Callable[[], str | None] = lambda: None,
 ) -> pd.DataFrame:
-    """Typed columns of one table, with the rows that cannot be used left out."""
+    """Typed columns of one table, with the rows that cannot be used left out.
+
+    ``source_order`` is the day/month order the other date columns of the source show
+    (``DMY``, ``MDY`` or None), used for a date column that shows none itself."""
     v = _Validator(table, sheet, rows, issues)
     out: dict[str, Any] = {}
     for col in table.columns:
@@ -307,8 +330,8 @@ def _normalise_table(
         series = raw[col.name].reset_index(drop=True)
         action_bad = "skipped the row" if col.required else "used a blank"
         if col.type == NUMBER:
-            values, blank, bad = _number_column(series)
-            v.report(bad, col.name, series, "is not a number", action_bad)
+            values, blank, bad, reasons = _number_column(series, settings["decimal_separator"])
+            v.report(bad, col.name, series, reasons.__getitem__, action_bad)
             if col.low is not None:
                 low = (values.to_numpy() < col.low) & ~bad
                 v.report(low, col.name, series, "is negative", "skipped the row")
@@ -318,7 +341,15 @@ def _normalise_table(
             values[bad] = np.nan
             out[col.name] = values
         else:
-            converted, bad_codes, codes = _normalise_by_unique(series, _CONVERTERS[col.type])
+            factorized = pd.factorize(series, use_na_sentinel=True)
+            if col.type in (DATE, MONTH):
+                order, strict = _column_date_order(
+                    table, sheet, col.name, factorized[1], settings, source_order, issues
+                )
+                convert: Callable[[Any], Any] = lambda x, o=order, st=strict: parse_date(x, o, st)  # noqa: E731
+            else:
+                convert = _CONVERTERS[col.type]
+            converted, bad_codes, codes = _normalise_by_unique(series, convert, factorized)
             blank = codes == -1
             if bad_codes:
                 bad = np.isin(codes, list(bad_codes))
@@ -332,6 +363,18 @@ def _normalise_table(
             column = lookup[codes]  # code -1 takes the trailing None
             if col.type in (DATE, MONTH):
                 dates = pd.to_datetime(pd.Series(column), errors="coerce")
+                far = _far_dates(dates)
+                if far.any():
+                    lo, hi = dates[~far].min(), dates[~far].max()
+                    v.report(
+                        far,
+                        col.name,
+                        series,
+                        f"is far outside the column's other dates ({lo.date()} to {hi.date()})",
+                        "skipped the row",
+                    )
+                    v.skip |= far
+                    dates[far] = pd.NaT
                 out[col.name] = (
                     dates.dt.to_period("M").dt.to_timestamp() if col.type == MONTH else dates
                 )
@@ -348,6 +391,115 @@ def _normalise_table(
     frame[ROW] = rows
     _table_rules(table.name, frame, v, settings)
     return frame.loc[~v.skip].reset_index(drop=True)
+
+
+OUTLIER_SPREAD = 5
+OUTLIER_MIN_WINDOW = pd.Timedelta(days=3653)  # ten years
+
+
+def _far_dates(dates: pd.Series) -> np.ndarray:
+    """Dates far outside the rest of their column: a 2204 or 9999 typo, a 1900 date.
+
+    A date is far when it lies more than ``max(5 x MAD, 10 years)`` from the column's
+    median date (MAD: the median absolute distance of the column's dates from that
+    median). Median and MAD ignore any minority of typos, however wild; five MADs is far
+    beyond the spread of real dates, and the ten-year floor keeps a column whose dates
+    all fall in a few months from losing customers who signed up years before the rest.
+    A column of fewer than three dates has no outliers."""
+    ns = dates.to_numpy(dtype="datetime64[ns]").astype(np.int64)
+    known = ~dates.isna().to_numpy()
+    if known.sum() < 3:
+        return np.zeros(len(dates), dtype=bool)
+    values = ns[known].astype(float)
+    median = float(np.median(values))
+    mad = float(np.median(np.abs(values - median)))
+    window = max(OUTLIER_SPREAD * mad, float(OUTLIER_MIN_WINDOW.value))
+    far = np.zeros(len(dates), dtype=bool)
+    far[known] = np.abs(values - median) > window
+    return far
+
+
+def _column_date_order(
+    table: Table,
+    sheet: str,
+    column: str,
+    uniques: Any,
+    settings: Settings,
+    source_order: Callable[[], str | None],
+    issues: list[Issue],
+) -> tuple[str, bool]:
+    """The order of day and month for the numeric dates of one column, and whether it was
+    set (strict). With ``date_order`` ``auto``: the order its dates that fit only one
+    order show; if they show both, the more common one (each such date is still read the
+    only way it fits, and one issue says so); if none does, the order of the source's
+    other date columns, else :data:`~cxkpi_xl.cells.AMBIGUOUS_DATE_ORDER` (one issue
+    names the setting)."""
+    setting = settings["date_order"]
+    if setting != "auto":
+        return setting, True
+    evidence = {"DMY": [], "MDY": []}
+    ambiguous = []
+    for u in uniques:
+        if isinstance(u, str):
+            e = date_order_evidence(u)
+            if e is not None:
+                evidence[e].append(u)
+            elif is_ambiguous(u):
+                ambiguous.append(u)
+    dmy, mdy = evidence["DMY"], evidence["MDY"]
+    if dmy and mdy:
+        order = "DMY" if len(dmy) >= len(mdy) else "MDY"
+        issues.append(
+            Issue(
+                sheet,
+                None,
+                column,
+                dmy[0] if order == "MDY" else mdy[0],
+                f"has dates with the day first ({len(dmy)} distinct, e.g. {dmy[0]}) and "
+                f"with the month first ({len(mdy)}, e.g. {mdy[0]})",
+                f"read each as the only date it can be and {len(ambiguous)} that fit "
+                f"both ways as {order}; set date_order to DMY or MDY to say which",
+            )
+        )
+        return order, False
+    if dmy or mdy:
+        return ("DMY" if dmy else "MDY"), False
+    if not ambiguous:
+        return AMBIGUOUS_DATE_ORDER, False
+    shown = source_order()
+    order = shown or AMBIGUOUS_DATE_ORDER
+    why = "the order the other date columns show" if shown else "the default"
+    issues.append(
+        Issue(
+            sheet,
+            None,
+            column,
+            ambiguous[0],
+            f"all {len(ambiguous)} distinct dates such as {ambiguous[0]} fit both "
+            "day-month and month-day order",
+            f"read them as {order} ({why}); set date_order to DMY or MDY to say which",
+        )
+    )
+    return order, False
+
+
+def _source_date_order(frames: Mapping[str, pd.DataFrame]) -> str | None:
+    """The day/month order the source's date columns show (``DMY``, ``MDY``), or None
+    when they show none or both."""
+    seen: set[str] = set()
+    for name, frame in frames.items():
+        for col in TABLES_BY_NAME[name].columns:
+            if col.type not in (DATE, MONTH) or col.name not in frame:
+                continue
+            series = frame[col.name]
+            if series.dtype.kind in "fiumMb":  # numbers and dates show no order
+                continue
+            for u in pd.unique(series.to_numpy()):
+                e = date_order_evidence(u)
+                if e is not None:
+                    seen.add(e)
+                    break
+    return seen.pop() if len(seen) == 1 else None
 
 
 def _duplicated(frame: pd.DataFrame, columns: list[str], skip: np.ndarray) -> np.ndarray:
@@ -383,15 +535,23 @@ def _table_rules(name: str, frame: pd.DataFrame, v: _Validator, settings: Settin
         for kind in SURVEY_TYPES:
             low, high = settings.survey_scale(kind)
             of_kind = (survey == kind).to_numpy() & ~v.skip
-            out = of_kind & ((score < low) | (score > high) | (score != np.floor(score)))
+            outside = of_kind & ((score < low) | (score > high))
             v.report(
-                out,
+                outside,
                 "score",
                 frame["score"],
-                f"is not a whole number in {low:g}..{high:g} ({kind} scale)",
+                f"is outside {low:g}..{high:g} ({kind} scale)",
                 "skipped the row",
             )
-            v.skip |= out
+            part = of_kind & ~outside & (score != np.floor(score))
+            v.report(
+                part,
+                "score",
+                frame["score"],
+                f"is not a whole number ({kind} answers are whole numbers {low:g}..{high:g})",
+                "skipped the row",
+            )
+            v.skip |= outside | part
     if name == "Health":
         score = frame["score"].to_numpy()
         out = (score > 100) & ~v.skip
@@ -437,8 +597,12 @@ def _table_rules(name: str, frame: pd.DataFrame, v: _Validator, settings: Settin
 
 
 def _frame_from_rows(rows: list[list[Any]], header: list[Any]) -> pd.DataFrame:
-    names = [str(h).strip().lower() if h is not None else "" for h in header]
-    return pd.DataFrame(rows, columns=names) if rows else pd.DataFrame(columns=names)
+    """The rows under their headers as typed (the columns are matched to the schema's
+    later, by position, so blank and repeated headers are fine here)."""
+    names = list(range(len(header)))
+    frame = pd.DataFrame(rows, columns=names) if rows else pd.DataFrame(columns=names)
+    frame.columns = pd.Index(header, dtype=object)
+    return frame
 
 
 def _drop_blank_rows(raw: pd.DataFrame, rows: np.ndarray) -> tuple[pd.DataFrame, np.ndarray]:
@@ -446,8 +610,8 @@ def _drop_blank_rows(raw: pd.DataFrame, rows: np.ndarray) -> tuple[pd.DataFrame,
     if raw.empty:
         return raw, rows
     filled = np.zeros(len(raw), dtype=bool)
-    for col in raw.columns:
-        s = raw[col]
+    for i in range(raw.shape[1]):
+        s = raw.iloc[:, i]
         filled |= ~(s.isna() | s.eq("")).to_numpy()
     return raw.loc[filled].reset_index(drop=True), rows[filled]
 
@@ -455,9 +619,82 @@ def _drop_blank_rows(raw: pd.DataFrame, rows: np.ndarray) -> tuple[pd.DataFrame,
 @dataclass
 class _RawTable:
     sheet: str
-    frame: pd.DataFrame
+    frame: pd.DataFrame  # columns are the headers as typed
     rows: np.ndarray  # Excel row number of each data row
     header_row: int
+    first_column: int | None = None
+    """0-based sheet column of the first column (None for CSV files and DataFrames)."""
+
+
+def column_key(name: Any) -> str:
+    """A header as the schema's names compare: case, spaces, underscores and hyphens do
+    not count (``Customer ID``, ``customer-id`` and ``CustomerId`` are ``customer_id``)."""
+    if name is None or (isinstance(name, float) and math.isnan(name)):
+        return ""
+    return re.sub(r"[\s_\-]+", "", str(name)).lower()
+
+
+def _column_letter(index: int) -> str:
+    letters = ""
+    index += 1
+    while index:
+        index, rem = divmod(index - 1, 26)
+        letters = chr(65 + rem) + letters
+    return letters
+
+
+def _match_columns(table: Table, raw: _RawTable, issues: list[Issue]) -> pd.DataFrame:
+    """The frame with the schema's column names on the columns whose headers match;
+    other columns get names no schema column has. A blank header over values and a
+    second column of the same name are issues."""
+    frame = raw.frame
+    wanted = {column_key(c.name): c.name for c in table.columns}
+    names: list[str] = []
+    taken: dict[str, Any] = {}
+
+    def where(i: int) -> str:
+        if raw.first_column is None:
+            return f"column {i + 1}"
+        return f"column {_column_letter(raw.first_column + i)}"
+
+    for i, header in enumerate(frame.columns):
+        key = column_key(header)
+        if isinstance(header, str) and re.fullmatch(r"Unnamed: \d+", header):
+            key = ""  # pandas' name for a blank CSV header
+        name = wanted.get(key)
+        if not key:
+            values = frame.iloc[:, i]
+            if (~(values.isna() | values.eq(""))).any():
+                issues.append(
+                    Issue(
+                        raw.sheet,
+                        raw.header_row,
+                        where(i),
+                        None,
+                        "has values but no header",
+                        "ignored the column",
+                    )
+                )
+        elif name is not None and name in taken:
+            issues.append(
+                Issue(
+                    raw.sheet,
+                    raw.header_row,
+                    where(i),
+                    header,
+                    f"is a second {name} column (the first is {show_value(taken[name])})",
+                    "used the first",
+                )
+            )
+            name = None
+        if name is None:
+            names.append(f"\0{i}")
+        else:
+            names.append(name)
+            taken[name] = header
+    frame = frame.copy(deep=False)
+    frame.columns = names
+    return frame
 
 
 def _workbook_tables(path: Path) -> tuple[dict[str, _RawTable], dict[str, Any]]:
@@ -469,8 +706,14 @@ def _workbook_tables(path: Path) -> tuple[dict[str, _RawTable], dict[str, Any]]:
     except Exception as e:  # calamine's errors are not one class
         raise SourceError(f"{path.name} cannot be read: {e}") from None
     tables: dict[str, _RawTable] = {}
-    by_lower = {n.lower(): n for n in book.table_names}
+    by_lower = {n.lower(): n for n in book.table_names or []}
     sheets = {n.lower(): n for n in book.sheet_names}
+    inputs = [t for t in TABLES if t.name != "HealthWeights"]
+    if not any(t.name.lower() in by_lower or t.name.lower() in sheets for t in inputs):
+        raise SourceError(
+            f"{path.name} has none of the input tables: looked for Excel Tables or sheets "
+            f"named {', '.join(t.name for t in inputs)} (in any case)"
+        )
     for table in TABLES:
         found = by_lower.get(table.name.lower())
         if found is not None:
@@ -482,6 +725,7 @@ def _workbook_tables(path: Path) -> tuple[dict[str, _RawTable], dict[str, Any]]:
                 _frame_from_rows(data, list(t.columns)),
                 np.arange(start_row + 1, start_row + 1 + len(data)),
                 start_row,
+                t.start[1],
             )
             continue
         sheet_name = sheets.get(TABLE_SHEETS[table.name].lower())
@@ -491,13 +735,14 @@ def _workbook_tables(path: Path) -> tuple[dict[str, _RawTable], dict[str, Any]]:
         values = sheet.to_python()
         if not values:
             continue
-        first_row = sheet.start[0] if sheet.start else 0
+        first_row, first_col = sheet.start if sheet.start else (0, 0)
         header, data = values[0], values[1:]
         tables[table.name] = _RawTable(
             sheet_name,
             _frame_from_rows(data, header),
             np.arange(first_row + 2, first_row + 2 + len(data)),
             first_row + 1,
+            first_col,
         )
     settings = _workbook_settings(path, book, sheets)
     return tables, settings
@@ -557,19 +802,29 @@ def _defined_names(path: Path) -> dict[str, str]:
 
 
 def _csv_tables(folder: Path) -> tuple[dict[str, _RawTable], dict[str, Any]]:
-    files = {p.stem.lower(): p for p in folder.glob("*.csv")}
+    files = {p.stem.lower(): p for p in folder.iterdir() if p.suffix.lower() == ".csv"}
+    inputs = [t for t in TABLES if t.name != "HealthWeights"]
+    if not any(t.name.lower() in files for t in inputs):
+        raise SourceError(
+            f"{folder} has none of the input tables: looked for "
+            f"{', '.join(t.name + '.csv' for t in inputs)} (in any case)"
+        )
     tables: dict[str, _RawTable] = {}
     for table in TABLES:
         path = files.get(table.name.lower())
         if path is None:
             continue
         try:
-            frame = pd.read_csv(path, dtype=object, keep_default_na=False, skip_blank_lines=False)
+            grid = pd.read_csv(
+                path, dtype=object, keep_default_na=False, header=None, skip_blank_lines=False
+            )
         except (pd.errors.ParserError, UnicodeDecodeError) as e:
             raise SourceError(f"{path.name} cannot be read as CSV: {e}") from None
         except pd.errors.EmptyDataError:
-            frame = pd.DataFrame()
-        frame.columns = [str(c).strip().lower() for c in frame.columns]
+            grid = pd.DataFrame()
+        header = grid.iloc[0].tolist() if len(grid) else []
+        frame = grid.iloc[1:].reset_index(drop=True)
+        frame.columns = pd.Index(header, dtype=object)
         tables[table.name] = _RawTable(path.name, frame, np.arange(2, 2 + len(frame)), 1)
     settings: dict[str, Any] = {}
     if "settings" in files:
@@ -590,8 +845,6 @@ def _frame_tables(
         frame = lower.get(table.name.lower())
         if frame is None:
             continue
-        frame = frame.copy()
-        frame.columns = [str(c).strip().lower() for c in frame.columns]
         tables[table.name] = _RawTable(
             table.name, frame.reset_index(drop=True), np.arange(2, 2 + len(frame)), 1
         )
@@ -637,28 +890,45 @@ def read(
             issues.append(Issue(SETTINGS_SHEET, None, name, value, str(e), "used the default"))
     if overrides:
         settings.update(dict(overrides))
-    tables: dict[str, pd.DataFrame] = {}
+    frames: dict[str, tuple[pd.DataFrame, np.ndarray]] = {}
     for table in TABLES:
         raw = raw_tables.get(table.name)
         if raw is None:
-            tables[table.name] = _empty(table)
             continue
-        frame, rows = _drop_blank_rows(raw.frame, raw.rows)
+        frame, rows = _drop_blank_rows(_match_columns(table, raw, issues), raw.rows)
         missing = [c for c in table.required if c not in frame.columns]
         if missing:
+            found = [show_value(h) for h in raw.frame.columns if column_key(h)]
             issues.append(
                 Issue(
                     raw.sheet,
                     raw.header_row,
                     ", ".join(missing),
                     None,
-                    f"required column{'s' if len(missing) > 1 else ''} missing",
+                    f"the required column{'s' if len(missing) > 1 else ''} "
+                    f"{' and '.join(missing)} {'are' if len(missing) > 1 else 'is'} missing "
+                    f"(the columns are {', '.join(found) or 'none'})",
                     f"left out the {table.name} table",
                 )
             )
+            continue
+        frames[table.name] = (frame, rows)
+    order_cache: list[str | None] = []
+
+    def source_order() -> str | None:
+        if not order_cache:
+            order_cache.append(_source_date_order({k: f for k, (f, _) in frames.items()}))
+        return order_cache[0]
+
+    tables: dict[str, pd.DataFrame] = {}
+    for table in TABLES:
+        if table.name not in frames:
             tables[table.name] = _empty(table)
             continue
-        tables[table.name] = _normalise_table(table, raw.sheet, frame, rows, issues, settings)
+        frame, rows = frames[table.name]
+        tables[table.name] = _normalise_table(
+            table, raw_tables[table.name].sheet, frame, rows, issues, settings, source_order
+        )
     _cross_table_rules(tables, raw_tables, issues)
     return Dataset(tables, settings, issues, label)
 

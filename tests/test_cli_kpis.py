@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
+import pandas as pd
 from click.testing import CliRunner
 
 from cxkpi_xl.cli import main
@@ -60,3 +62,40 @@ def test_unreadable_source_exits_non_zero_with_one_line(tmp_path):
         CliRunner().invoke(main, ["kpis", str(tmp_path), "--set", "granularity=week"]).exit_code
         == 1
     )
+
+
+def test_sample_csv_writes_where_kpis_reads(tmp_path):
+    result = CliRunner().invoke(
+        main, ["sample", str(tmp_path), "--size", "tiny", "--format", "csv"]
+    )
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "Customers.csv").exists() and (tmp_path / "Settings.csv").exists()
+    out = CliRunner().invoke(main, ["kpis", str(tmp_path), "--format", "json"])
+    assert out.exit_code == 0, out.output
+    from_csv = json.loads(out.stdout)
+    assert from_csv == compute(read(generate("tiny")), breakdowns=False).as_json()
+    again = CliRunner().invoke(main, ["sample", str(tmp_path), "--format", "csv"])
+    assert again.exit_code == 1 and "use --force" in again.stderr
+
+
+def test_no_input_tables_exits_non_zero_naming_what_it_looks_for(tmp_path):
+    (tmp_path / "export.csv").write_text("a\n1\n")
+    result = CliRunner().invoke(main, ["kpis", str(tmp_path)])
+    assert result.exit_code == 1
+    assert "none of the input tables: looked for Customers.csv, MRR.csv" in result.stderr
+
+
+def test_issue_messages_show_values_as_typed(tmp_path):
+    (tmp_path / "Surveys.csv").write_text(
+        "response_date,survey,score\n2026-01-05,NPS,11\n2026-01-06,NPS,9\n"
+    )
+    result = CliRunner().invoke(main, ["kpis", str(tmp_path), "--format", "json"])
+    assert result.exit_code == 0
+    assert "Surveys.csv row 2, score: 11 is outside 0..10 (NPS scale) (skipped the row)" in (
+        result.stderr
+    )
+    tables = {"Surveys": pd.DataFrame({"response_date": ["2026-01-05"], "survey": ["NPS"]})}
+    tables["Surveys"]["score"] = np.float64(11.0)  # as a float read from Excel
+    book = write_tables(tmp_path / "b.xlsx", tables)
+    result = CliRunner().invoke(main, ["kpis", str(book), "--format", "json"])
+    assert "score: 11 is outside 0..10" in result.stderr and "np.float64" not in result.stderr
