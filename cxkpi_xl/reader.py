@@ -697,17 +697,170 @@ def _match_columns(table: Table, raw: _RawTable, issues: list[Issue]) -> pd.Data
     return frame
 
 
+SHEET_CELL_BYTES = 32
+"""What calamine allocates per cell of a sheet's range (empty or not)."""
+MIN_XML_BYTES_PER_CELL = 8
+"""No cell takes fewer bytes of sheet XML (``<c r="A1"/>`` takes 11)."""
+
+
+@dataclass
+class _Part:
+    """Where a sheet lives in the package, and how large a grid it spans."""
+
+    name: str  # the part, e.g. xl/worksheets/sheet1.xml
+    tables: dict[str, tuple[str, int]]  # table name (lower) -> (ref, header rows)
+
+
+def _package_sheets(z: zipfile.ZipFile) -> dict[str, _Part]:
+    """Sheet name -> its part and the Tables on it, from the package's relationships."""
+    from defusedxml import ElementTree
+
+    parts = {n.lower(): n for n in z.namelist()}
+
+    def resolve(base: str, target: str) -> str | None:
+        if target.startswith("/"):
+            path = target.lstrip("/")
+        else:
+            stack = base.rsplit("/", 1)[0].split("/") if "/" in base else []
+            for piece in target.split("/"):
+                if piece == "..":
+                    stack = stack[:-1]
+                elif piece not in ("", "."):
+                    stack.append(piece)
+            path = "/".join(stack)
+        return parts.get(path.lower())
+
+    def rels_of(part: str) -> dict[str, tuple[str, str]]:
+        folder, _, file = part.rpartition("/")
+        rels = parts.get(f"{folder}/_rels/{file}.rels".lower())
+        if rels is None:
+            return {}
+        root = ElementTree.fromstring(z.read(rels))
+        return {
+            r.get("Id", ""): (r.get("Type", ""), r.get("Target", ""))
+            for r in root
+            if r.get("TargetMode") != "External"
+        }
+
+    book = parts.get("xl/workbook.xml", "xl/workbook.xml")
+    root = ElementTree.fromstring(z.read(book))
+    rels = rels_of(book)
+    out: dict[str, _Part] = {}
+    for node in root.iter():
+        if not node.tag.endswith("}sheet") and node.tag != "sheet":
+            continue
+        rid = next((v for k, v in node.attrib.items() if k.endswith("}id")), None)
+        if rid not in rels:
+            continue
+        part = resolve(book, rels[rid][1])
+        if part is None:
+            continue
+        tables: dict[str, tuple[str, int]] = {}
+        for kind, target in rels_of(part).values():
+            table_part = resolve(part, target) if kind.endswith("/table") else None
+            if table_part is None:
+                continue
+            t = ElementTree.fromstring(z.read(table_part))
+            name = t.get("displayName") or t.get("name") or ""
+            tables[name.lower()] = (t.get("ref", ""), int(t.get("headerRowCount", "1")))
+        out[node.get("name", "")] = _Part(part, tables)
+    return out
+
+
+_DIMENSION = re.compile(rb'<dimension ref="([A-Z]+\d+)(?::([A-Z]+\d+))?"')
+_WIDE_CELL = {2: re.compile(rb'<c r="[A-Z]{2}'), 3: re.compile(rb'<c r="[A-Z]{3}')}
+_LAST_ROW = re.compile(rb'<row r="(\d+)"')
+
+
+def _grid_cells(z: zipfile.ZipFile, part: str) -> int:
+    """How many cells the grid of a sheet spans (rows x columns, empty ones too): from
+    its ``<dimension>``, or if it has none, bounded by a scan of its cell references."""
+    info = z.getinfo(part)
+    with z.open(info) as f:
+        head = f.read(1 << 16)
+    m = _DIMENSION.search(head)
+    if m is not None:
+        first = cell_index(m.group(1).decode())
+        last = cell_index(m.group(2).decode()) if m.group(2) else first
+        return (last[0] - first[0] + 1) * (last[1] - first[1] + 1)
+    width, rows, tail = 26, 0, b""
+    with z.open(info) as f:
+        while chunk := f.read(1 << 22):
+            block = tail[-64:] + chunk
+            if width < 16384 and _WIDE_CELL[3].search(block):
+                width = 16384
+            elif width < 702 and _WIDE_CELL[2].search(block):
+                width = 702
+            tail = block
+    for m in _LAST_ROW.finditer(tail):
+        rows = int(m.group(1))
+    return rows * width
+
+
+def _oversized(z: zipfile.ZipFile, part: str) -> bool:
+    """True if the sheet's grid is far larger than its data (a stray value at XFD100000):
+    calamine would allocate the whole grid, so the sheet is read another way."""
+    cells = _grid_cells(z, part)
+    most = max(1 << 20, z.getinfo(part).file_size // MIN_XML_BYTES_PER_CELL)
+    return cells > 4 * most
+
+
+def _streamed_rows(
+    path: Path, sheet: str, block: tuple[int, int, int | None, int] | None = None
+) -> tuple[list[list[Any]], int, int]:
+    """Rows of a sheet read by streaming (openpyxl read-only), holding only one block of
+    cells, so memory is bounded by that block whatever the sheet's dimension.
+
+    ``block`` is (first row, first column, last row or None, width), 1-based; without it
+    the block starts at the first row with a value (within the first 1,000 rows and 256
+    columns), at its first value, and runs to the first blank header cell. Returns (rows
+    with the header first, first row, first column)."""
+    import openpyxl
+
+    wb = openpyxl.load_workbook(path, read_only=True, data_only=True)
+    try:
+        ws = wb[sheet]
+        if block is None:
+            top = ws.iter_rows(min_row=1, max_row=1000, min_col=1, max_col=256, values_only=True)
+            for r, row in enumerate(top, 1):
+                filled = [i for i, v in enumerate(row) if v is not None and v != ""]
+                if filled:
+                    header = row[filled[0] :]
+                    blank = [i for i, v in enumerate(header) if v is None or v == ""]
+                    block = (r, filled[0] + 1, None, blank[0] if blank else len(header))
+                    break
+            else:
+                return [], 1, 1
+        first_row, first_col, last_row, width = block
+        rows = ws.iter_rows(
+            min_row=first_row,
+            max_row=last_row,
+            min_col=first_col,
+            max_col=first_col + width - 1,
+            values_only=True,
+        )
+        return [list(r) for r in rows], first_row, first_col
+    finally:
+        wb.close()
+
+
 def _workbook_tables(path: Path) -> tuple[dict[str, _RawTable], dict[str, Any]]:
     """Raw input tables and the Settings values of a workbook."""
     from python_calamine import CalamineWorkbook
 
     try:
         book = CalamineWorkbook.from_path(str(path), load_tables=True)
+        with zipfile.ZipFile(path) as z:
+            parts = _package_sheets(z)
+            oversized = {name: _oversized(z, p.name) for name, p in parts.items()}
+    except SourceError:
+        raise
     except Exception as e:  # calamine's errors are not one class
         raise SourceError(f"{path.name} cannot be read: {e}") from None
     tables: dict[str, _RawTable] = {}
     by_lower = {n.lower(): n for n in book.table_names or []}
     sheets = {n.lower(): n for n in book.sheet_names}
+    table_sheet = {t: name for name, p in parts.items() for t in p.tables}
     inputs = [t for t in TABLES if t.name != "HealthWeights"]
     if not any(t.name.lower() in by_lower or t.name.lower() in sheets for t in inputs):
         raise SourceError(
@@ -716,6 +869,21 @@ def _workbook_tables(path: Path) -> tuple[dict[str, _RawTable], dict[str, Any]]:
         )
     for table in TABLES:
         found = by_lower.get(table.name.lower())
+        home = table_sheet.get(table.name.lower())
+        if found is not None and home is not None and oversized.get(home):
+            ref, header_rows = parts[home].tables[table.name.lower()]
+            top, bottom = ref.split(":") if ":" in ref else (ref, ref)
+            (r0, c0), (r1, c1) = cell_index(top), cell_index(bottom)
+            grid, _, _ = _streamed_rows(path, home, (r0 + 1, c0 + 1, r1 + 1, c1 - c0 + 1))
+            header, data = grid[0], grid[header_rows:]
+            tables[table.name] = _RawTable(
+                home,
+                _frame_from_rows(data, header),
+                np.arange(r0 + header_rows + 1, r0 + header_rows + 1 + len(data)),
+                r0 + 1,
+                c0,
+            )
+            continue
         if found is not None:
             t = book.get_table_by_name(found)
             data = t.to_python()
@@ -731,11 +899,15 @@ def _workbook_tables(path: Path) -> tuple[dict[str, _RawTable], dict[str, Any]]:
         sheet_name = sheets.get(TABLE_SHEETS[table.name].lower())
         if sheet_name is None or table.name == "HealthWeights":
             continue
-        sheet = book.get_sheet_by_name(sheet_name)
-        values = sheet.to_python()
-        if not values:
+        if oversized.get(sheet_name):
+            values, first_row, first_col = _streamed_rows(path, sheet_name)
+            first_row, first_col = first_row - 1, first_col - 1
+        else:
+            sheet = book.get_sheet_by_name(sheet_name)
+            values = sheet.to_python()
+            first_row, first_col = sheet.start if sheet.start else (0, 0)
+        if not values or not values[0]:
             continue
-        first_row, first_col = sheet.start if sheet.start else (0, 0)
         header, data = values[0], values[1:]
         tables[table.name] = _RawTable(
             sheet_name,
@@ -744,34 +916,42 @@ def _workbook_tables(path: Path) -> tuple[dict[str, _RawTable], dict[str, Any]]:
             first_row + 1,
             first_col,
         )
-    settings = _workbook_settings(path, book, sheets)
+    settings = _workbook_settings(path, book, sheets, oversized)
     return tables, settings
 
 
-def _workbook_settings(path: Path, book: Any, sheets: dict[str, str]) -> dict[str, Any]:
+def _workbook_settings(
+    path: Path, book: Any, sheets: dict[str, str], oversized: dict[str, bool]
+) -> dict[str, Any]:
     """Settings from the workbook's defined names, or from name/value rows of the
     Settings sheet."""
     from .schema import SETTINGS_BY_NAME
 
     names = _defined_names(path)
     found: dict[str, Any] = {}
-    cache: dict[str, tuple[list[list[Any]], tuple[int, int]]] = {}
+    cache: dict[str, list[list[Any]]] = {}
+
+    def values_of(sheet_name: str, skip_empty_area: bool) -> list[list[Any]]:
+        if oversized.get(sheet_name):  # the first 200 rows x 10 columns hold the settings
+            return _streamed_rows(path, sheet_name, (1, 1, 200, 10))[0]
+        return book.get_sheet_by_name(sheet_name).to_python(skip_empty_area=skip_empty_area)
+
     for name, ref in names.items():
         if name.lower() not in SETTINGS_BY_NAME or "!" not in ref:
             continue
         sheet_ref, cell = ref.rsplit("!", 1)
         sheet_name = sheets.get(sheet_ref.strip("'").lower())
-        if sheet_name is None:
-            continue
+        cell = cell.replace("$", "")
+        if sheet_name is None or not re.fullmatch(r"[A-Za-z]{1,3}\d+", cell):
+            continue  # not one cell (a whole column, a range): the default is used
         if sheet_name not in cache:
-            sheet = book.get_sheet_by_name(sheet_name)
-            cache[sheet_name] = (sheet.to_python(skip_empty_area=False), (0, 0))
-        values, _ = cache[sheet_name]
-        row, col = cell_index(cell.replace("$", ""))
+            cache[sheet_name] = values_of(sheet_name, False)
+        values = cache[sheet_name]
+        row, col = cell_index(cell)
         if row < len(values) and col < len(values[row]):
             found[name.lower()] = values[row][col]
     if not found and SETTINGS_SHEET.lower() in sheets:
-        values = book.get_sheet_by_name(sheets[SETTINGS_SHEET.lower()]).to_python()
+        values = values_of(sheets[SETTINGS_SHEET.lower()], True)
         for row in values:
             if len(row) >= 2 and str(row[0]).strip().lower() in SETTINGS_BY_NAME:
                 found[str(row[0]).strip().lower()] = row[1]

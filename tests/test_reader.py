@@ -574,3 +574,79 @@ def test_show_value():
     assert show_value("ten") == "'ten'"
     assert show_value(pd.Timestamp("2026-03-15")) == "2026-03-15"
     assert show_value(None) == "(blank)"
+
+
+# --- a stray far cell (issue 12.4) --------------------------------------------------
+
+READ_IN_A_CHILD = """
+import json, resource, sys
+from cxkpi_xl.reader import read
+data = read(sys.argv[1])
+print(json.dumps({
+    "customers": data.tables["Customers"]["customer_id"].tolist(),
+    "mrr": data.tables["MRR"]["mrr"].tolist(),
+    "issues": len(data.issues),
+    "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+}))
+"""
+
+
+def far_cell_book(path, cell, dimension=True):
+    """Customers as an Excel Table and MRR as a plain sheet, each with one value at
+    ``cell``; without ``dimension`` the sheets lose their <dimension> element (as some
+    writers leave it out), so the reader must find the far cell itself."""
+    import openpyxl
+    from openpyxl.worksheet.table import Table
+
+    wb = openpyxl.Workbook()
+    ws = wb.active
+    ws.title = "Customers"
+    ws.append(["customer_id", "signup_date"])
+    for i in range(1, 4):
+        ws.append([str(i), dt.date(2026, 1, i)])
+    ws.add_table(Table(displayName="Customers", ref="A1:B4"))
+    ws[cell] = "stray"
+    mrr = wb.create_sheet("MRR")
+    mrr.append(["Customer ID", "Month", "MRR"])
+    for i in range(1, 4):
+        mrr.append([str(i), dt.date(2026, 1, 1), 10 * i])
+    mrr[cell] = 1
+    wb.save(path)
+    if not dimension:
+        import re
+
+        src = zipfile.ZipFile(path)
+        out = path.with_name("nodim.xlsx")
+        with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as z:
+            for info in src.infolist():
+                data = src.read(info)
+                if info.filename.startswith("xl/worksheets/sheet"):
+                    data = re.sub(rb"<dimension [^>]*/>", b"", data)
+                z.writestr(info, data)
+        return out
+    return path
+
+
+@pytest.mark.parametrize(
+    ("cell", "dimension"), [("XFD100000", True), ("XFD3000", True), ("XFD100000", False)]
+)
+def test_a_stray_far_cell_neither_aborts_nor_costs_memory(tmp_path, cell, dimension):
+    import json
+    import subprocess
+    import sys
+
+    book = far_cell_book(tmp_path / "far.xlsx", cell, dimension)
+    # In a child process: calamine's abort (SIGABRT) on the 100000 x 16384 grid would
+    # kill pytest itself; here it fails the test.
+    done = subprocess.run(
+        [sys.executable, "-c", READ_IN_A_CHILD, str(book)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    out = json.loads(done.stdout)
+    assert out["customers"] == ["1", "2", "3"] and out["mrr"] == [10.0, 20.0, 30.0]
+    assert out["issues"] == 0
+    # The 3000 x 16384 grid alone takes 1.5 GB in calamine; the data takes nothing.
+    assert out["peak_mb"] < 600
