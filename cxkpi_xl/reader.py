@@ -769,40 +769,81 @@ def _package_sheets(z: zipfile.ZipFile) -> dict[str, _Part]:
 
 _DIMENSION = re.compile(rb'<dimension ref="([A-Z]+\d+)(?::([A-Z]+\d+))?"')
 _WIDE_CELL = {2: re.compile(rb'<c r="[A-Z]{2}'), 3: re.compile(rb'<c r="[A-Z]{3}')}
-_LAST_ROW = re.compile(rb'<row r="(\d+)"')
+_ROW = re.compile(rb'<row r="(\d+)"')
+_ERROR_CELL = re.compile(rb'<c r="([A-Z]{1,3})(\d+)"[^>]*\bt="e"[^>/]*>(.*?)</c>', re.DOTALL)
+_CACHED_VALUE = re.compile(rb"<v>([^<]*)</v>")
 
 
-def _grid_cells(z: zipfile.ZipFile, part: str) -> int:
-    """How many cells the grid of a sheet spans (rows x columns, empty ones too): from
-    its ``<dimension>``, or if it has none, bounded by a scan of its cell references."""
-    info = z.getinfo(part)
-    with z.open(info) as f:
-        head = f.read(1 << 16)
-    m = _DIMENSION.search(head)
-    if m is not None:
-        first = cell_index(m.group(1).decode())
-        last = cell_index(m.group(2).decode()) if m.group(2) else first
-        return (last[0] - first[0] + 1) * (last[1] - first[1] + 1)
-    width, rows, tail = 26, 0, b""
-    with z.open(info) as f:
+@dataclass
+class _SheetScan:
+    cells: int
+    """How many cells the sheet's grid spans, empty ones too (what calamine allocates)."""
+    errors: dict[tuple[int, int], str]
+    """0-based (row, column) -> the Excel error the cell holds (``#N/A``...): calamine
+    reads error cells as blanks."""
+
+
+def _scan_sheet(z: zipfile.ZipFile, part: str) -> _SheetScan:
+    """One streaming pass over a sheet's XML: its error cells, and the size of its grid
+    from its ``<dimension>`` or, when it has none, bounded by its cell references (the
+    last row times 26, 702 or 16,384 columns as its references have one, two or three
+    letters). Memory stays at one chunk whatever the sheet's size."""
+    cells: int | None = None
+    rows, width = 0, 26
+    errors: dict[tuple[int, int], str] = {}
+    rest = b""
+    with z.open(part) as f:
         while chunk := f.read(1 << 22):
-            block = tail[-64:] + chunk
-            if width < 16384 and _WIDE_CELL[3].search(block):
-                width = 16384
-            elif width < 702 and _WIDE_CELL[2].search(block):
-                width = 702
-            tail = block
-    for m in _LAST_ROW.finditer(tail):
-        rows = int(m.group(1))
-    return rows * width
+            if cells is None and not rest and rows == 0:
+                m = _DIMENSION.search(chunk, 0, 1 << 16)
+                if m is not None:
+                    first = cell_index(m.group(1).decode())
+                    last = cell_index(m.group(2).decode()) if m.group(2) else first
+                    cells = (last[0] - first[0] + 1) * (last[1] - first[1] + 1)
+            block = rest + chunk
+            cut = block.rfind(b"</row>")
+            if cut == -1:
+                rest = block
+                continue
+            body, rest = block[: cut + 6], block[cut + 6 :]
+            if cells is None:
+                if width < 16384 and _WIDE_CELL[3].search(body):
+                    width = 16384
+                elif width < 702 and _WIDE_CELL[2].search(body):
+                    width = 702
+                last_row = body.rfind(b"<row ")
+                m = _ROW.match(body, last_row) if last_row != -1 else None
+                if m is not None:
+                    rows = max(rows, int(m.group(1)))
+            if b't="e"' in body:
+                for m in _ERROR_CELL.finditer(body):
+                    value = _CACHED_VALUE.search(m.group(3))
+                    if value is not None:
+                        row, col = cell_index((m.group(1) + m.group(2)).decode())
+                        errors[row, col] = value.group(1).decode("utf-8", "replace")
+    return _SheetScan(rows * width if cells is None else cells, errors)
 
 
-def _oversized(z: zipfile.ZipFile, part: str) -> bool:
+def _oversized(z: zipfile.ZipFile, part: str, scan: _SheetScan) -> bool:
     """True if the sheet's grid is far larger than its data (a stray value at XFD100000):
     calamine would allocate the whole grid, so the sheet is read another way."""
-    cells = _grid_cells(z, part)
     most = max(1 << 20, z.getinfo(part).file_size // MIN_XML_BYTES_PER_CELL)
-    return cells > 4 * most
+    return scan.cells > 4 * most
+
+
+def _put_errors(raw: _RawTable, errors: dict[tuple[int, int], str]) -> None:
+    """Write the error values calamine read as blanks back into a raw table."""
+    if not errors or raw.first_column is None or not len(raw.rows):
+        return
+    frame = raw.frame
+    top = int(raw.rows[0]) - 1  # 0-based sheet row of the first data row
+    height, width = frame.shape
+    for (row, col), value in errors.items():
+        i, j = row - top, col - raw.first_column
+        if 0 <= i < height and 0 <= j < width:
+            if frame.iloc[:, j].dtype != object:
+                frame[frame.columns[j]] = frame.iloc[:, j].astype(object)
+            frame.iat[i, j] = value
 
 
 def _streamed_rows(
@@ -852,7 +893,6 @@ def _workbook_tables(path: Path) -> tuple[dict[str, _RawTable], dict[str, Any]]:
         book = CalamineWorkbook.from_path(str(path), load_tables=True)
         with zipfile.ZipFile(path) as z:
             parts = _package_sheets(z)
-            oversized = {name: _oversized(z, p.name) for name, p in parts.items()}
     except SourceError:
         raise
     except Exception as e:  # calamine's errors are not one class
@@ -860,6 +900,18 @@ def _workbook_tables(path: Path) -> tuple[dict[str, _RawTable], dict[str, Any]]:
     tables: dict[str, _RawTable] = {}
     by_lower = {n.lower(): n for n in book.table_names or []}
     sheets = {n.lower(): n for n in book.sheet_names}
+    scans: dict[str, _SheetScan] = {}
+    oversized: dict[str, bool] = {}
+
+    def scan(sheet: str) -> _SheetScan:
+        """The sheet's scan, made when the sheet is first needed."""
+        if sheet not in scans:
+            part = parts.get(sheet)
+            with zipfile.ZipFile(path) as z:
+                scans[sheet] = _scan_sheet(z, part.name) if part else _SheetScan(0, {})
+                oversized[sheet] = bool(part) and _oversized(z, part.name, scans[sheet])
+        return scans[sheet]
+
     table_sheet = {t: name for name, p in parts.items() for t in p.tables}
     inputs = [t for t in TABLES if t.name != "HealthWeights"]
     if not any(t.name.lower() in by_lower or t.name.lower() in sheets for t in inputs):
@@ -870,6 +922,8 @@ def _workbook_tables(path: Path) -> tuple[dict[str, _RawTable], dict[str, Any]]:
     for table in TABLES:
         found = by_lower.get(table.name.lower())
         home = table_sheet.get(table.name.lower())
+        if home is not None:
+            scan(home)
         if found is not None and home is not None and oversized.get(home):
             ref, header_rows = parts[home].tables[table.name.lower()]
             top, bottom = ref.split(":") if ":" in ref else (ref, ref)
@@ -895,10 +949,12 @@ def _workbook_tables(path: Path) -> tuple[dict[str, _RawTable], dict[str, Any]]:
                 start_row,
                 t.start[1],
             )
+            _put_errors(tables[table.name], scan(t.sheet).errors)
             continue
         sheet_name = sheets.get(TABLE_SHEETS[table.name].lower())
         if sheet_name is None or table.name == "HealthWeights":
             continue
+        scan(sheet_name)
         if oversized.get(sheet_name):
             values, first_row, first_col = _streamed_rows(path, sheet_name)
             first_row, first_col = first_row - 1, first_col - 1
@@ -916,12 +972,19 @@ def _workbook_tables(path: Path) -> tuple[dict[str, _RawTable], dict[str, Any]]:
             first_row + 1,
             first_col,
         )
-    settings = _workbook_settings(path, book, sheets, oversized)
+        if not oversized.get(sheet_name):
+            _put_errors(tables[table.name], scan(sheet_name).errors)
+
+    def is_oversized(sheet: str) -> bool:
+        scan(sheet)
+        return oversized[sheet]
+
+    settings = _workbook_settings(path, book, sheets, is_oversized)
     return tables, settings
 
 
 def _workbook_settings(
-    path: Path, book: Any, sheets: dict[str, str], oversized: dict[str, bool]
+    path: Path, book: Any, sheets: dict[str, str], oversized: Callable[[str], bool]
 ) -> dict[str, Any]:
     """Settings from the workbook's defined names, or from name/value rows of the
     Settings sheet."""
@@ -932,7 +995,7 @@ def _workbook_settings(
     cache: dict[str, list[list[Any]]] = {}
 
     def values_of(sheet_name: str, skip_empty_area: bool) -> list[list[Any]]:
-        if oversized.get(sheet_name):  # the first 200 rows x 10 columns hold the settings
+        if oversized(sheet_name):  # the first 200 rows x 10 columns hold the settings
             return _streamed_rows(path, sheet_name, (1, 1, 200, 10))[0]
         return book.get_sheet_by_name(sheet_name).to_python(skip_empty_area=skip_empty_area)
 

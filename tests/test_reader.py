@@ -650,3 +650,31 @@ def test_a_stray_far_cell_neither_aborts_nor_costs_memory(tmp_path, cell, dimens
     assert out["issues"] == 0
     # The 3000 x 16384 grid alone takes 1.5 GB in calamine; the data takes nothing.
     assert out["peak_mb"] < 600
+
+
+def test_excel_error_cells_in_a_workbook_are_named_not_blank(tmp_path):
+    import openpyxl
+    from openpyxl.worksheet.table import Table
+
+    wb = openpyxl.Workbook()
+    ws = wb.active
+    ws.title = "Customers"
+    ws.append(["customer_id", "signup_date", "churn_date"])
+    ws.append(["1", dt.date(2026, 1, 5), "#N/A"])  # openpyxl stores "#N/A" as an error cell
+    ws.append(["2", "#REF!", None])
+    ws.append(["3", dt.date(2026, 1, 7), None])
+    ws.add_table(Table(displayName="Customers", ref="A1:C4"))
+    mrr = wb.create_sheet("MRR")  # a plain sheet, data from B2
+    mrr["B2"], mrr["C2"], mrr["D2"] = "customer_id", "month", "mrr"
+    mrr.append([None, "1", dt.date(2026, 1, 1), "#DIV/0!"])
+    mrr.append([None, "3", dt.date(2026, 1, 1), 30])
+    wb.save(tmp_path / "b.xlsx")
+    assert openpyxl.load_workbook(tmp_path / "b.xlsx")["MRR"]["D3"].data_type == "e"
+    data = read(tmp_path / "b.xlsx")
+    got = {(i.sheet, i.row, i.column, i.problem, i.action) for i in data.issues}
+    assert got == {
+        ("Customers", 2, "churn_date", "is the Excel error #N/A, not a value", "used a blank"),
+        ("Customers", 3, "signup_date", "is the Excel error #REF!, not a value", "skipped the row"),
+        ("MRR", 3, "mrr", "is the Excel error #DIV/0!, not a value", "skipped the row"),
+    }  # fmt: skip
+    assert data.tables["MRR"]["mrr"].tolist() == [30.0]
