@@ -8,8 +8,11 @@ protected, a zip bomb, a missing file) raises :class:`SourceError` with a one-li
 
 Workbooks are read with python-calamine: each table by its Excel Table name, or else from
 the sheet of that name with a header row. Values are normalised once per distinct value
-(ids, dates and text repeat a lot), so reading stays close to the speed of calamine
-itself.
+(ids, dates and text repeat a lot; :mod:`cxkpi_xl.cells` reads numbers and dates as
+exports type them), so reading stays close to the speed of calamine itself. One streaming
+pass over each input sheet's XML finds its error cells (calamine reads them as blanks) and
+the size of its grid: a sheet whose grid is far larger than its data (a stray value at
+XFD100000, which calamine would allocate in full) is streamed with openpyxl instead.
 """
 
 from __future__ import annotations
@@ -735,7 +738,10 @@ def _package_sheets(z: zipfile.ZipFile) -> dict[str, _Part]:
         rels = parts.get(f"{folder}/_rels/{file}.rels".lower())
         if rels is None:
             return {}
-        root = ElementTree.fromstring(z.read(rels))
+        try:
+            root = ElementTree.fromstring(z.read(rels))
+        except Exception:  # a damaged part: calamine decides whether the book is readable
+            return {}
         return {
             r.get("Id", ""): (r.get("Type", ""), r.get("Target", ""))
             for r in root
@@ -743,7 +749,10 @@ def _package_sheets(z: zipfile.ZipFile) -> dict[str, _Part]:
         }
 
     book = parts.get("xl/workbook.xml", "xl/workbook.xml")
-    root = ElementTree.fromstring(z.read(book))
+    try:
+        root = ElementTree.fromstring(z.read(book))
+    except Exception:
+        return {}
     rels = rels_of(book)
     out: dict[str, _Part] = {}
     for node in root.iter():
@@ -760,7 +769,11 @@ def _package_sheets(z: zipfile.ZipFile) -> dict[str, _Part]:
             table_part = resolve(part, target) if kind.endswith("/table") else None
             if table_part is None:
                 continue
-            t = ElementTree.fromstring(z.read(table_part))
+            try:
+                t = ElementTree.fromstring(z.read(table_part))
+                int(t.get("headerRowCount", "1"))
+            except Exception:
+                continue
             name = t.get("displayName") or t.get("name") or ""
             tables[name.lower()] = (t.get("ref", ""), int(t.get("headerRowCount", "1")))
         out[node.get("name", "")] = _Part(part, tables)

@@ -3,7 +3,8 @@ settings, defined once.
 
 The reader validates against it, the engine reads its settings from it, and the template
 generator builds its sheets, Tables, validations and named cells from it. Column names
-are lower case; the reader matches them case-insensitively and ignores extra columns.
+are lower case; the reader matches headers ignoring case, spaces, underscores and
+hyphens, and ignores extra columns.
 """
 
 from __future__ import annotations
