@@ -212,10 +212,19 @@ def _date(y: int, m: int, d: int) -> pd.Timestamp:
         raise BadValue("is not a date (no such day)") from None
 
 
+def _may_be_numeric_dmy(text: Any) -> bool:
+    """A cheap first look (the column's distinct values may be many): ``03/04/2026``
+    has a separator second or third, ISO ``2026-03-04`` has it fifth."""
+    if not isinstance(text, str):
+        return False
+    t = text.lstrip()
+    return len(t) >= 6 and (t[1] in "/.-" or t[2] in "/.-")
+
+
 def date_order_evidence(text: Any) -> str | None:
     """``DMY`` or ``MDY`` if a numeric date can be read only one way (``15/03/2026``,
     ``03/15/2026``), else None (``03/04/2026``, ISO dates, anything else)."""
-    if not isinstance(text, str):
+    if not _may_be_numeric_dmy(text):
         return None
     m = _NUMERIC.match(_TIME.sub("", text.strip()))
     if m is None or len(m.group(1)) > 2:
@@ -230,7 +239,7 @@ def date_order_evidence(text: Any) -> str | None:
 
 def is_ambiguous(text: Any) -> bool:
     """True for a numeric date that fits both day-first and month-first (``03/04/2026``)."""
-    if not isinstance(text, str):
+    if not _may_be_numeric_dmy(text):
         return False
     m = _NUMERIC.match(_TIME.sub("", text.strip()))
     if m is None or len(m.group(1)) > 2:
