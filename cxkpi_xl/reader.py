@@ -471,7 +471,7 @@ def _column_date_order(
         return AMBIGUOUS_DATE_ORDER, False
     shown = source_order()
     order = shown or AMBIGUOUS_DATE_ORDER
-    why = "the order the other date columns show" if shown else "the default"
+    why = "the order the other date columns show" if shown else "Excel's US order"
     issues.append(
         Issue(
             sheet,
@@ -480,7 +480,7 @@ def _column_date_order(
             ambiguous[0],
             f"all {len(ambiguous)} distinct dates such as {ambiguous[0]} fit both "
             "day-month and month-day order",
-            f"read them as {order} ({why}); set date_order to DMY or MDY to say which",
+            f"read them as {order}, {why}; set date_order to DMY or MDY to say which",
         )
     )
     return order, False
@@ -634,7 +634,7 @@ def column_key(name: Any) -> str:
     not count (``Customer ID``, ``customer-id`` and ``CustomerId`` are ``customer_id``)."""
     if name is None or (isinstance(name, float) and math.isnan(name)):
         return ""
-    return re.sub(r"[\s_\-]+", "", str(name)).lower()
+    return re.sub(r"[\s_\-\ufeff]+", "", str(name)).lower()
 
 
 def _column_letter(index: int) -> str:
@@ -1057,6 +1057,34 @@ def _defined_names(path: Path) -> dict[str, str]:
     return out
 
 
+def _read_csv(path: Path) -> pd.DataFrame:
+    """A CSV file as a grid of text, header row included. The delimiter is the one of
+    ``,`` ``;`` and tab its first line holds most (Excel writes ``;`` where the decimal
+    separator is a comma); text that is not UTF-8 is read as Windows-1252, the encoding
+    of Excel's plain "CSV" on Windows."""
+    with path.open("rb") as f:
+        first = f.readline()
+    sep = max((",", ";", "\t"), key=lambda c: first.count(c.encode()))
+    for encoding in ("utf-8-sig", "cp1252"):
+        try:
+            return pd.read_csv(
+                path,
+                sep=sep,
+                dtype=object,
+                keep_default_na=False,
+                header=None,
+                skip_blank_lines=False,
+                encoding=encoding,
+            )
+        except UnicodeDecodeError:
+            continue
+        except pd.errors.ParserError as e:
+            raise SourceError(f"{path.name} cannot be read as CSV: {e}") from None
+        except pd.errors.EmptyDataError:
+            return pd.DataFrame()
+    raise SourceError(f"{path.name} cannot be read as CSV: it is neither UTF-8 nor Windows-1252")
+
+
 def _csv_tables(folder: Path) -> tuple[dict[str, _RawTable], dict[str, Any]]:
     files = {p.stem.lower(): p for p in folder.iterdir() if p.suffix.lower() == ".csv"}
     inputs = [t for t in TABLES if t.name != "HealthWeights"]
@@ -1070,21 +1098,14 @@ def _csv_tables(folder: Path) -> tuple[dict[str, _RawTable], dict[str, Any]]:
         path = files.get(table.name.lower())
         if path is None:
             continue
-        try:
-            grid = pd.read_csv(
-                path, dtype=object, keep_default_na=False, header=None, skip_blank_lines=False
-            )
-        except (pd.errors.ParserError, UnicodeDecodeError) as e:
-            raise SourceError(f"{path.name} cannot be read as CSV: {e}") from None
-        except pd.errors.EmptyDataError:
-            grid = pd.DataFrame()
+        grid = _read_csv(path)
         header = grid.iloc[0].tolist() if len(grid) else []
         frame = grid.iloc[1:].reset_index(drop=True)
         frame.columns = pd.Index(header, dtype=object)
         tables[table.name] = _RawTable(path.name, frame, np.arange(2, 2 + len(frame)), 1)
     settings: dict[str, Any] = {}
     if "settings" in files:
-        rows = pd.read_csv(files["settings"], dtype=object, keep_default_na=False, header=None)
+        rows = _read_csv(files["settings"])
         for _, row in rows.iterrows():
             key = str(row.iloc[0]).strip().lower()
             if key and key != "name" and len(row) > 1:

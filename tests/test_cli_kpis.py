@@ -99,3 +99,48 @@ def test_issue_messages_show_values_as_typed(tmp_path):
     book = write_tables(tmp_path / "b.xlsx", tables)
     result = CliRunner().invoke(main, ["kpis", str(book), "--format", "json"])
     assert "score: 11 is outside 0..10" in result.stderr and "np.float64" not in result.stderr
+
+
+def export_typed(tables, folder, european=False):
+    """The tables as spreadsheet exports write them: headers in words ("Customer Id"),
+    dates day first, months as "Jan 2026", money with a currency and thousands separators;
+    ``european``: semicolons between fields, 1.234,5 and 15.03.2026."""
+    from cxkpi_xl.schema import DATE, MONTH, NUMBER, TABLES_BY_NAME
+
+    folder.mkdir()
+    for name, frame in tables.items():
+        out = frame.copy()
+        for col in TABLES_BY_NAME[name].columns:
+            if col.name not in out:
+                continue
+            values = out[col.name]
+            if col.type == DATE:
+                fmt = "%d.%m.%Y" if european else "%d/%m/%Y"
+                out[col.name] = pd.to_datetime(values).dt.strftime(fmt).fillna("")
+            elif col.type == MONTH:
+                out[col.name] = pd.to_datetime(values).dt.strftime("%b %Y")
+            elif col.name in ("mrr", "amount"):
+                text = [f"{v:,}" for v in values.astype(float)]
+                if european:
+                    text = [t.replace(",", "_").replace(".", ",").replace("_", ".") for t in text]
+                out[col.name] = [f"{t} €" if european else f"${t}" for t in text]
+            elif col.type == NUMBER and european:
+                out[col.name] = [
+                    "" if pd.isna(v) else f"{v}".replace(".", ",") for v in values.astype(float)
+                ]
+        out.columns = [c.replace("_", " ").title() for c in out.columns]
+        out.to_csv(folder / f"{name.lower()}.csv", index=False, sep=";" if european else ",")
+    settings = "name;value\ndecimal_separator;comma\n" if european else "name,value\n"
+    (folder / "Settings.csv").write_text(settings)
+    return folder
+
+
+def test_a_folder_typed_as_exports_gives_the_same_kpis(tmp_path):
+    tables = generate("tiny")
+    clean = compute(read(tables), breakdowns=False).as_json()
+    for european in (False, True):
+        folder = export_typed(tables, tmp_path / f"export{european}", european)
+        result = CliRunner().invoke(main, ["kpis", str(folder), "--format", "json"])
+        assert result.exit_code == 0, result.output
+        out = json.loads(result.stdout)
+        assert out["periods"] == clean["periods"] and out["kpis"] == clean["kpis"]

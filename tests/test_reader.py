@@ -678,3 +678,16 @@ def test_excel_error_cells_in_a_workbook_are_named_not_blank(tmp_path):
         ("MRR", 3, "mrr", "is the Excel error #DIV/0!, not a value", "skipped the row"),
     }  # fmt: skip
     assert data.tables["MRR"]["mrr"].tolist() == [30.0]
+
+
+def test_csv_from_excel_on_windows_semicolons_and_windows_1252(tmp_path):
+    # Excel's plain "CSV" where the decimal separator is a comma: ";" between fields,
+    # Windows-1252 text (é is the byte E9, not UTF-8).
+    (tmp_path / "Customers.csv").write_bytes(
+        "Customer ID;Customer Name;Signup Date\n1;Café Müller;15.03.2026\n".encode("cp1252")
+    )
+    data = read(tmp_path)
+    customers = data.tables["Customers"]
+    assert customers["customer_name"].tolist() == ["Café Müller"]
+    assert str(customers["signup_date"].iat[0].date()) == "2026-03-15"
+    assert not data.issues
