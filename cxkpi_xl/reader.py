@@ -711,7 +711,8 @@ class _Part:
     """Where a sheet lives in the package, and how large a grid it spans."""
 
     name: str  # the part, e.g. xl/worksheets/sheet1.xml
-    tables: dict[str, tuple[str, int]]  # table name (lower) -> (ref, header rows)
+    tables: dict[str, tuple[str, int, int]]
+    """Table name (lower) -> (its range, header rows, totals rows)."""
 
 
 def _package_sheets(z: zipfile.ZipFile) -> dict[str, _Part]:
@@ -764,18 +765,18 @@ def _package_sheets(z: zipfile.ZipFile) -> dict[str, _Part]:
         part = resolve(book, rels[rid][1])
         if part is None:
             continue
-        tables: dict[str, tuple[str, int]] = {}
+        tables: dict[str, tuple[str, int, int]] = {}
         for kind, target in rels_of(part).values():
             table_part = resolve(part, target) if kind.endswith("/table") else None
             if table_part is None:
                 continue
             try:
                 t = ElementTree.fromstring(z.read(table_part))
-                int(t.get("headerRowCount", "1"))
+                counts = int(t.get("headerRowCount", "1")), int(t.get("totalsRowCount", "0"))
             except Exception:
                 continue
             name = t.get("displayName") or t.get("name") or ""
-            tables[name.lower()] = (t.get("ref", ""), int(t.get("headerRowCount", "1")))
+            tables[name.lower()] = (t.get("ref", ""), *counts)
         out[node.get("name", "")] = _Part(part, tables)
     return out
 
@@ -938,10 +939,11 @@ def _workbook_tables(path: Path) -> tuple[dict[str, _RawTable], dict[str, Any]]:
         if home is not None:
             scan(home)
         if found is not None and home is not None and oversized.get(home):
-            ref, header_rows = parts[home].tables[table.name.lower()]
+            ref, header_rows, totals_rows = parts[home].tables[table.name.lower()]
             top, bottom = ref.split(":") if ":" in ref else (ref, ref)
             (r0, c0), (r1, c1) = cell_index(top), cell_index(bottom)
-            grid, _, _ = _streamed_rows(path, home, (r0 + 1, c0 + 1, r1 + 1, c1 - c0 + 1))
+            last = r1 + 1 - totals_rows
+            grid, _, _ = _streamed_rows(path, home, (r0 + 1, c0 + 1, last, c1 - c0 + 1))
             header, data = grid[0], grid[header_rows:]
             tables[table.name] = _RawTable(
                 home,
