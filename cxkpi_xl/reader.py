@@ -23,6 +23,7 @@ import re
 import zipfile
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -349,7 +350,7 @@ def _normalise_table(
                 order, strict = _column_date_order(
                     table, sheet, col.name, factorized[1], settings, source_order, issues
                 )
-                convert: Callable[[Any], Any] = lambda x, o=order, st=strict: parse_date(x, o, st)  # noqa: E731
+                convert: Callable[[Any], Any] = partial(parse_date, order=order, strict=strict)
             else:
                 convert = _CONVERTERS[col.type]
             converted, bad_codes, codes = _normalise_by_unique(series, convert, factorized)
