@@ -999,6 +999,10 @@ def _workbook_tables(path: Path) -> tuple[dict[str, _RawTable], dict[str, Any]]:
     return tables, settings
 
 
+class _NotOneCell(str):
+    """A setting's defined name that refers to more than one cell (``Settings!$B:$B``)."""
+
+
 def _workbook_settings(
     path: Path, book: Any, sheets: dict[str, str], oversized: Callable[[str], bool]
 ) -> dict[str, Any]:
@@ -1021,8 +1025,11 @@ def _workbook_settings(
         sheet_ref, cell = ref.rsplit("!", 1)
         sheet_name = sheets.get(sheet_ref.strip("'").lower())
         cell = cell.replace("$", "")
-        if sheet_name is None or not re.fullmatch(r"[A-Za-z]{1,3}\d+", cell):
-            continue  # not one cell (a whole column, a range): the default is used
+        if sheet_name is None:
+            continue
+        if not re.fullmatch(r"[A-Za-z]{1,3}\d+", cell):  # a whole column, a range
+            found[name.lower()] = _NotOneCell(ref)
+            continue
         if sheet_name not in cache:
             cache[sheet_name] = values_of(sheet_name, False)
         values = cache[sheet_name]
@@ -1164,6 +1171,12 @@ def read(
     issues: list[Issue] = []
     settings = Settings()
     for name, value in raw_settings.items():
+        if isinstance(value, _NotOneCell):
+            problem = f"the name {name} refers to {value}, not to one cell"
+            issues.append(
+                Issue(SETTINGS_SHEET, None, name, str(value), problem, "used the default")
+            )
+            continue
         try:
             settings.update({name: value})
         except ValueError as e:

@@ -691,3 +691,18 @@ def test_csv_from_excel_on_windows_semicolons_and_windows_1252(tmp_path):
     assert customers["customer_name"].tolist() == ["Café Müller"]
     assert str(customers["signup_date"].iat[0].date()) == "2026-03-15"
     assert not data.issues
+
+
+def test_a_setting_named_as_a_whole_column_is_an_issue(tmp_path):
+    path = write_tables(tmp_path / "b.xlsx", {"Customers": CUSTOMERS}, {"csat_scale": 10})
+    import openpyxl
+    from openpyxl.workbook.defined_name import DefinedName
+
+    wb = openpyxl.load_workbook(path)
+    del wb.defined_names["csat_scale"]
+    wb.defined_names["csat_scale"] = DefinedName("csat_scale", attr_text="Settings!$B:$B")
+    wb.save(path)
+    data = read(path)
+    [issue] = data.issues
+    assert issue.problem == "the name csat_scale refers to Settings!$B:$B, not to one cell"
+    assert data.settings["csat_scale"] == 5  # the default
