@@ -153,19 +153,16 @@ def _load(source: str, sets: tuple[str, ...]):  # type: ignore[no-untyped-def]
         raise click.ClickException(str(e)) from None
 
 
-def _shown(value: object) -> str:
-    """A data value as the user typed it: 'ten', 11 (never np.float64(11.0)), 2026-03-01."""
-    from .engine import json_value
+def issue_line(issue) -> str:  # type: ignore[no-untyped-def]
+    """One issue in words, its value as the user typed it:
+    ``Surveys row 2, score: 11 is outside 0..10 (NPS scale) (skipped the row)``; an issue
+    about a whole column (no row, no value) names no value."""
+    from .cells import show_value
 
-    v = json_value(value)
-    if v is None or (isinstance(v, str) and not v.strip()):
-        return "(blank)"
-    return repr(v) if isinstance(v, str) else str(v)
-
-
-def _issue_line(issue) -> str:  # type: ignore[no-untyped-def]
     where = f"{issue.sheet} row {issue.row}" if issue.row else issue.sheet
-    return f"{where}, {issue.column}: {_shown(issue.value)} {issue.problem} ({issue.action})"
+    whole_column = issue.row is None and issue.value is None
+    value = "" if whole_column else f"{show_value(issue.value)} "
+    return f"{where}, {issue.column}: {value}{issue.problem} ({issue.action})"
 
 
 def _print_issues(issues: list, limit: int | None = 5, hint: str = "") -> None:  # type: ignore[type-arg]
@@ -174,7 +171,7 @@ def _print_issues(issues: list, limit: int | None = 5, hint: str = "") -> None: 
         return
     click.echo(f"{len(issues)} data issue{'s' if len(issues) != 1 else ''} found:", err=True)
     for issue in issues[:limit]:
-        click.echo(f"  {_issue_line(issue)}", err=True)
+        click.echo(f"  {issue_line(issue)}", err=True)
     if limit is not None and len(issues) > limit:
         click.echo(f"  ... and {len(issues) - limit} more{hint}", err=True)
 
@@ -236,19 +233,27 @@ def kpis(source: str, fmt: str, sets: tuple[str, ...], all_issues: bool) -> None
 @click.option("--seed", type=int, default=7, show_default=True)
 @click.option("--force", is_flag=True, help="Overwrite existing files.")
 def sample(directory: Path, size: str, fmt: str, seed: int, force: bool) -> None:
-    """Write realistic sample data (every input table) to DIRECTORY."""
-    from .sample import generate, write_csv, write_workbook
+    """Write realistic sample data (every input table) to DIRECTORY: the workbook
+    DIRECTORY/cx_sample.xlsx, or with --format csv one CSV file per table (Customers.csv,
+    MRR.csv, ..., Settings.csv) in DIRECTORY itself, where `cxkpi kpis DIRECTORY` reads
+    them."""
+    from .sample import CSV_FILES, generate, write_csv, write_workbook
 
-    target = directory / ("cx_sample.xlsx" if fmt == "xlsx" else "cx_sample")
-    if target.exists() and not force:
-        raise click.ClickException(f"{target} exists; use --force to overwrite it")
+    if fmt == "xlsx":
+        existing = [directory / "cx_sample.xlsx"]
+    else:
+        existing = [directory / name for name in CSV_FILES]
+    existing = [p for p in existing if p.exists()]
+    if existing and not force:
+        raise click.ClickException(f"{existing[0]} exists; use --force to overwrite it")
     directory.mkdir(parents=True, exist_ok=True)
     tables = generate(size, seed=seed)
     if fmt == "xlsx":
-        write_workbook(tables, target)
+        target = write_workbook(tables, directory / "cx_sample.xlsx")
     else:
-        write_csv(tables, target)
+        target = write_csv(tables, directory)
     click.echo(str(target))
+    click.echo(f"Next: cxkpi kpis {target}", err=True)
 
 
 @main.command()

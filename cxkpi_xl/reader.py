@@ -8,23 +8,39 @@ protected, a zip bomb, a missing file) raises :class:`SourceError` with a one-li
 
 Workbooks are read with python-calamine: each table by its Excel Table name, or else from
 the sheet of that name with a header row. Values are normalised once per distinct value
-(ids, dates and text repeat a lot), so reading stays close to the speed of calamine
-itself.
+(ids, dates and text repeat a lot; :mod:`cxkpi_xl.cells` reads numbers and dates as
+exports type them), so reading stays close to the speed of calamine itself. One streaming
+pass over each input sheet's XML finds its error cells (calamine reads them as blanks) and
+the size of its grid: a sheet whose grid is far larger than its data (a stray value at
+XFD100000, which calamine would allocate in full) is streamed with openpyxl instead.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import math
+import re
 import zipfile
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from .cells import (
+    AMBIGUOUS_DATE_ORDER,
+    BadValue,
+    date_order_evidence,
+    error_problem,
+    excel_error,
+    is_ambiguous,
+    parse_date,
+    parse_number,
+    show_value,
+)
 from .schema import (
     DATE,
     ID,
@@ -35,6 +51,7 @@ from .schema import (
     SURVEY_TYPES,
     TABLE_SHEETS,
     TABLES,
+    TABLES_BY_NAME,
     TEXT,
     YES_VALUES,
     YESNO,
@@ -171,34 +188,6 @@ def _to_text(v: Any) -> str:
     return str(v).strip()
 
 
-_EXCEL_EPOCH = dt.datetime(1899, 12, 30)
-
-
-def _to_date(v: Any) -> pd.Timestamp:
-    if isinstance(v, pd.Timestamp):
-        return v
-    if isinstance(v, dt.datetime):
-        return pd.Timestamp(v.replace(tzinfo=None))
-    if isinstance(v, dt.date):
-        return pd.Timestamp(v)
-    if isinstance(v, bool):
-        raise _Bad("is TRUE/FALSE, not a date")
-    if isinstance(v, int | float | np.integer | np.floating):
-        if not 1 <= float(v) < 2958466:  # Excel's serials run to 9999-12-31
-            raise _Bad("is not a date")
-        return pd.Timestamp(_EXCEL_EPOCH + dt.timedelta(days=float(v)))
-    s = str(v).strip()
-    for fmt in ("%Y-%m-%d", "%Y-%m-%d %H:%M:%S", "%Y-%m", "%Y/%m/%d", "%d.%m.%Y"):
-        try:
-            return pd.Timestamp(dt.datetime.strptime(s, fmt))
-        except ValueError:
-            continue
-    try:
-        return pd.Timestamp(dt.datetime.fromisoformat(s)).tz_localize(None)
-    except (ValueError, TypeError):
-        raise _Bad("is not a date (use YYYY-MM-DD)") from None
-
-
 def _to_yesno(v: Any) -> bool:
     if isinstance(v, bool):
         return v
@@ -213,18 +202,18 @@ def _to_yesno(v: Any) -> bool:
 _CONVERTERS: dict[str, Callable[[Any], Any]] = {
     ID: _to_id,
     TEXT: _to_text,
-    DATE: _to_date,
-    MONTH: _to_date,
     YESNO: _to_yesno,
 }
 
 
 def _normalise_by_unique(
-    raw: pd.Series, convert: Callable[[Any], Any]
+    raw: pd.Series,
+    convert: Callable[[Any], Any],
+    factorized: tuple[np.ndarray, Any] | None = None,
 ) -> tuple[list[Any], dict[int, str], np.ndarray]:
     """Convert each distinct value once. Returns (values per unique, reasons for the bad
     uniques by code, codes per row); every blank gets code -1."""
-    codes, uniques = pd.factorize(raw, use_na_sentinel=True)
+    codes, uniques = factorized or pd.factorize(raw, use_na_sentinel=True)
     converted: list[Any] = []
     bad: dict[int, str] = {}
     blank_codes = []
@@ -233,9 +222,14 @@ def _normalise_by_unique(
             converted.append(None)
             blank_codes.append(code)
             continue
+        error = excel_error(v)
+        if error is not None:
+            converted.append(None)
+            bad[code] = error_problem(error)
+            continue
         try:
             converted.append(convert(v))
-        except _Bad as e:
+        except (_Bad, BadValue) as e:
             converted.append(None)
             bad[code] = str(e)
     if blank_codes:
@@ -243,28 +237,57 @@ def _normalise_by_unique(
     return converted, bad, codes
 
 
-def _number_column(raw: pd.Series) -> tuple[pd.Series, np.ndarray, np.ndarray]:
-    """(floats, blank mask, bad mask) of a number column."""
+def _number_column(
+    raw: pd.Series, decimal: str
+) -> tuple[pd.Series, np.ndarray, np.ndarray, dict[int, str]]:
+    """(floats, blank mask, bad mask, what is wrong by row position) of a number column.
+
+    Numbers stored as numbers go through pandas at C speed; text is read by
+    :func:`~cxkpi_xl.cells.parse_number` once per distinct value (thousands separators,
+    currency, accounting negatives, the ``decimal_separator`` setting)."""
     if raw.dtype.kind in "fiu":
         values = raw.astype(float)
-        return values, values.isna().to_numpy(), np.isinf(values.to_numpy())
+        inf = np.isinf(values.to_numpy())
+        reasons = {int(i): "is not a number" for i in np.flatnonzero(inf)}
+        return values, values.isna().to_numpy(), inf, reasons
     obj = raw.to_numpy(dtype=object)
-    values = pd.to_numeric(raw, errors="coerce").astype(float)
+    is_text = np.fromiter((type(v) is str for v in obj), bool, len(obj))
+    if decimal == "." or not is_text.any():
+        values = pd.to_numeric(raw, errors="coerce").astype(float)
+    else:  # pandas would read the text 1.200 as 1.2
+        values = pd.to_numeric(raw.where(~is_text), errors="coerce").astype(float)
     isna = values.isna().to_numpy()
     blank = isna.copy()
     if isna.any():
         idx = np.flatnonzero(isna)
         blank[idx] = [_blank(obj[i]) for i in idx]
-    bad = isna & ~blank
+    redo = isna & ~blank
+    if decimal != ".":
+        redo |= is_text & ~blank
+    reasons: dict[int, str] = {}
+    bad = np.zeros(len(obj), dtype=bool)
+    if redo.any():
+        idx = np.flatnonzero(redo)
+        parsed, bad_codes, codes = _normalise_by_unique(
+            pd.Series(obj[idx], dtype=object), lambda v: parse_number(v, decimal)
+        )
+        lookup = np.array([*(np.nan if p is None else p for p in parsed), np.nan], dtype=float)
+        values.iloc[idx] = lookup[codes]
+        for j, code in enumerate(codes):
+            if int(code) in bad_codes:
+                bad[idx[j]] = True
+                reasons[int(idx[j])] = bad_codes[int(code)]
     if bool in set(map(type, obj)):
         is_bool = np.fromiter((type(v) is bool for v in obj), bool, len(obj))
         bad |= is_bool
         values[is_bool] = np.nan
+        reasons.update({int(i): "is TRUE/FALSE, not a number" for i in np.flatnonzero(is_bool)})
     inf = np.isinf(values.to_numpy())
     if inf.any():
         bad |= inf
         values[inf] = np.nan
-    return values, blank, bad
+        reasons.update({int(i): "is not a number" for i in np.flatnonzero(inf)})
+    return values, blank, bad, reasons
 
 
 class _Validator:
@@ -296,8 +319,12 @@ def _normalise_table(
     rows: np.ndarray,
     issues: list[Issue],
     settings: Settings,
+    source_order: Callable[[], str | None] = lambda: None,
 ) -> pd.DataFrame:
-    """Typed columns of one table, with the rows that cannot be used left out."""
+    """Typed columns of one table, with the rows that cannot be used left out.
+
+    ``source_order`` is the day/month order the other date columns of the source show
+    (``DMY``, ``MDY`` or None), used for a date column that shows none itself."""
     v = _Validator(table, sheet, rows, issues)
     out: dict[str, Any] = {}
     for col in table.columns:
@@ -307,8 +334,8 @@ def _normalise_table(
         series = raw[col.name].reset_index(drop=True)
         action_bad = "skipped the row" if col.required else "used a blank"
         if col.type == NUMBER:
-            values, blank, bad = _number_column(series)
-            v.report(bad, col.name, series, "is not a number", action_bad)
+            values, blank, bad, reasons = _number_column(series, settings["decimal_separator"])
+            v.report(bad, col.name, series, reasons.__getitem__, action_bad)
             if col.low is not None:
                 low = (values.to_numpy() < col.low) & ~bad
                 v.report(low, col.name, series, "is negative", "skipped the row")
@@ -318,7 +345,15 @@ def _normalise_table(
             values[bad] = np.nan
             out[col.name] = values
         else:
-            converted, bad_codes, codes = _normalise_by_unique(series, _CONVERTERS[col.type])
+            factorized = pd.factorize(series, use_na_sentinel=True)
+            if col.type in (DATE, MONTH):
+                order, strict = _column_date_order(
+                    table, sheet, col.name, factorized[1], settings, source_order, issues
+                )
+                convert: Callable[[Any], Any] = partial(parse_date, order=order, strict=strict)
+            else:
+                convert = _CONVERTERS[col.type]
+            converted, bad_codes, codes = _normalise_by_unique(series, convert, factorized)
             blank = codes == -1
             if bad_codes:
                 bad = np.isin(codes, list(bad_codes))
@@ -332,6 +367,18 @@ def _normalise_table(
             column = lookup[codes]  # code -1 takes the trailing None
             if col.type in (DATE, MONTH):
                 dates = pd.to_datetime(pd.Series(column), errors="coerce")
+                far = _far_dates(dates)
+                if far.any():
+                    lo, hi = dates[~far].min(), dates[~far].max()
+                    v.report(
+                        far,
+                        col.name,
+                        series,
+                        f"is far outside the column's other dates ({lo.date()} to {hi.date()})",
+                        "skipped the row",
+                    )
+                    v.skip |= far
+                    dates[far] = pd.NaT
                 out[col.name] = (
                     dates.dt.to_period("M").dt.to_timestamp() if col.type == MONTH else dates
                 )
@@ -348,6 +395,115 @@ def _normalise_table(
     frame[ROW] = rows
     _table_rules(table.name, frame, v, settings)
     return frame.loc[~v.skip].reset_index(drop=True)
+
+
+OUTLIER_SPREAD = 5
+OUTLIER_MIN_WINDOW = pd.Timedelta(days=3653)  # ten years
+
+
+def _far_dates(dates: pd.Series) -> np.ndarray:
+    """Dates far outside the rest of their column: a 2204 or 9999 typo, a 1900 date.
+
+    A date is far when it lies more than ``max(5 x MAD, 10 years)`` from the column's
+    median date (MAD: the median absolute distance of the column's dates from that
+    median). Median and MAD ignore any minority of typos, however wild; five MADs is far
+    beyond the spread of real dates, and the ten-year floor keeps a column whose dates
+    all fall in a few months from losing customers who signed up years before the rest.
+    A column of fewer than three dates has no outliers."""
+    ns = dates.to_numpy(dtype="datetime64[ns]").astype(np.int64)
+    known = ~dates.isna().to_numpy()
+    if known.sum() < 3:
+        return np.zeros(len(dates), dtype=bool)
+    values = ns[known].astype(float)
+    median = float(np.median(values))
+    mad = float(np.median(np.abs(values - median)))
+    window = max(OUTLIER_SPREAD * mad, float(OUTLIER_MIN_WINDOW.value))
+    far = np.zeros(len(dates), dtype=bool)
+    far[known] = np.abs(values - median) > window
+    return far
+
+
+def _column_date_order(
+    table: Table,
+    sheet: str,
+    column: str,
+    uniques: Any,
+    settings: Settings,
+    source_order: Callable[[], str | None],
+    issues: list[Issue],
+) -> tuple[str, bool]:
+    """The order of day and month for the numeric dates of one column, and whether it was
+    set (strict). With ``date_order`` ``auto``: the order its dates that fit only one
+    order show; if they show both, the more common one (each such date is still read the
+    only way it fits, and one issue says so); if none does, the order of the source's
+    other date columns, else :data:`~cxkpi_xl.cells.AMBIGUOUS_DATE_ORDER` (one issue
+    names the setting)."""
+    setting = settings["date_order"]
+    if setting != "auto":
+        return setting, True
+    evidence = {"DMY": [], "MDY": []}
+    ambiguous = []
+    for u in uniques:
+        if isinstance(u, str):
+            e = date_order_evidence(u)
+            if e is not None:
+                evidence[e].append(u)
+            elif is_ambiguous(u):
+                ambiguous.append(u)
+    dmy, mdy = evidence["DMY"], evidence["MDY"]
+    if dmy and mdy:
+        order = "DMY" if len(dmy) >= len(mdy) else "MDY"
+        issues.append(
+            Issue(
+                sheet,
+                None,
+                column,
+                dmy[0] if order == "MDY" else mdy[0],
+                f"has dates with the day first ({len(dmy)} distinct, e.g. {dmy[0]}) and "
+                f"with the month first ({len(mdy)}, e.g. {mdy[0]})",
+                f"read each as the only date it can be and {len(ambiguous)} that fit "
+                f"both ways as {order}; set date_order to DMY or MDY to say which",
+            )
+        )
+        return order, False
+    if dmy or mdy:
+        return ("DMY" if dmy else "MDY"), False
+    if not ambiguous:
+        return AMBIGUOUS_DATE_ORDER, False
+    shown = source_order()
+    order = shown or AMBIGUOUS_DATE_ORDER
+    why = "the order the other date columns show" if shown else "Excel's US order"
+    issues.append(
+        Issue(
+            sheet,
+            None,
+            column,
+            ambiguous[0],
+            f"all {len(ambiguous)} distinct dates such as {ambiguous[0]} fit both "
+            "day-month and month-day order",
+            f"read them as {order}, {why}; set date_order to DMY or MDY to say which",
+        )
+    )
+    return order, False
+
+
+def _source_date_order(frames: Mapping[str, pd.DataFrame]) -> str | None:
+    """The day/month order the source's date columns show (``DMY``, ``MDY``), or None
+    when they show none or both."""
+    seen: set[str] = set()
+    for name, frame in frames.items():
+        for col in TABLES_BY_NAME[name].columns:
+            if col.type not in (DATE, MONTH) or col.name not in frame:
+                continue
+            series = frame[col.name]
+            if series.dtype.kind in "fiumMb":  # numbers and dates show no order
+                continue
+            for u in pd.unique(series.to_numpy()):
+                e = date_order_evidence(u)
+                if e is not None:
+                    seen.add(e)
+                    break
+    return seen.pop() if len(seen) == 1 else None
 
 
 def _duplicated(frame: pd.DataFrame, columns: list[str], skip: np.ndarray) -> np.ndarray:
@@ -383,15 +539,23 @@ def _table_rules(name: str, frame: pd.DataFrame, v: _Validator, settings: Settin
         for kind in SURVEY_TYPES:
             low, high = settings.survey_scale(kind)
             of_kind = (survey == kind).to_numpy() & ~v.skip
-            out = of_kind & ((score < low) | (score > high) | (score != np.floor(score)))
+            outside = of_kind & ((score < low) | (score > high))
             v.report(
-                out,
+                outside,
                 "score",
                 frame["score"],
-                f"is not a whole number in {low:g}..{high:g} ({kind} scale)",
+                f"is outside {low:g}..{high:g} ({kind} scale)",
                 "skipped the row",
             )
-            v.skip |= out
+            part = of_kind & ~outside & (score != np.floor(score))
+            v.report(
+                part,
+                "score",
+                frame["score"],
+                f"is not a whole number ({kind} answers are whole numbers {low:g}..{high:g})",
+                "skipped the row",
+            )
+            v.skip |= outside | part
     if name == "Health":
         score = frame["score"].to_numpy()
         out = (score > 100) & ~v.skip
@@ -479,8 +643,12 @@ def _keep_unknown_mrr(frame: pd.DataFrame, v: _Validator) -> None:
 
 
 def _frame_from_rows(rows: list[list[Any]], header: list[Any]) -> pd.DataFrame:
-    names = [str(h).strip().lower() if h is not None else "" for h in header]
-    return pd.DataFrame(rows, columns=names) if rows else pd.DataFrame(columns=names)
+    """The rows under their headers as typed (the columns are matched to the schema's
+    later, by position, so blank and repeated headers are fine here)."""
+    names = list(range(len(header)))
+    frame = pd.DataFrame(rows, columns=names) if rows else pd.DataFrame(columns=names)
+    frame.columns = pd.Index(header, dtype=object)
+    return frame
 
 
 def _drop_blank_rows(raw: pd.DataFrame, rows: np.ndarray) -> tuple[pd.DataFrame, np.ndarray]:
@@ -488,8 +656,8 @@ def _drop_blank_rows(raw: pd.DataFrame, rows: np.ndarray) -> tuple[pd.DataFrame,
     if raw.empty:
         return raw, rows
     filled = np.zeros(len(raw), dtype=bool)
-    for col in raw.columns:
-        s = raw[col]
+    for i in range(raw.shape[1]):
+        s = raw.iloc[:, i]
         filled |= ~(s.isna() | s.eq("")).to_numpy()
     return raw.loc[filled].reset_index(drop=True), rows[filled]
 
@@ -497,9 +665,281 @@ def _drop_blank_rows(raw: pd.DataFrame, rows: np.ndarray) -> tuple[pd.DataFrame,
 @dataclass
 class _RawTable:
     sheet: str
-    frame: pd.DataFrame
+    frame: pd.DataFrame  # columns are the headers as typed
     rows: np.ndarray  # Excel row number of each data row
     header_row: int
+    first_column: int | None = None
+    """0-based sheet column of the first column (None for CSV files and DataFrames)."""
+
+
+def column_key(name: Any) -> str:
+    """A header as the schema's names compare: case, spaces, underscores and hyphens do
+    not count (``Customer ID``, ``customer-id`` and ``CustomerId`` are ``customer_id``)."""
+    if name is None or (isinstance(name, float) and math.isnan(name)):
+        return ""
+    return re.sub(r"[\s_\-\ufeff]+", "", str(name)).lower()
+
+
+def _column_letter(index: int) -> str:
+    letters = ""
+    index += 1
+    while index:
+        index, rem = divmod(index - 1, 26)
+        letters = chr(65 + rem) + letters
+    return letters
+
+
+def _match_columns(table: Table, raw: _RawTable, issues: list[Issue]) -> pd.DataFrame:
+    """The frame with the schema's column names on the columns whose headers match;
+    other columns get names no schema column has. A blank header over values and a
+    second column of the same name are issues."""
+    frame = raw.frame
+    wanted = {column_key(c.name): c.name for c in table.columns}
+    names: list[str] = []
+    taken: dict[str, Any] = {}
+
+    def where(i: int) -> str:
+        if raw.first_column is None:
+            return f"column {i + 1}"
+        return f"column {_column_letter(raw.first_column + i)}"
+
+    for i, header in enumerate(frame.columns):
+        key = column_key(header)
+        if isinstance(header, str) and re.fullmatch(r"Unnamed: \d+", header):
+            key = ""  # pandas' name for a blank CSV header
+        name = wanted.get(key)
+        if not key:
+            values = frame.iloc[:, i]
+            if (~(values.isna() | values.eq(""))).any():
+                issues.append(
+                    Issue(
+                        raw.sheet,
+                        raw.header_row,
+                        where(i),
+                        None,
+                        "has values but no header",
+                        "ignored the column",
+                    )
+                )
+        elif name is not None and name in taken:
+            issues.append(
+                Issue(
+                    raw.sheet,
+                    raw.header_row,
+                    where(i),
+                    header,
+                    f"is a second {name} column (the first is {show_value(taken[name])})",
+                    "used the first",
+                )
+            )
+            name = None
+        if name is None:
+            names.append(f"\0{i}")
+        else:
+            names.append(name)
+            taken[name] = header
+    frame = frame.copy(deep=False)
+    frame.columns = names
+    return frame
+
+
+SHEET_CELL_BYTES = 32
+"""What calamine allocates per cell of a sheet's range (empty or not)."""
+MIN_XML_BYTES_PER_CELL = 8
+"""No cell takes fewer bytes of sheet XML (``<c r="A1"/>`` takes 11)."""
+
+
+@dataclass
+class _Part:
+    """Where a sheet lives in the package, and how large a grid it spans."""
+
+    name: str  # the part, e.g. xl/worksheets/sheet1.xml
+    tables: dict[str, tuple[str, int, int]]
+    """Table name (lower) -> (its range, header rows, totals rows)."""
+
+
+def _package_sheets(z: zipfile.ZipFile) -> dict[str, _Part]:
+    """Sheet name -> its part and the Tables on it, from the package's relationships."""
+    from defusedxml import ElementTree
+
+    parts = {n.lower(): n for n in z.namelist()}
+
+    def resolve(base: str, target: str) -> str | None:
+        if target.startswith("/"):
+            path = target.lstrip("/")
+        else:
+            stack = base.rsplit("/", 1)[0].split("/") if "/" in base else []
+            for piece in target.split("/"):
+                if piece == "..":
+                    stack = stack[:-1]
+                elif piece not in ("", "."):
+                    stack.append(piece)
+            path = "/".join(stack)
+        return parts.get(path.lower())
+
+    def rels_of(part: str) -> dict[str, tuple[str, str]]:
+        folder, _, file = part.rpartition("/")
+        rels = parts.get(f"{folder}/_rels/{file}.rels".lower())
+        if rels is None:
+            return {}
+        try:
+            root = ElementTree.fromstring(z.read(rels))
+        except Exception:  # a damaged part: calamine decides whether the book is readable
+            return {}
+        return {
+            r.get("Id", ""): (r.get("Type", ""), r.get("Target", ""))
+            for r in root
+            if r.get("TargetMode") != "External"
+        }
+
+    book = parts.get("xl/workbook.xml", "xl/workbook.xml")
+    try:
+        root = ElementTree.fromstring(z.read(book))
+    except Exception:
+        return {}
+    rels = rels_of(book)
+    out: dict[str, _Part] = {}
+    for node in root.iter():
+        if not node.tag.endswith("}sheet") and node.tag != "sheet":
+            continue
+        rid = next((v for k, v in node.attrib.items() if k.endswith("}id")), None)
+        if rid not in rels:
+            continue
+        part = resolve(book, rels[rid][1])
+        if part is None:
+            continue
+        tables: dict[str, tuple[str, int, int]] = {}
+        for kind, target in rels_of(part).values():
+            table_part = resolve(part, target) if kind.endswith("/table") else None
+            if table_part is None:
+                continue
+            try:
+                t = ElementTree.fromstring(z.read(table_part))
+                counts = int(t.get("headerRowCount", "1")), int(t.get("totalsRowCount", "0"))
+            except Exception:
+                continue
+            name = t.get("displayName") or t.get("name") or ""
+            tables[name.lower()] = (t.get("ref", ""), *counts)
+        out[node.get("name", "")] = _Part(part, tables)
+    return out
+
+
+_DIMENSION = re.compile(rb'<dimension ref="([A-Z]+\d+)(?::([A-Z]+\d+))?"')
+_WIDE_CELL = {2: re.compile(rb'<c r="[A-Z]{2}'), 3: re.compile(rb'<c r="[A-Z]{3}')}
+_ROW = re.compile(rb'<row r="(\d+)"')
+_ERROR_CELL = re.compile(rb'<c r="([A-Z]{1,3})(\d+)"[^>]*\bt="e"[^>/]*>(.*?)</c>', re.DOTALL)
+_CACHED_VALUE = re.compile(rb"<v>([^<]*)</v>")
+
+
+@dataclass
+class _SheetScan:
+    cells: int
+    """How many cells the sheet's grid spans, empty ones too (what calamine allocates)."""
+    errors: dict[tuple[int, int], str]
+    """0-based (row, column) -> the Excel error the cell holds (``#N/A``...): calamine
+    reads error cells as blanks."""
+
+
+def _scan_sheet(z: zipfile.ZipFile, part: str) -> _SheetScan:
+    """One streaming pass over a sheet's XML: its error cells, and the size of its grid
+    from its ``<dimension>`` or, when it has none, bounded by its cell references (the
+    last row times 26, 702 or 16,384 columns as its references have one, two or three
+    letters). Memory stays at one chunk whatever the sheet's size."""
+    cells: int | None = None
+    rows, width = 0, 26
+    errors: dict[tuple[int, int], str] = {}
+    rest = b""
+    with z.open(part) as f:
+        while chunk := f.read(1 << 22):
+            if cells is None and not rest and rows == 0:
+                m = _DIMENSION.search(chunk, 0, 1 << 16)
+                if m is not None:
+                    first = cell_index(m.group(1).decode())
+                    last = cell_index(m.group(2).decode()) if m.group(2) else first
+                    cells = (last[0] - first[0] + 1) * (last[1] - first[1] + 1)
+            block = rest + chunk
+            cut = block.rfind(b"</row>")
+            if cut == -1:
+                rest = block
+                continue
+            body, rest = block[: cut + 6], block[cut + 6 :]
+            if cells is None:
+                if width < 16384 and _WIDE_CELL[3].search(body):
+                    width = 16384
+                elif width < 702 and _WIDE_CELL[2].search(body):
+                    width = 702
+                last_row = body.rfind(b"<row ")
+                m = _ROW.match(body, last_row) if last_row != -1 else None
+                if m is not None:
+                    rows = max(rows, int(m.group(1)))
+            if b't="e"' in body:
+                for m in _ERROR_CELL.finditer(body):
+                    value = _CACHED_VALUE.search(m.group(3))
+                    if value is not None:
+                        row, col = cell_index((m.group(1) + m.group(2)).decode())
+                        errors[row, col] = value.group(1).decode("utf-8", "replace")
+    return _SheetScan(rows * width if cells is None else cells, errors)
+
+
+def _oversized(z: zipfile.ZipFile, part: str, scan: _SheetScan) -> bool:
+    """True if the sheet's grid is far larger than its data (a stray value at XFD100000):
+    calamine would allocate the whole grid, so the sheet is read another way."""
+    most = max(1 << 20, z.getinfo(part).file_size // MIN_XML_BYTES_PER_CELL)
+    return scan.cells > 4 * most
+
+
+def _put_errors(raw: _RawTable, errors: dict[tuple[int, int], str]) -> None:
+    """Write the error values calamine read as blanks back into a raw table."""
+    if not errors or raw.first_column is None or not len(raw.rows):
+        return
+    frame = raw.frame
+    top = int(raw.rows[0]) - 1  # 0-based sheet row of the first data row
+    height, width = frame.shape
+    for (row, col), value in errors.items():
+        i, j = row - top, col - raw.first_column
+        if 0 <= i < height and 0 <= j < width:
+            if frame.iloc[:, j].dtype != object:
+                frame[frame.columns[j]] = frame.iloc[:, j].astype(object)
+            frame.iat[i, j] = value
+
+
+def _streamed_rows(
+    path: Path, sheet: str, block: tuple[int, int, int | None, int] | None = None
+) -> tuple[list[list[Any]], int, int]:
+    """Rows of a sheet read by streaming (openpyxl read-only), holding only one block of
+    cells, so memory is bounded by that block whatever the sheet's dimension.
+
+    ``block`` is (first row, first column, last row or None, width), 1-based; without it
+    the block starts at the first row with a value (within the first 1,000 rows and 256
+    columns), at its first value, and runs to the first blank header cell. Returns (rows
+    with the header first, first row, first column)."""
+    import openpyxl
+
+    wb = openpyxl.load_workbook(path, read_only=True, data_only=True)
+    try:
+        ws = wb[sheet]
+        if block is None:
+            top = ws.iter_rows(min_row=1, max_row=1000, min_col=1, max_col=256, values_only=True)
+            for r, row in enumerate(top, 1):
+                filled = [i for i, v in enumerate(row) if v is not None and v != ""]
+                if filled:
+                    header = row[filled[0] :]
+                    blank = [i for i, v in enumerate(header) if v is None or v == ""]
+                    block = (r, filled[0] + 1, None, blank[0] if blank else len(header))
+                    break
+            else:
+                return [], 1, 1
+        first_row, first_col, last_row, width = block
+        rows = ws.iter_rows(
+            min_row=first_row,
+            max_row=last_row,
+            min_col=first_col,
+            max_col=first_col + width - 1,
+            values_only=True,
+        )
+        return [list(r) for r in rows], first_row, first_col
+    finally:
+        wb.close()
 
 
 def _workbook_tables(path: Path) -> tuple[dict[str, _RawTable], dict[str, Any]]:
@@ -508,13 +948,54 @@ def _workbook_tables(path: Path) -> tuple[dict[str, _RawTable], dict[str, Any]]:
 
     try:
         book = CalamineWorkbook.from_path(str(path), load_tables=True)
+        with zipfile.ZipFile(path) as z:
+            parts = _package_sheets(z)
+    except SourceError:
+        raise
     except Exception as e:  # calamine's errors are not one class
         raise SourceError(f"{path.name} cannot be read: {e}") from None
     tables: dict[str, _RawTable] = {}
-    by_lower = {n.lower(): n for n in book.table_names}
+    by_lower = {n.lower(): n for n in book.table_names or []}
     sheets = {n.lower(): n for n in book.sheet_names}
+    scans: dict[str, _SheetScan] = {}
+    oversized: dict[str, bool] = {}
+
+    def scan(sheet: str) -> _SheetScan:
+        """The sheet's scan, made when the sheet is first needed."""
+        if sheet not in scans:
+            part = parts.get(sheet)
+            with zipfile.ZipFile(path) as z:
+                scans[sheet] = _scan_sheet(z, part.name) if part else _SheetScan(0, {})
+                oversized[sheet] = bool(part) and _oversized(z, part.name, scans[sheet])
+        return scans[sheet]
+
+    table_sheet = {t: name for name, p in parts.items() for t in p.tables}
+    inputs = [t for t in TABLES if t.name != "HealthWeights"]
+    if not any(t.name.lower() in by_lower or t.name.lower() in sheets for t in inputs):
+        raise SourceError(
+            f"{path.name} has none of the input tables: looked for Excel Tables or sheets "
+            f"named {', '.join(t.name for t in inputs)} (in any case)"
+        )
     for table in TABLES:
         found = by_lower.get(table.name.lower())
+        home = table_sheet.get(table.name.lower())
+        if home is not None:
+            scan(home)
+        if found is not None and home is not None and oversized.get(home):
+            ref, header_rows, totals_rows = parts[home].tables[table.name.lower()]
+            top, bottom = ref.split(":") if ":" in ref else (ref, ref)
+            (r0, c0), (r1, c1) = cell_index(top), cell_index(bottom)
+            last = r1 + 1 - totals_rows
+            grid, _, _ = _streamed_rows(path, home, (r0 + 1, c0 + 1, last, c1 - c0 + 1))
+            header, data = grid[0], grid[header_rows:]
+            tables[table.name] = _RawTable(
+                home,
+                _frame_from_rows(data, header),
+                np.arange(r0 + header_rows + 1, r0 + header_rows + 1 + len(data)),
+                r0 + 1,
+                c0,
+            )
+            continue
         if found is not None:
             t = book.get_table_by_name(found)
             data = t.to_python()
@@ -524,51 +1005,81 @@ def _workbook_tables(path: Path) -> tuple[dict[str, _RawTable], dict[str, Any]]:
                 _frame_from_rows(data, list(t.columns)),
                 np.arange(start_row + 1, start_row + 1 + len(data)),
                 start_row,
+                t.start[1],
             )
+            _put_errors(tables[table.name], scan(t.sheet).errors)
             continue
         sheet_name = sheets.get(TABLE_SHEETS[table.name].lower())
         if sheet_name is None or table.name == "HealthWeights":
             continue
-        sheet = book.get_sheet_by_name(sheet_name)
-        values = sheet.to_python()
-        if not values:
+        scan(sheet_name)
+        if oversized.get(sheet_name):
+            values, first_row, first_col = _streamed_rows(path, sheet_name)
+            first_row, first_col = first_row - 1, first_col - 1
+        else:
+            sheet = book.get_sheet_by_name(sheet_name)
+            values = sheet.to_python()
+            first_row, first_col = sheet.start if sheet.start else (0, 0)
+        if not values or not values[0]:
             continue
-        first_row = sheet.start[0] if sheet.start else 0
         header, data = values[0], values[1:]
         tables[table.name] = _RawTable(
             sheet_name,
             _frame_from_rows(data, header),
             np.arange(first_row + 2, first_row + 2 + len(data)),
             first_row + 1,
+            first_col,
         )
-    settings = _workbook_settings(path, book, sheets)
+        if not oversized.get(sheet_name):
+            _put_errors(tables[table.name], scan(sheet_name).errors)
+
+    def is_oversized(sheet: str) -> bool:
+        scan(sheet)
+        return oversized[sheet]
+
+    settings = _workbook_settings(path, book, sheets, is_oversized)
     return tables, settings
 
 
-def _workbook_settings(path: Path, book: Any, sheets: dict[str, str]) -> dict[str, Any]:
+class _NotOneCell(str):
+    """A setting's defined name that refers to more than one cell (``Settings!$B:$B``)."""
+
+
+def _workbook_settings(
+    path: Path, book: Any, sheets: dict[str, str], oversized: Callable[[str], bool]
+) -> dict[str, Any]:
     """Settings from the workbook's defined names, or from name/value rows of the
     Settings sheet."""
     from .schema import SETTINGS_BY_NAME
 
     names = _defined_names(path)
     found: dict[str, Any] = {}
-    cache: dict[str, tuple[list[list[Any]], tuple[int, int]]] = {}
+    cache: dict[str, list[list[Any]]] = {}
+
+    def values_of(sheet_name: str, skip_empty_area: bool) -> list[list[Any]]:
+        if oversized(sheet_name):  # the first 200 rows x 10 columns hold the settings
+            return _streamed_rows(path, sheet_name, (1, 1, 200, 10))[0]
+        return book.get_sheet_by_name(sheet_name).to_python(skip_empty_area=skip_empty_area)
+
     for name, ref in names.items():
         if name.lower() not in SETTINGS_BY_NAME or "!" not in ref:
             continue
         sheet_ref, cell = ref.rsplit("!", 1)
         sheet_name = sheets.get(sheet_ref.strip("'").lower())
+        cell = cell.replace("$", "")
         if sheet_name is None:
             continue
+        if not re.fullmatch(r"[A-Za-z]{1,3}\d+", cell):  # a whole column, a range
+            found[name.lower()] = _NotOneCell(ref)
+            continue
         if sheet_name not in cache:
-            sheet = book.get_sheet_by_name(sheet_name)
-            cache[sheet_name] = (sheet.to_python(skip_empty_area=False), (0, 0))
-        values, _ = cache[sheet_name]
-        row, col = cell_index(cell.replace("$", ""))
+            cache[sheet_name] = values_of(sheet_name, False)
+        values = cache[sheet_name]
+        row, col = cell_index(cell)
         if row < len(values) and col < len(values[row]):
             found[name.lower()] = values[row][col]
     if not found and SETTINGS_SHEET.lower() in sheets:
-        values = book.get_sheet_by_name(sheets[SETTINGS_SHEET.lower()]).to_python()
+        values = values_of(sheets[SETTINGS_SHEET.lower()], True)
         for row in values:
             if len(row) >= 2 and str(row[0]).strip().lower() in SETTINGS_BY_NAME:
                 found[str(row[0]).strip().lower()] = row[1]
@@ -598,24 +1109,55 @@ def _defined_names(path: Path) -> dict[str, str]:
     return out
 
 
+def _read_csv(path: Path) -> pd.DataFrame:
+    """A CSV file as a grid of text, header row included. The delimiter is the one of
+    ``,`` ``;`` and tab its first line holds most (Excel writes ``;`` where the decimal
+    separator is a comma); text that is not UTF-8 is read as Windows-1252, the encoding
+    of Excel's plain "CSV" on Windows."""
+    with path.open("rb") as f:
+        first = f.readline()
+    sep = max((",", ";", "\t"), key=lambda c: first.count(c.encode()))
+    for encoding in ("utf-8-sig", "cp1252"):
+        try:
+            return pd.read_csv(
+                path,
+                sep=sep,
+                dtype=object,
+                keep_default_na=False,
+                header=None,
+                skip_blank_lines=False,
+                encoding=encoding,
+            )
+        except UnicodeDecodeError:
+            continue
+        except pd.errors.ParserError as e:
+            raise SourceError(f"{path.name} cannot be read as CSV: {e}") from None
+        except pd.errors.EmptyDataError:
+            return pd.DataFrame()
+    raise SourceError(f"{path.name} cannot be read as CSV: it is neither UTF-8 nor Windows-1252")
+
+
 def _csv_tables(folder: Path) -> tuple[dict[str, _RawTable], dict[str, Any]]:
-    files = {p.stem.lower(): p for p in folder.glob("*.csv")}
+    files = {p.stem.lower(): p for p in folder.iterdir() if p.suffix.lower() == ".csv"}
+    inputs = [t for t in TABLES if t.name != "HealthWeights"]
+    if not any(t.name.lower() in files for t in inputs):
+        raise SourceError(
+            f"{folder} has none of the input tables: looked for "
+            f"{', '.join(t.name + '.csv' for t in inputs)} (in any case)"
+        )
     tables: dict[str, _RawTable] = {}
     for table in TABLES:
         path = files.get(table.name.lower())
         if path is None:
             continue
-        try:
-            frame = pd.read_csv(path, dtype=object, keep_default_na=False, skip_blank_lines=False)
-        except (pd.errors.ParserError, UnicodeDecodeError) as e:
-            raise SourceError(f"{path.name} cannot be read as CSV: {e}") from None
-        except pd.errors.EmptyDataError:
-            frame = pd.DataFrame()
-        frame.columns = [str(c).strip().lower() for c in frame.columns]
+        grid = _read_csv(path)
+        header = grid.iloc[0].tolist() if len(grid) else []
+        frame = grid.iloc[1:].reset_index(drop=True)
+        frame.columns = pd.Index(header, dtype=object)
         tables[table.name] = _RawTable(path.name, frame, np.arange(2, 2 + len(frame)), 1)
     settings: dict[str, Any] = {}
     if "settings" in files:
-        rows = pd.read_csv(files["settings"], dtype=object, keep_default_na=False, header=None)
+        rows = _read_csv(files["settings"])
         for _, row in rows.iterrows():
             key = str(row.iloc[0]).strip().lower()
             if key and key != "name" and len(row) > 1:
@@ -632,8 +1174,6 @@ def _frame_tables(
         frame = lower.get(table.name.lower())
         if frame is None:
             continue
-        frame = frame.copy()
-        frame.columns = [str(c).strip().lower() for c in frame.columns]
         tables[table.name] = _RawTable(
             table.name, frame.reset_index(drop=True), np.arange(2, 2 + len(frame)), 1
         )
@@ -673,34 +1213,57 @@ def read(
     issues: list[Issue] = []
     settings = Settings()
     for name, value in raw_settings.items():
+        if isinstance(value, _NotOneCell):
+            problem = f"the name {name} refers to {value}, not to one cell"
+            issues.append(
+                Issue(SETTINGS_SHEET, None, name, str(value), problem, "used the default")
+            )
+            continue
         try:
             settings.update({name: value})
         except ValueError as e:
             issues.append(Issue(SETTINGS_SHEET, None, name, value, str(e), "used the default"))
     if overrides:
         settings.update(dict(overrides))
-    tables: dict[str, pd.DataFrame] = {}
+    frames: dict[str, tuple[pd.DataFrame, np.ndarray]] = {}
     for table in TABLES:
         raw = raw_tables.get(table.name)
         if raw is None:
-            tables[table.name] = _empty(table)
             continue
-        frame, rows = _drop_blank_rows(raw.frame, raw.rows)
+        frame, rows = _drop_blank_rows(_match_columns(table, raw, issues), raw.rows)
         missing = [c for c in table.required if c not in frame.columns]
         if missing:
+            found = [show_value(h) for h in raw.frame.columns if column_key(h)]
             issues.append(
                 Issue(
                     raw.sheet,
                     raw.header_row,
                     ", ".join(missing),
                     None,
-                    f"required column{'s' if len(missing) > 1 else ''} missing",
+                    f"the required column{'s' if len(missing) > 1 else ''} "
+                    f"{' and '.join(missing)} {'are' if len(missing) > 1 else 'is'} missing "
+                    f"(the columns are {', '.join(found) or 'none'})",
                     f"left out the {table.name} table",
                 )
             )
+            continue
+        frames[table.name] = (frame, rows)
+    order_cache: list[str | None] = []
+
+    def source_order() -> str | None:
+        if not order_cache:
+            order_cache.append(_source_date_order({k: f for k, (f, _) in frames.items()}))
+        return order_cache[0]
+
+    tables: dict[str, pd.DataFrame] = {}
+    for table in TABLES:
+        if table.name not in frames:
             tables[table.name] = _empty(table)
             continue
-        tables[table.name] = _normalise_table(table, raw.sheet, frame, rows, issues, settings)
+        frame, rows = frames[table.name]
+        tables[table.name] = _normalise_table(
+            table, raw_tables[table.name].sheet, frame, rows, issues, settings, source_order
+        )
     _cross_table_rules(tables, raw_tables, issues)
     return Dataset(tables, settings, issues, label)
 

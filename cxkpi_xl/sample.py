@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .schema import SETTINGS
+from .schema import SETTINGS, TABLES
 
 
 @dataclass(frozen=True)
@@ -277,6 +277,10 @@ def generate(
         "Tickets": tickets, "Usage": usage, "Health": health, "Funnel": funnel, "Costs": costs,
         "HealthWeights": weights_table,
     }  # fmt: skip
+
+
+CSV_FILES = (*(f"{t.name}.csv" for t in TABLES), "Settings.csv")
+"""The files :func:`write_csv` writes."""
 
 
 def write_csv(tables: dict[str, pd.DataFrame], folder: str | Path) -> Path:

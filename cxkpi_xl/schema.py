@@ -3,7 +3,8 @@ settings, defined once.
 
 The reader validates against it, the engine reads its settings from it, and the template
 generator builds its sheets, Tables, validations and named cells from it. Column names
-are lower case; the reader matches them case-insensitively and ignores extra columns.
+are lower case; the reader matches headers ignoring case, spaces, underscores and
+hyphens, and ignores extra columns.
 """
 
 from __future__ import annotations
@@ -203,6 +204,8 @@ class Setting:
     kind: str = "text"  # text, number, month
     low: float | None = None
     high: float | None = None
+    aliases: tuple[tuple[str, str], ...] = ()
+    """Other words for a choice, e.g. ``comma`` for ``,`` (a lone comma is awkward in a CSV)."""
 
     def parse(self, value: Any) -> Any:
         """A value from a cell, a CSV or ``--set`` as this setting's type; ValueError if
@@ -210,15 +213,20 @@ class Setting:
         if value is None or (isinstance(value, str) and not value.strip()):
             return self.default
         if self.kind == "number":
+            from .cells import show_value
+
             try:
                 number = float(value)
             except (TypeError, ValueError):
-                raise ValueError(f"setting {self.name}: {value!r} is not a number") from None
+                raise ValueError(
+                    f"setting {self.name}: {show_value(value)} is not a number"
+                ) from None
             if (self.low is not None and number < self.low) or (
                 self.high is not None and number > self.high
             ):
                 raise ValueError(
-                    f"setting {self.name}: {value!r} is outside {self.low:g}..{self.high:g}"
+                    f"setting {self.name}: {show_value(value)} is outside "
+                    f"{self.low:g}..{self.high:g}"
                 )
             return int(number) if number.is_integer() and self.name.endswith("scale") else number
         if self.kind == "month":
@@ -227,7 +235,7 @@ class Setting:
             return parse_month(value, f"setting {self.name}")
         text = str(value).strip()
         if self.choices:
-            lowered = text.lower()
+            lowered = dict(self.aliases).get(text.lower(), text).lower()
             for choice in self.choices:
                 if choice.lower() == lowered:
                     return choice
@@ -260,6 +268,13 @@ SETTINGS: tuple[Setting, ...] = (
             low=0, high=100),
     Setting("gross_margin", 1, "Gross margin as a fraction, for subscription CLTV and payback",
             kind="number", low=0, high=1),
+    Setting("decimal_separator", ".", "Decimal separator of numbers typed as text: . "
+            "(1,200.50) or , (1.200,50); the other one groups thousands",
+            (".", ","), aliases=(("dot", "."), ("point", "."), ("period", "."),
+                                 ("comma", ","))),
+    Setting("date_order", "auto", "Order of day and month in dates typed as text such as "
+            "03/04/2026: auto (from the column's dates that fit only one order), DMY, MDY "
+            "or YMD", ("auto", "DMY", "MDY", "YMD")),
 )  # fmt: skip
 
 SETTINGS_BY_NAME: dict[str, Setting] = {s.name: s for s in SETTINGS}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pandas as pd
 from click.testing import CliRunner
 
@@ -122,3 +123,85 @@ def test_a_book_too_large_to_add_exactly_exits_with_one_line(tmp_path):
     assert result.exit_code == 1
     assert "MRR is too large to add up exactly" in result.stderr
     assert result.stderr.strip().count("\n") == 0
+
+
+def test_sample_csv_writes_where_kpis_reads(tmp_path):
+    result = CliRunner().invoke(
+        main, ["sample", str(tmp_path), "--size", "tiny", "--format", "csv"]
+    )
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "Customers.csv").exists() and (tmp_path / "Settings.csv").exists()
+    out = CliRunner().invoke(main, ["kpis", str(tmp_path), "--format", "json"])
+    assert out.exit_code == 0, out.output
+    from_csv = json.loads(out.stdout)
+    assert from_csv == compute(read(generate("tiny")), breakdowns=False).as_json()
+    again = CliRunner().invoke(main, ["sample", str(tmp_path), "--format", "csv"])
+    assert again.exit_code == 1 and "use --force" in again.stderr
+
+
+def test_no_input_tables_exits_non_zero_naming_what_it_looks_for(tmp_path):
+    (tmp_path / "export.csv").write_text("a\n1\n")
+    result = CliRunner().invoke(main, ["kpis", str(tmp_path)])
+    assert result.exit_code == 1
+    assert "none of the input tables: looked for Customers.csv, MRR.csv" in result.stderr
+
+
+def test_issue_messages_show_values_as_typed(tmp_path):
+    (tmp_path / "Surveys.csv").write_text(
+        "response_date,survey,score\n2026-01-05,NPS,11\n2026-01-06,NPS,9\n"
+    )
+    result = CliRunner().invoke(main, ["kpis", str(tmp_path), "--format", "json"])
+    assert result.exit_code == 0
+    assert "Surveys.csv row 2, score: 11 is outside 0..10 (NPS scale) (skipped the row)" in (
+        result.stderr
+    )
+    tables = {"Surveys": pd.DataFrame({"response_date": ["2026-01-05"], "survey": ["NPS"]})}
+    tables["Surveys"]["score"] = np.float64(11.0)  # as a float read from Excel
+    book = write_tables(tmp_path / "b.xlsx", tables)
+    result = CliRunner().invoke(main, ["kpis", str(book), "--format", "json"])
+    assert "score: 11 is outside 0..10" in result.stderr and "np.float64" not in result.stderr
+
+
+def export_typed(tables, folder, european=False):
+    """The tables as spreadsheet exports write them: headers in words ("Customer Id"),
+    dates day first, months as "Jan 2026", money with a currency and thousands separators;
+    ``european``: semicolons between fields, 1.234,5 and 15.03.2026."""
+    from cxkpi_xl.schema import DATE, MONTH, NUMBER, TABLES_BY_NAME
+
+    folder.mkdir()
+    for name, frame in tables.items():
+        out = frame.copy()
+        for col in TABLES_BY_NAME[name].columns:
+            if col.name not in out:
+                continue
+            values = out[col.name]
+            if col.type == DATE:
+                fmt = "%d.%m.%Y" if european else "%d/%m/%Y"
+                out[col.name] = pd.to_datetime(values).dt.strftime(fmt).fillna("")
+            elif col.type == MONTH:
+                out[col.name] = pd.to_datetime(values).dt.strftime("%b %Y")
+            elif col.name in ("mrr", "amount"):
+                text = [f"{v:,}" for v in values.astype(float)]
+                if european:
+                    text = [t.replace(",", "_").replace(".", ",").replace("_", ".") for t in text]
+                out[col.name] = [f"{t} €" if european else f"${t}" for t in text]
+            elif col.type == NUMBER and european:
+                out[col.name] = [
+                    "" if pd.isna(v) else f"{v}".replace(".", ",") for v in values.astype(float)
+                ]
+        out.columns = [c.replace("_", " ").title() for c in out.columns]
+        out.to_csv(folder / f"{name.lower()}.csv", index=False, sep=";" if european else ",")
+    settings = "name;value\ndecimal_separator;comma\n" if european else "name,value\n"
+    (folder / "Settings.csv").write_text(settings)
+    return folder
+
+
+def test_a_folder_typed_as_exports_gives_the_same_kpis(tmp_path):
+    tables = generate("tiny")
+    clean = compute(read(tables), breakdowns=False).as_json()
+    for european in (False, True):
+        folder = export_typed(tables, tmp_path / f"export{european}", european)
+        result = CliRunner().invoke(main, ["kpis", str(folder), "--format", "json"])
+        assert result.exit_code == 0, result.output
+        out = json.loads(result.stdout)
+        assert out["periods"] == clean["periods"] and out["kpis"] == clean["kpis"]

@@ -226,7 +226,8 @@ def _settings_sheet(wb: Workbook, weights: pd.DataFrame | None) -> None:
             value.number_format = MONTH_FORMAT
         ws.cell(i, 6, setting.description).font = NOTE_FONT
         _name(wb, setting.name, SETTINGS_SHEET, f"E{i}")
-        if setting.choices:
+        if setting.choices and not any("," in c for c in setting.choices):
+            # (an inline list cannot hold a comma: decimal_separator gets no list)
             dv = DataValidation(
                 type="list", formula1=f'"{",".join(setting.choices)}"', allow_blank=True
             )
