@@ -321,7 +321,10 @@ def test_numbers_that_are_not_numbers():
     # message says what they would be with decimal_separator ",".
     assert got["1,5"].endswith("(with the setting decimal_separator , it would be 1.5)")
     assert got["1.200,50"].endswith("it would be 1200.5)")
-    assert data.tables["MRR"]["mrr"].tolist() == [10.0]
+    # The unreadable rows stay as unknown MRR (NaN), for the engine to carry over rather
+    # than read as no MRR (kpi-definitions: unknown is not zero).
+    assert data.tables["MRR"]["mrr"].isna().tolist() == [True] * 4 + [False]
+    assert data.tables["MRR"]["mrr"].iloc[-1] == 10.0
 
 
 def test_decimal_separator_comma():
@@ -339,13 +342,16 @@ def test_decimal_separator_comma():
 
 def test_excel_error_values_are_named():
     data = mrr_of(["#N/A", "#DIV/0!", "#VALUE!", "#REF!", "5"])
-    got = [(i.row, i.problem, i.action) for i in data.issues]
+    got = [(i.row, i.problem) for i in data.issues]
     assert got == [
-        (2, "is the Excel error #N/A, not a value", "skipped the row"),
-        (3, "is the Excel error #DIV/0!, not a value", "skipped the row"),
-        (4, "is the Excel error #VALUE!, not a value", "skipped the row"),
-        (5, "is the Excel error #REF!, not a value", "skipped the row"),
+        (2, "is the Excel error #N/A, not a value"),
+        (3, "is the Excel error #DIV/0!, not a value"),
+        (4, "is the Excel error #VALUE!, not a value"),
+        (5, "is the Excel error #REF!, not a value"),
     ]
+    # An unreadable MRR cell is unknown, not zero: the row stays and the action says
+    # what the engine does with it (test_engine covers the carrying).
+    assert all("MRR" in i.action for i in data.issues)
     customers = pd.DataFrame(
         {"customer_id": ["1", "#N/A"], "signup_date": ["#NAME?", "2026-01-01"]}
     )
@@ -680,9 +686,11 @@ def test_excel_error_cells_in_a_workbook_are_named_not_blank(tmp_path):
     assert got == {
         ("Customers", 2, "churn_date", "is the Excel error #N/A, not a value", "used a blank"),
         ("Customers", 3, "signup_date", "is the Excel error #REF!, not a value", "skipped the row"),
-        ("MRR", 3, "mrr", "is the Excel error #DIV/0!, not a value", "skipped the row"),
+        # customer 1 has no other MRR month to take the unknown amount from
+        ("MRR", 3, "mrr", "is the Excel error #DIV/0!, not a value",
+         "counted no MRR for 2026-01 (no month next to it to take it from)"),
     }  # fmt: skip
-    assert data.tables["MRR"]["mrr"].tolist() == [30.0]
+    assert data.tables["MRR"]["mrr"].fillna(-1).tolist() == [-1, 30.0]
 
 
 def test_csv_from_excel_on_windows_semicolons_and_windows_1252(tmp_path):
