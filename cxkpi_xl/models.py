@@ -103,12 +103,23 @@ the data do not identify the model (e.g. nobody seems to drop out)."""
 
 
 def _minimize(
-    nll: Any, x0: np.ndarray, what: str, names: tuple[str, ...], jac: bool = False
+    nll: Any,
+    x0: np.ndarray,
+    what: str,
+    names: tuple[str, ...],
+    jac: bool = False,
+    scale: np.ndarray | None = None,
 ) -> Any:
     """Minimise over log parameters; ``jac=True`` when ``nll`` also returns its gradient.
-    Falls back to Nelder-Mead when the gradient method fails."""
+    Falls back to Nelder-Mead when the gradient method fails. ``scale`` gives each
+    parameter's natural size (money or time for a scale parameter, else 1): the search
+    runs on log(parameter / scale), so its bounds hold whatever the data's units."""
     from scipy.optimize import minimize
 
+    shift = np.log(scale) if scale is not None else np.zeros(len(x0))
+    unscaled = nll
+    nll = lambda p: unscaled(np.asarray(p) + shift)  # noqa: E731
+    x0 = np.asarray(x0) - shift
     bounds = [(-LOG_BOUND, LOG_BOUND)] * len(x0)
     with np.errstate(all="ignore"):
         result = minimize(nll, x0, method="L-BFGS-B", bounds=bounds, jac=jac)
@@ -120,7 +131,18 @@ def _minimize(
             )  # fmt: skip
     if not result.success or not np.isfinite(result.fun):
         raise ModelError(f"the {what} fit did not converge: {result.message}")
+    if jac:
+        result.x = _newton_polish(nll, result.x, bounds)
+    else:  # without a gradient, L-BFGS-B's differences stop it about 1e-4 short
+        with np.errstate(all="ignore"):
+            polished = minimize(
+                nll, result.x, method="Nelder-Mead", bounds=bounds,
+                options={"maxiter": 4000, "xatol": 1e-10, "fatol": 1e-15},
+            )  # fmt: skip
+        if np.isfinite(polished.fun) and polished.fun <= result.fun:
+            result.x = polished.x
     at_edge = [n for n, v in zip(names, result.x, strict=True) if abs(v) > LOG_BOUND - 1e-3]
+    result.x = result.x + shift
     if at_edge:
         found = ", ".join(f"{n}={math.exp(v):.3g}" for n, v in zip(names, result.x, strict=True))
         raise ModelError(
@@ -128,6 +150,42 @@ def _minimize(
             f"not identify the model (for BG/NBD: no sign of customers dropping out)"
         )
     return np.exp(result.x)
+
+
+def _newton_polish(nll: Any, x: np.ndarray, bounds: list[tuple[float, float]]) -> np.ndarray:
+    """Newton steps from an optimiser's answer to the optimum itself.
+
+    L-BFGS-B stops once the objective improves by less than its tolerance, which on a flat
+    likelihood (CDNOW's BG/NBD) leaves the parameters about 1e-4 short; a few Newton
+    steps on the gradient (Hessian by central differences of it) reach the optimum to
+    about 1e-9. A step is kept only if it lowers the objective and stays within bounds.
+    """
+    low, high = np.array(bounds).T
+    value, grad = nll(x)
+    for _ in range(20):
+        h = 1e-5
+        hessian = np.empty((x.size, x.size))
+        for i in range(x.size):
+            e = np.zeros(x.size)
+            e[i] = h
+            hessian[:, i] = (nll(x + e)[1] - nll(x - e)[1]) / (2 * h)
+        hessian = (hessian + hessian.T) / 2
+        try:
+            step = np.linalg.solve(hessian, grad)
+        except np.linalg.LinAlgError:
+            break
+        if not np.all(np.isfinite(step)) or np.linalg.eigvalsh(hessian).min() <= 0:
+            break
+        candidate = x - step
+        if (candidate < low).any() or (candidate > high).any():
+            break
+        new_value, new_grad = nll(candidate)
+        if not np.isfinite(new_value) or new_value > value:
+            break
+        x, value, grad = candidate, new_value, new_grad
+        if np.abs(step).max() < 1e-10:
+            break
+    return x
 
 
 def _arrays(*columns: Any, names: tuple[str, ...]) -> list[np.ndarray]:
@@ -217,6 +275,7 @@ class BetaGeoModel:
             "BG/NBD",
             ("r", "alpha", "a", "b"),
             jac=True,
+            scale=np.array([1.0, scale, 1.0, 1.0]),
         )
         self.params_ = {"r": float(r), "alpha": float(alpha), "a": float(a), "b": float(b)}
         return self
@@ -293,7 +352,11 @@ class GammaGammaModel:
             )
         x0 = np.log([1.0, 1.0, float(m.mean())])
         p, q, v = _minimize(
-            lambda par: self._log_likelihood(par, x, m), x0, "Gamma-Gamma", ("p", "q", "v")
+            lambda par: self._log_likelihood(par, x, m),
+            x0,
+            "Gamma-Gamma",
+            ("p", "q", "v"),
+            scale=np.array([1.0, 1.0, float(m.mean())]),
         )
         if q <= 1:
             raise ModelError(
@@ -331,7 +394,8 @@ def predicted_clv(
     Formula: ``sum over months i of (E[Y(i)] - E[Y(i - 1)]) * E[spend] / (1 + d)^i``, with
     E[Y] the BG/NBD conditional expected purchases, E[spend] the Gamma-Gamma expected
     average spend and d the monthly discount rate; ``freq`` is the time unit the models
-    were fitted in.
+    were fitted in. A month is 365.25 / 12 = 30.4375 days (4.348 weeks): month i ends
+    i * 30.4375 days after the end of the observation, whatever the calendar.
     """
     if horizon_months < 1:
         raise ValueError(f"horizon_months must be 1 or more, not {horizon_months!r}")
@@ -350,6 +414,17 @@ def predicted_clv(
     return value
 
 
+def _sbg_log_likelihood(churn: np.ndarray, lost: np.ndarray, survivors: float) -> float:
+    """Log-likelihood of a survival curve given each period's churn probability among
+    the customers still there (``churn[t - 1]`` for period t)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        log_stay = np.log1p(-churn)
+        log_s = np.r_[0.0, np.cumsum(log_stay)]  # log S(0), ..., log S(n - 1)
+        per_period = np.where(lost > 0, lost * (log_s[:-1] + np.log(churn)), 0.0)
+        last = survivors * log_s[-1] if survivors > 0 else 0.0
+    return float(per_period.sum() + last)
+
+
 @dataclass
 class ShiftedBetaGeometricModel:
     """The shifted-beta-geometric (sBG) model of contract renewals (Fader & Hardie 2007).
@@ -357,14 +432,27 @@ class ShiftedBetaGeometricModel:
     Each customer renews each period with a constant probability, beta-distributed across
     customers (``alpha``, ``beta``); the cohort's retention rate rises over time as the
     customers most likely to leave do so first.
+
+    The constant-churn limit: as alpha and beta grow with alpha / (alpha + beta) = p
+    fixed, every customer churns with the same probability p and the sBG becomes the
+    geometric model, S(t) = (1 - p)^t. When a cohort's churn is that steady (or rises
+    over time), the likelihood keeps growing towards that limit and no finite alpha and
+    beta are best; the fit then returns the limit itself: ``constant_churn_`` is p (the
+    cohort's churned customers / customer-periods at risk) and ``params_`` holds
+    alpha = beta = inf. The projections use the limit's exact formulas.
     """
 
     params_: dict[str, float] | None = None
+    constant_churn_: float | None = None
 
     def fit(self, survival: Any) -> ShiftedBetaGeometricModel:
         """Fit on the customers still active at the start of each period, starting with
-        the whole cohort: e.g. 1000, 631, 468, 382, ..."""
-        from scipy.special import betaln
+        the whole cohort: e.g. 1000, 631, 468, 382, ...
+
+        Maximum likelihood over the mean churn m = alpha / (alpha + beta) and the
+        concentration alpha + beta; the constant-churn limit (see the class) when no
+        finite alpha and beta beat it by more than 1e-6 in log-likelihood."""
+        from scipy.optimize import minimize
 
         (s,) = _arrays(survival, names=("survival",))
         if s.size < 3:
@@ -379,15 +467,34 @@ class ShiftedBetaGeometricModel:
             )
         lost = -np.diff(s)
         t = np.arange(1, s.size)
+        p = float(lost.sum() / s[:-1].sum())
+        limit = _sbg_log_likelihood(np.full(lost.size, p), lost, s[-1])
 
-        def nll(params: np.ndarray) -> float:
-            a, b = np.exp(params)
-            log_p = betaln(a + 1, b + t - 1) - betaln(a, b)
-            log_s = betaln(a, b + s.size - 1) - betaln(a, b)
-            return float(-(lost @ log_p + s[-1] * log_s))
+        def nll(x: np.ndarray) -> float:
+            m, kappa = 1 / (1 + math.exp(-x[0])), math.exp(x[1])
+            # alpha / (alpha + beta + t - 1) in m and kappa = alpha + beta, exact for any
+            # size of kappa (the beta functions of the textbook form lose it)
+            return -_sbg_log_likelihood(m * kappa / (kappa + t - 1), lost, s[-1])
 
-        a, b = _minimize(nll, np.log([1.0, 1.0]), "sBG", ("alpha", "beta"))
-        self.params_ = {"alpha": float(a), "beta": float(b)}
+        self.params_, self.constant_churn_ = None, None
+        if 0 < p < 1:
+            bounds = [(-30.0, 30.0), (-LOG_BOUND, 2 * LOG_BOUND)]
+            options = {"maxiter": 2000, "xatol": 1e-9, "fatol": 1e-12}
+            best = None
+            with np.errstate(all="ignore"):
+                for log_kappa in (0.0, 3.0, 6.0):
+                    x0 = np.array([math.log(p / (1 - p)), log_kappa])
+                    found = minimize(nll, x0, method="Nelder-Mead", bounds=bounds, options=options)
+                    if np.isfinite(found.fun) and (best is None or found.fun < best.fun):
+                        best = found
+            if best is None:
+                raise ModelError("the sBG fit did not converge")
+            if -best.fun > limit + 1e-6:
+                m, kappa = 1 / (1 + math.exp(-best.x[0])), math.exp(best.x[1])
+                self.params_ = {"alpha": m * kappa, "beta": (1 - m) * kappa}
+                return self
+        self.params_ = {"alpha": math.inf, "beta": math.inf}
+        self.constant_churn_ = p
         return self
 
     def _ab(self) -> tuple[float, float]:
@@ -396,34 +503,91 @@ class ShiftedBetaGeometricModel:
         return self.params_["alpha"], self.params_["beta"]
 
     def survival(self, periods: int) -> np.ndarray:
-        """S(t) for t = 0..periods: the share of the cohort still active."""
+        """S(t) for t = 0..periods: the share of the cohort still active
+        (``B(alpha, beta + t) / B(alpha, beta)``; ``(1 - p)^t`` in the constant-churn
+        limit)."""
         from scipy.special import betaln
 
         a, b = self._ab()
         t = np.arange(periods + 1)
+        if self.constant_churn_ is not None:
+            return (1 - self.constant_churn_) ** t.astype(float)
         return np.exp(betaln(a, b + t) - betaln(a, b))
 
     def retention_rates(self, periods: int) -> np.ndarray:
-        """r(t) = (beta + t - 1) / (alpha + beta + t - 1) for t = 1..periods."""
+        """r(t) = (beta + t - 1) / (alpha + beta + t - 1) for t = 1..periods (``1 - p``
+        in the constant-churn limit)."""
         a, b = self._ab()
         t = np.arange(1, periods + 1)
+        if self.constant_churn_ is not None:
+            return np.full(periods, 1 - self.constant_churn_)
         return (b + t - 1) / (a + b + t - 1)
 
     def discounted_expected_residual_lifetime(
         self, discount_rate: float, renewals: int = 1
     ) -> float:
-        """DERL of a customer who has made ``renewals`` renewals (Fader & Hardie 2010):
-        ``(beta + n - 1) / (alpha + beta + n - 1) * 2F1(1, beta + n; alpha + beta + n;
-        1 / (1 + d))``, in periods."""
-        from scipy.special import hyp2f1
-
-        if not 0 < discount_rate < 1:
-            raise ValueError(f"discount_rate must be in 0..1, not {discount_rate!r}")
+        """DERL, in periods, of a customer who has made ``renewals`` renewals: see
+        :func:`derl` (Fader & Hardie 2010, eq. 6, n = renewals + 1). In the constant-churn
+        limit ``(1 - p)(1 + d) / (d + p)`` for every customer."""
         a, b = self._ab()
-        n = renewals
-        return float(
-            (b + n - 1) / (a + b + n - 1) * hyp2f1(1, b + n, a + b + n, 1 / (1 + discount_rate))
-        )
+        if self.constant_churn_ is not None:
+            _derl_checks(discount_rate, renewals)
+            p, d = self.constant_churn_, float(discount_rate)
+            return (1 - p) * (1 + d) / (d + p)
+        return derl(a, b, discount_rate, renewals)
+
+
+def _derl_checks(discount_rate: Any, renewals: Any) -> tuple[float, int]:
+    from ._check import amounts
+
+    d = float(amounts(discount_rate, "discount_rate"))
+    k = float(amounts(renewals, "renewals"))
+    if not d > 0:
+        raise ValueError(f"discount_rate must be above 0, not {discount_rate!r}")
+    if not k.is_integer():
+        raise ValueError(f"renewals must be a whole number of 0 or more, not {renewals!r}")
+    return d, int(k)
+
+
+def derl(
+    alpha: Any,
+    beta: Any,
+    discount_rate: Any,
+    renewals: Any,
+    *,
+    zero_division: float = math.nan,
+) -> float:
+    """Discounted expected residual lifetime (DERL) of a subscriber, in periods, from the
+    shifted-beta-geometric model (Fader & Hardie 2010).
+
+    Formula (Fader & Hardie 2010, eq. 6): for a customer who has made ``renewals`` = k
+    renewals, so is at the end of contract period n = k + 1 and about to renew,
+    ``DERL = (beta + n - 1) / (alpha + beta + n - 1) * 2F1(1, beta + n; alpha + beta + n;
+    1 / (1 + d))``: the expected number of further periods paid, each discounted at the
+    rate d per period (so the customer's residual value is DERL times the payment per
+    period). alpha and beta are the sBG parameters (``sbg_retention`` fits them).
+    ``zero_division`` is accepted so that every KPI has the same signature.
+
+    Examples
+    --------
+    Fader & Hardie (2010), the high-end cohort (alpha = 0.668, beta = 3.806), d = 10 %,
+    a customer who has made 7 renewals (n = 8): 7.530.
+
+    >>> round(derl(0.668, 3.806, 0.10, 7), 3)
+    7.53
+    """
+    from scipy.special import hyp2f1
+
+    from ._check import amounts, check_zero_division
+
+    check_zero_division(zero_division)
+    a = float(amounts(alpha, "alpha"))
+    b = float(amounts(beta, "beta"))
+    if not (a > 0 and b > 0 and math.isfinite(a) and math.isfinite(b)):
+        raise ValueError(f"alpha and beta must be above 0, not {alpha!r} and {beta!r}")
+    d, k = _derl_checks(discount_rate, renewals)
+    n = k + 1
+    return float((b + n - 1) / (a + b + n - 1) * hyp2f1(1, b + n, a + b + n, 1 / (1 + d)))
 
 
 def simulate_transactions(
@@ -584,7 +748,10 @@ def sbg_retention(survival: Any, periods: int = 10, discount_rate: float = 0.1) 
     period, then projects ``S(t) = B(alpha, beta + t) / B(alpha, beta)`` and the retention
     rate ``r(t) = (beta + t - 1) / (alpha + beta + t - 1)`` for ``periods`` periods. The
     first rows give alpha, beta and the discounted expected residual lifetime (DERL, in
-    periods) of a customer who has just renewed once.
+    periods, at ``discount_rate`` per period) of a customer who has made one renewal.
+    A cohort whose churn is steady (or rises) fits the model's constant-churn limit:
+    alpha and beta are then blank, every retention rate is 1 - p and
+    ``S(t) = (1 - p)^t``, with p the cohort's churned customers / customer-periods.
 
     Examples
     --------
@@ -606,10 +773,12 @@ def sbg_retention(survival: Any, periods: int = 10, discount_rate: float = 0.1) 
     table = pd.DataFrame(
         {"survival": surv, "retention_rate": rates}, index=[str(t) for t in range(periods + 1)]
     )
-    derl = model.discounted_expected_residual_lifetime(discount_rate)
+    residual = model.discounted_expected_residual_lifetime(discount_rate, renewals=1)
+    assert model.params_ is not None
+    ab = [math.nan, math.nan] if model.constant_churn_ is not None else list(model._ab())
     head = pd.DataFrame(
         {
-            "survival": [model.params_["alpha"], model.params_["beta"], derl],
+            "survival": [*ab, residual],
             "retention_rate": np.nan,
         },
         index=["alpha", "beta", "derl"],
