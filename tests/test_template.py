@@ -296,7 +296,7 @@ def test_summary_equals_the_engine_on_dirty_data(dirty_recalculated):
     # The text cells ("ten", "n/a") are counted and said above the table.
     summary = wb[SUMMARY_SHEET]
     assert named_value(wb, "unreadable_cells") == 2
-    assert summary["A5"].value.startswith("2 cells of the input Tables hold text")
+    assert summary["A5"].value.startswith("2 cells hold text where a number or date belongs")
     assert summary["A4"].value in (None, "")  # every MRR row's customer is in Customers
 
 

@@ -319,15 +319,14 @@ def _summary_sheet(wb: Workbook, formulas: str) -> None:
     ws["A4"] = (
         '=IF(COUNTA(Customers[customer_id])>calc_rows,"Warning: more customers than the Calc '
         'sheet covers; run cxkpi template again to extend it.",IF(mrr_outside_calc<>0,'
-        '"Warning: some MRR belongs to customers who are not in the Customers Table: the '
-        'MRR movements, churn and ARPU below leave it out (the Report counts it).",""))'
+        '"Some MRR is of customers not in the Customers Table: movements, churn and ARPU '
+        'leave it out.",""))'
     )
     ws["A4"].font = Font(bold=True, color="C00000")
     ws["A5"] = (
-        '=IF(unreadable_cells>0,unreadable_cells&IF(unreadable_cells=1," cell"," cells")&'
-        '" of the input Tables hold text where a number or date belongs (e.g. 1,200.50 or a '
-        "date typed as text): the formulas below leave those rows out. Run refresh: the "
-        'Report reads what it can and Data Issues lists the rest.","")'
+        '=IF(unreadable_cells>0,unreadable_cells&IF(unreadable_cells=1," cell holds"," cells '
+        'hold")&" text where a number or date belongs: the Summary leaves those rows out. '
+        'Refresh, then see Data Issues.","")'
     )
     ws["A5"].font = Font(bold=True, color="C00000")
     _header(ws, ["KPI", "value", "unit", "formula", "name"], row=6)
