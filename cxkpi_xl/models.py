@@ -109,11 +109,16 @@ def _minimize(
     names: tuple[str, ...],
     jac: bool = False,
     scale: np.ndarray | None = None,
+    allow_edge: bool = False,
 ) -> Any:
     """Minimise over log parameters; ``jac=True`` when ``nll`` also returns its gradient.
     Falls back to Nelder-Mead when the gradient method fails. ``scale`` gives each
     parameter's natural size (money or time for a scale parameter, else 1): the search
-    runs on log(parameter / scale), so its bounds hold whatever the data's units."""
+    runs on log(parameter / scale), so its bounds hold whatever the data's units.
+
+    A fit that ends on the edge of the bounds raises ModelError, unless ``allow_edge``:
+    then the answer is ``(parameters, {name: +1 or -1 for the upper or lower edge},
+    objective)``."""
     from scipy.optimize import minimize
 
     shift = np.log(scale) if scale is not None else np.zeros(len(x0))
@@ -142,7 +147,11 @@ def _minimize(
         if np.isfinite(polished.fun) and polished.fun <= result.fun:
             result.x = polished.x
     at_edge = [n for n, v in zip(names, result.x, strict=True) if abs(v) > LOG_BOUND - 1e-3]
+    sides = {n: int(np.sign(v)) for n, v in zip(names, result.x, strict=True) if n in at_edge}
     result.x = result.x + shift
+    if allow_edge:
+        value = nll(result.x - shift)
+        return np.exp(result.x), sides, float(value[0] if jac else value)
     if at_edge:
         found = ", ".join(f"{n}={math.exp(v):.3g}" for n, v in zip(names, result.x, strict=True))
         raise ModelError(
@@ -207,9 +216,17 @@ class BetaGeoModel:
     While alive, a customer buys at a Poisson rate (gamma-distributed across customers:
     ``r``, ``alpha``); after each purchase the customer may drop out with a probability
     that is beta-distributed across customers (``a``, ``b``).
+
+    The constant-dropout limit: as a and b grow with a / (a + b) = p fixed, every
+    customer drops out after a repeat purchase with the same probability p. When the
+    data show no spread in dropout between customers, the likelihood keeps growing
+    towards that limit; the fit then returns the limit itself: ``constant_dropout_`` is
+    p, ``params_`` holds a = b = inf, and the predictions use the limit's exact formulas
+    (for example E[X(t)] = (1 - (alpha / (alpha + p t))^r) / p).
     """
 
     params_: dict[str, float] | None = None
+    constant_dropout_: float | None = None
 
     def _p(self) -> tuple[float, float, float, float]:
         if self.params_ is None:
@@ -252,8 +269,27 @@ class BetaGeoModel:
         )
         return float(-(weight @ ll)), -grad
 
+    @staticmethod
+    def _limit_nll(
+        params: np.ndarray, x: np.ndarray, t_x: np.ndarray, T: np.ndarray, w: np.ndarray
+    ) -> float:
+        """Mean negative log-likelihood of the constant-dropout limit; the parameters are
+        log r, log alpha and the log odds of p."""
+        from scipy.special import gammaln
+
+        r, alpha, odds = np.exp(params)
+        log_p, log_stay = np.log(odds) - np.log1p(odds), -np.log1p(odds)
+        repeat = x > 0
+        a1 = gammaln(r + x) - gammaln(r) + r * np.log(alpha)
+        a3 = x * log_stay - (r + x) * np.log(alpha + T)
+        a4 = np.where(repeat, log_p + (x - 1) * log_stay - (r + x) * np.log(alpha + t_x), -np.inf)
+        ll = a1 + np.logaddexp(a3, a4)
+        return float(-(w @ ll) / w.sum())
+
     def fit(self, frequency: Any, recency: Any, T: Any) -> BetaGeoModel:
-        """Fit by maximum likelihood; identical customers are weighted, not repeated."""
+        """Fit by maximum likelihood; identical customers are weighted, not repeated.
+        Takes the constant-dropout limit (see the class) when a and b run off to their
+        edge and the limit fits as well."""
         x, t_x, t = _arrays(frequency, recency, T, names=("frequency", "recency", "T"))
         if x.size < MIN_CUSTOMERS:
             raise ModelError(
@@ -269,16 +305,46 @@ class BetaGeoModel:
         args = (rows[:, 0], rows[:, 1], rows[:, 2], weights.astype(float))
         scale = max(float(t.mean()), 1e-9)
         x0 = np.log([0.5, scale / 2, 1.0, 1.0])
-        r, alpha, a, b = _minimize(
+        names = ("r", "alpha", "a", "b")
+        found, edges, value = _minimize(
             lambda p: self._nll_and_gradient(p, *args),
             x0,
             "BG/NBD",
-            ("r", "alpha", "a", "b"),
+            names,
             jac=True,
             scale=np.array([1.0, scale, 1.0, 1.0]),
+            allow_edge=True,
         )
+        self.constant_dropout_ = None
+        if edges and (edges.get("a") == 1 or edges.get("b") == 1):
+            r, alpha, odds = _minimize(
+                lambda p: self._limit_nll(p, *args),
+                np.log([found[0], found[1], found[2] / found[3]]),
+                "BG/NBD",
+                ("r", "alpha", "dropout odds"),
+                scale=np.array([1.0, scale, 1.0]),
+            )
+            limit = self._limit_nll(np.log([r, alpha, odds]), *args)
+            if limit <= value + 1e-9:
+                self.params_ = {"r": float(r), "alpha": float(alpha), "a": math.inf, "b": math.inf}
+                self.constant_dropout_ = float(odds / (1 + odds))
+                return self
+        if edges:
+            shown = ", ".join(f"{n}={v:.3g}" for n, v in zip(names, found, strict=True))
+            raise ModelError(
+                f"the BG/NBD fit ran to the edge of its parameters ({shown}): these data "
+                "do not identify the model (no sign of customers dropping out)"
+            )
+        r, alpha, a, b = found
         self.params_ = {"r": float(r), "alpha": float(alpha), "a": float(a), "b": float(b)}
         return self
+
+    def _dropout_odds(self, x: np.ndarray) -> Any:
+        """a / (b + x - 1), or p / (1 - p) in the constant-dropout limit."""
+        _, _, a, b = self._p()
+        if self.constant_dropout_ is not None:
+            return self.constant_dropout_ / (1 - self.constant_dropout_)
+        return a / (b + np.maximum(x, 1) - 1)
 
     def expected_purchases(self, t: Any) -> Any:
         """E[X(t)]: expected purchases of a new customer in a period of length t."""
@@ -286,8 +352,13 @@ class BetaGeoModel:
 
         r, alpha, a, b = self._p()
         t = np.asarray(t, dtype=float)
-        z = t / (alpha + t)
-        out = (a + b - 1) / (a - 1) * (1 - (alpha / (alpha + t)) ** r * hyp2f1(r, b, a + b - 1, z))
+        if self.constant_dropout_ is not None:
+            p = self.constant_dropout_
+            out = (1 - (alpha / (alpha + p * t)) ** r) / p
+        else:
+            z = t / (alpha + t)
+            hyp = hyp2f1(r, b, a + b - 1, z)
+            out = (a + b - 1) / (a - 1) * (1 - (alpha / (alpha + t)) ** r * hyp)
         return out if out.ndim else float(out)
 
     def conditional_expected_purchases(self, t: Any, frequency: Any, recency: Any, T: Any) -> Any:
@@ -298,18 +369,22 @@ class BetaGeoModel:
         r, alpha, a, b = self._p()
         x, t_x, T_ = (np.asarray(v, dtype=float) for v in (frequency, recency, T))
         t = np.asarray(t, dtype=float)
-        ratio = (alpha + T_) / (alpha + T_ + t)
-        hyp = hyp2f1(r + x, b + x, a + b + x - 1, t / (alpha + T_ + t))
-        first = (a + b + x - 1) / (a - 1) * (1 - ratio ** (r + x) * hyp)
-        odds = (x > 0) * a / (b + np.maximum(x, 1) - 1) * ((alpha + T_) / (alpha + t_x)) ** (r + x)
+        if self.constant_dropout_ is not None:
+            p = self.constant_dropout_
+            first = (1 - ((alpha + T_) / (alpha + T_ + p * t)) ** (r + x)) / p
+        else:
+            ratio = (alpha + T_) / (alpha + T_ + t)
+            hyp = hyp2f1(r + x, b + x, a + b + x - 1, t / (alpha + T_ + t))
+            first = (a + b + x - 1) / (a - 1) * (1 - ratio ** (r + x) * hyp)
+        odds = (x > 0) * self._dropout_odds(x) * ((alpha + T_) / (alpha + t_x)) ** (r + x)
         out = first / (1 + odds)
         return out if out.ndim else float(out)
 
     def probability_alive(self, frequency: Any, recency: Any, T: Any) -> Any:
         """P(alive | x, t_x, T) (Fader, Hardie & Lee 2005, equation 11)."""
-        r, alpha, a, b = self._p()
+        r, alpha, _, _ = self._p()
         x, t_x, T_ = (np.asarray(v, dtype=float) for v in (frequency, recency, T))
-        odds = (x > 0) * a / (b + np.maximum(x, 1) - 1) * ((alpha + T_) / (alpha + t_x)) ** (r + x)
+        odds = (x > 0) * self._dropout_odds(x) * ((alpha + T_) / (alpha + t_x)) ** (r + x)
         out = 1.0 / (1.0 + odds)
         return out if out.ndim else float(out)
 

@@ -3,6 +3,7 @@ literature, and bad input must give a clear message."""
 
 from __future__ import annotations
 
+from itertools import pairwise
 from pathlib import Path
 
 import numpy as np
@@ -401,3 +402,61 @@ def test_gamma_gamma_does_not_depend_on_the_currency_unit():
         assert scaled["q"] == pytest.approx(base["q"], rel=1e-5)
         assert scaled["v"] == pytest.approx(base["v"] * factor, rel=1e-5)
     assert base["v"] * 1e4 > 22_026
+
+
+def test_bgnbd_constant_dropout_limit_formulas():
+    # As a, b grow with a/(a + b) = p, the BG/NBD's predictions tend to the limit's
+    # closed forms, e.g. E[X(t)] = (1 - (alpha/(alpha + p t))^r)/p: with r = 0.5,
+    # alpha = 4, p = 0.2, t = 30: (1 - (4/10)^0.5)/0.2 = (1 - 0.63246)/0.2 = 1.8377.
+    p = 0.2
+    limit = BetaGeoModel(params_={"r": 0.5, "alpha": 4.0, "a": np.inf, "b": np.inf})
+    limit.constant_dropout_ = p
+    assert limit.expected_purchases(30) == pytest.approx((1 - 0.4**0.5) / 0.2, rel=1e-12)
+    assert round(limit.expected_purchases(30), 4) == 1.8377
+    near = BetaGeoModel(params_={"r": 0.5, "alpha": 4.0, "a": p * 1e7, "b": (1 - p) * 1e7})
+    history = ([0, 3, 7], [0, 10, 25], [30, 30, 30])
+    assert limit.expected_purchases(30) == pytest.approx(near.expected_purchases(30), rel=1e-5)
+    assert limit.conditional_expected_purchases(20, *history) == pytest.approx(
+        near.conditional_expected_purchases(20, *history), rel=1e-5
+    )
+    assert limit.probability_alive(*history) == pytest.approx(
+        near.probability_alive(*history), rel=1e-5
+    )
+
+
+# 27 customers' repeat purchases, recency and age in weeks (a sample data set): nobody's
+# dropout differs from anybody else's, so the likelihood keeps growing with a + b.
+STEADY = (
+    [0, 0, 2, 2, 0, 3, 1, 1, 3, 0, 1, 1, 2, 1, 0, 4, 13, 18, 7, 2, 10, 3, 5, 5, 2, 1, 3],
+    [0.0, 0.0, 19.2857, 11.5714, 0.0, 29.0, 9.8571, 38.1429, 14.7143, 0.0, 5.7143, 19.5714,
+     25.4286, 3.0, 0.0, 33.5714, 26.4286, 46.4286, 41.7143, 19.0, 44.1429, 1.8571, 47.0,
+     41.2857, 23.5714, 0.7143, 45.0],
+    [22.0, 42.0, 24.2857, 18.1429, 16.1429, 50.1429, 28.2857, 39.4286, 31.2857, 30.5714,
+     15.0, 24.7143, 39.5714, 16.2857, 35.2857, 40.2857, 49.5714, 51.2857, 42.0, 22.0,
+     50.7143, 50.7143, 48.8571, 43.8571, 23.5714, 28.1429, 51.4286],
+)  # fmt: skip
+
+
+def test_bgnbd_fits_the_constant_dropout_limit_instead_of_failing():
+    x, t_x, t = (np.array(v, dtype=float) for v in STEADY)
+    model = BetaGeoModel().fit(x, t_x, t)
+    assert model.params_["a"] == np.inf and 0 < model.constant_dropout_ < 1
+    r, alpha, p = model.params_["r"], model.params_["alpha"], model.constant_dropout_
+    # Why the limit: at the fitted r, alpha and p, the full model's likelihood rises as
+    # a + b grows with a/(a + b) = p, and the limit's likelihood is its supremum.
+    w = np.ones_like(x)
+
+    def full(k: float) -> float:
+        return BetaGeoModel._nll_and_gradient(np.log([r, alpha, p * k, (1 - p) * k]), x, t_x, t, w)[
+            0
+        ]
+
+    path = [full(k) for k in (1e1, 1e2, 1e3, 1e4)]
+    assert all(b < a for a, b in pairwise(path))
+    limit = BetaGeoModel._limit_nll(np.log([r, alpha, p / (1 - p)]), x, t_x, t, w)
+    assert limit <= path[-1]
+    # And it predicts: P(alive) in 0..1, expected purchases rising with the horizon.
+    alive = model.probability_alive(x, t_x, t)
+    assert ((alive > 0) & (alive <= 1)).all()
+    assert (model.conditional_expected_purchases(26, x, t_x, t) > 0).all()
+    assert model.expected_purchases(10) < model.expected_purchases(20)
