@@ -325,3 +325,43 @@ def test_empty_template_shows_blanks(dirty_recalculated):
         for cell in row:
             assert cell.data_type != "e", cell.coordinate
             assert not isinstance(cell.value, dt.datetime), cell.coordinate
+
+
+def test_customers_older_than_the_data_are_active_at_the_first_month_start(tmp_path):
+    # Three customers signed up in 2025 pay in January 2026, the first month with MRR
+    # data; C stops paying in February.
+    tables = {
+        "Customers": pd.DataFrame(
+            {
+                "customer_id": ["A", "B", "C"],
+                "signup_date": pd.to_datetime(["2025-03-10", "2025-06-01", "2025-11-20"]),
+            }
+        ),
+        "MRR": pd.DataFrame(
+            {
+                "customer_id": ["A", "B", "C", "A", "B"],
+                "month": pd.to_datetime(["2026-01-01"] * 3 + ["2026-02-01"] * 2),
+                "mrr": [100.0, 200.0, 300.0, 100.0, 250.0],
+            }
+        ),
+    }
+    book = build(tmp_path / "old.xlsx", tables)
+    january = _set(book, tmp_path / "jan.xlsx", dt.date(2026, 1, 15))
+    outs = recalculate([january, book], tmp_path / "out")
+    _, jan = _summary_values(outs[0])
+    _, feb = _summary_values(outs[1])
+    # January: all three were active at its start (they signed up before it and pay in
+    # it), none left: churn 0 / 3 = 0, retention (3 - 0 new) / 3 = 1; MRR 600; the
+    # movements are blank (the MRR before January is unknown).
+    assert jan["customer_churn_rate"] == 0 and jan["customer_retention_rate"] == 1
+    assert jan["mrr"] == 600 and jan["mrr_churn"] in (None, "")
+    # February: C left: churn 1/3, retention (2 - 0)/3; MRR 350 = 600 + 50 expansion -
+    # 300 churned.
+    assert feb["customer_churn_rate"] == pytest.approx(1 / 3, rel=1e-12)
+    assert feb["customer_retention_rate"] == pytest.approx(2 / 3, rel=1e-12)
+    assert (feb["mrr"], feb["mrr_expansion"], feb["mrr_churn"], feb["net_new_mrr"]) == (
+        350,
+        50,
+        300,
+        -250,
+    )

@@ -19,6 +19,9 @@ counts nowhere here.
 - Customers: a row with a blank id, a signup date that is not a date, or an id that an
   earlier row already has is left out (``Calc[customer_id]`` is blank); a churn date
   before the signup date is ignored.
+- The start of the first month with MRR data: a customer who signed up before it and
+  pays in it was active at its start (their earlier MRR is unknown, so that month's
+  movements stay blank, but its churn and retention count them).
 - Text in a number or date column (``1,200.50`` typed as text, a date pasted as text)
   cannot be read by formulas: such rows count nowhere here, while the reader may read
   them. The named cell ``unreadable_cells`` counts those cells and the Summary says so
@@ -58,7 +61,7 @@ CALC_COLUMNS: tuple[tuple[str, str], ...] = (
     ("before", 'IF(B{r}="",0,SUMIFS(MRR[mrr],MRR[customer_id],B{r},MRR[month],">0",MRR[month],"<"&prev_start,MRR[mrr],">=0"))'),
     ("mrr_rows", 'IF(B{r}="",0,COUNTIFS(MRR[customer_id],B{r},MRR[mrr],">=0",MRR[month],">0"))'),
     ("by_dates", 'IF(B{r}="",0,IF(OR(D{r}<>"",H{r}=0),1,0))'),
-    ("active_start", 'IF(B{r}="",0,IF(I{r}=1,IF(AND(C{r}<=prev_end,OR(D{r}="",D{r}>prev_end)),1,0),IF(F{r}>0,1,0)))'),
+    ("active_start", 'IF(B{r}="",0,IF(I{r}=1,IF(AND(C{r}<=prev_end,OR(D{r}="",D{r}>prev_end)),1,0),IF(OR(F{r}>0,AND(period_start=first_mrr_month,E{r}>0,C{r}<period_start)),1,0)))'),
     ("active_end", 'IF(B{r}="",0,IF(I{r}=1,IF(AND(C{r}<=period_end,OR(D{r}="",D{r}>period_end)),1,0),IF(E{r}>0,1,0)))'),
     ("touched", 'IF(B{r}="",0,IF(I{r}=1,IF(AND(C{r}<=period_end,OR(D{r}="",D{r}>=period_start)),1,0),K{r}))'),
 )  # fmt: skip
