@@ -396,9 +396,19 @@ class GammaGammaModel:
     Each customer's mean spend varies around its own mean (gamma with shape ``p``),
     whose scale varies across customers (gamma with ``q`` and ``v``); spend is assumed
     independent of purchase frequency.
+
+    Two limits, fitted when the likelihood keeps growing towards them (the parameters
+    would run off to their edge): ``limit_ = "alike"`` when customers' mean spends differ
+    no more than their single purchases do (q, v infinite with v / q fixed: every
+    customer's expected spend is the population mean ``mean_spend_``); ``limit_ =
+    "steady"`` when each customer's purchases hardly vary (p infinite, v = 0 with p * v
+    fixed: a repeat buyer's expected spend is their own mean spend, a customer without
+    repeat purchases gets the population mean ``mean_spend_``).
     """
 
     params_: dict[str, float] | None = None
+    limit_: str | None = None
+    mean_spend_: float | None = None
 
     @staticmethod
     def _log_likelihood(params: np.ndarray, x: np.ndarray, m: np.ndarray) -> float:
@@ -412,8 +422,29 @@ class GammaGammaModel:
         )  # fmt: skip
         return float(-ll.mean())
 
+    @staticmethod
+    def _alike_nll(params: np.ndarray, x: np.ndarray, m: np.ndarray) -> float:
+        """The "alike" limit: x * mean spend ~ gamma(p x, rate nu x), one nu for all."""
+        from scipy.special import gammaln
+
+        p, nu = np.exp(params)
+        px = p * x
+        ll = px * np.log(nu * x) + (px - 1) * np.log(m) - nu * x * m - gammaln(px)
+        return float(-ll.mean())
+
+    @staticmethod
+    def _steady_nll(params: np.ndarray, x: np.ndarray, m: np.ndarray) -> float:
+        """The "steady" limit: mean spends ~ inverse gamma(q, scale s)."""
+        from scipy.special import gammaln
+
+        q, s = np.exp(params)
+        ll = q * np.log(s) - gammaln(q) - (q + 1) * np.log(m) - s / m
+        return float(-ll.mean())
+
     def fit(self, frequency: Any, monetary_value: Any) -> GammaGammaModel:
-        """Fit on the customers with repeat purchases (frequency > 0)."""
+        """Fit on the customers with repeat purchases (frequency > 0); one of the limits
+        (see the class) when the parameters run off to their edge and the limit fits as
+        well."""
         x, m = _arrays(frequency, monetary_value, names=("frequency", "monetary_value"))
         repeat = x > 0
         if (m[repeat] <= 0).any():
@@ -425,14 +456,48 @@ class GammaGammaModel:
             raise ModelError(
                 f"too few repeat buyers to fit Gamma-Gamma: {x.size} (at least {MIN_CUSTOMERS})"
             )
-        x0 = np.log([1.0, 1.0, float(m.mean())])
-        p, q, v = _minimize(
+        money = float(m.mean())
+        names = ("p", "q", "v")
+        found, edges, value = _minimize(
             lambda par: self._log_likelihood(par, x, m),
-            x0,
+            np.log([1.0, 1.0, money]),
             "Gamma-Gamma",
-            ("p", "q", "v"),
-            scale=np.array([1.0, 1.0, float(m.mean())]),
+            names,
+            scale=np.array([1.0, 1.0, money]),
+            allow_edge=True,
         )
+        self.limit_, self.mean_spend_ = None, None
+        p, q, v = found
+        if edges and set(edges.items()) <= {("q", 1), ("v", 1)}:
+            p, nu = _minimize(
+                lambda par: self._alike_nll(par, x, m),
+                np.log([p, q / v]),
+                "Gamma-Gamma",
+                ("p", "nu"),
+                scale=np.array([1.0, 1 / money]),
+            )
+            if self._alike_nll(np.log([p, nu]), x, m) <= value + 1e-9:
+                self.params_ = {"p": float(p), "q": math.inf, "v": math.inf}
+                self.limit_, self.mean_spend_ = "alike", float(p / nu)
+                return self
+        elif edges and set(edges.items()) <= {("p", 1), ("v", -1)}:
+            q, s = _minimize(
+                lambda par: self._steady_nll(par, x, m),
+                np.log([q, p * v]),
+                "Gamma-Gamma",
+                ("q", "s"),
+                scale=np.array([1.0, money]),
+            )
+            if self._steady_nll(np.log([q, s]), x, m) <= value + 1e-9 and q > 1:
+                self.params_ = {"p": math.inf, "q": float(q), "v": 0.0}
+                self.limit_, self.mean_spend_ = "steady", float(s / (q - 1))
+                return self
+        if edges:
+            shown = ", ".join(f"{n}={v:.3g}" for n, v in zip(names, found, strict=True))
+            raise ModelError(
+                f"the Gamma-Gamma fit ran to the edge of its parameters ({shown}): these "
+                "data do not identify the model"
+            )
         if q <= 1:
             raise ModelError(
                 f"the Gamma-Gamma fit gives q = {q:.3g} <= 1: the mean spend is not defined "
@@ -448,8 +513,13 @@ class GammaGammaModel:
             raise ModelError("the model is not fitted yet: call fit first")
         p, q, v = self.params_["p"], self.params_["q"], self.params_["v"]
         x, m = (np.asarray(a, dtype=float) for a in (frequency, monetary_value))
-        weight = (q - 1) / (p * x + q - 1)
-        out = weight * (v * p / (q - 1)) + (1 - weight) * m
+        if self.limit_ == "alike":
+            out = np.full(np.broadcast(x, m).shape, self.mean_spend_)
+        elif self.limit_ == "steady":
+            out = np.where(x > 0, m, self.mean_spend_)
+        else:
+            weight = (q - 1) / (p * x + q - 1)
+            out = weight * (v * p / (q - 1)) + (1 - weight) * m
         return out if out.ndim else float(out)
 
 

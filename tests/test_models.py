@@ -464,3 +464,51 @@ def test_bgnbd_fits_the_constant_dropout_limit_instead_of_failing():
     assert ((alive > 0) & (alive <= 1)).all()
     assert (model.conditional_expected_purchases(26, x, t_x, t) > 0).all()
     assert model.expected_purchases(10) < model.expected_purchases(20)
+
+
+# Repeat buyers' purchases and mean spends of two sample data sets.
+ALIKE = (
+    [3, 10, 11, 6, 2, 14, 4, 1, 1, 8, 2, 10, 6, 3, 7, 5, 4],
+    [739.16, 1244.9, 1021.19, 438.5, 2175.28, 772.1, 236.15, 760.72, 920.22, 1270.66,
+     1223.18, 770.06, 1008.41, 1421.26, 884.88, 1120.22, 908.8],
+)  # fmt: skip
+STEADY_SPENDS = (
+    [1, 4, 30, 4, 5, 4, 1, 2, 3, 1, 10, 6, 13, 12, 3],
+    [746.53, 1067.43, 955.35, 941.22, 592.66, 2734.52, 573.57, 675.32, 577.37, 1178.73,
+     734.87, 525.28, 1386.08, 1017.35, 715.27],
+)  # fmt: skip
+
+
+def test_gamma_gamma_limits_instead_of_failing():
+    # Customers whose mean spends differ no more than single purchases do: q and v run
+    # off together; the limit gives everyone the same expected spend, which maximises
+    # the limit's likelihood at total spend / total purchases = sum(x m) / sum(x).
+    x, m = (np.array(v, dtype=float) for v in ALIKE)
+    model = GammaGammaModel().fit(x, m)
+    assert model.limit_ == "alike" and model.params_["q"] == np.inf
+    assert model.mean_spend_ == pytest.approx((x * m).sum() / x.sum(), rel=1e-6)
+    assert model.expected_average_spend([0, 5], [0, 100]) == pytest.approx([model.mean_spend_] * 2)
+    p, nu = model.params_["p"], model.params_["p"] / model.mean_spend_
+    path = [
+        GammaGammaModel._log_likelihood(np.log([p, k, k / nu]), x, m) for k in (1e1, 1e2, 1e3, 1e4)
+    ]
+    assert all(b < a for a, b in pairwise(path))
+    assert GammaGammaModel._alike_nll(np.log([p, nu]), x, m) <= path[-1]
+
+    # Each customer's purchases hardly vary: p runs off (v to 0, p v fixed); a repeat
+    # buyer's expected spend is then their own mean, the others get s / (q - 1), where
+    # the inverse-gamma fit has s = q n / sum(1 / m).
+    x, m = (np.array(v, dtype=float) for v in STEADY_SPENDS)
+    model = GammaGammaModel().fit(x, m)
+    assert model.limit_ == "steady" and model.params_["p"] == np.inf
+    q = model.params_["q"]
+    s = q * len(m) / (1 / m).sum()
+    assert model.mean_spend_ == pytest.approx(s / (q - 1), rel=1e-6)
+    assert model.expected_average_spend([3, 0], [500.0, 0.0]) == pytest.approx(
+        [500.0, model.mean_spend_]
+    )
+    path = [
+        GammaGammaModel._log_likelihood(np.log([k, q, s / k]), x, m) for k in (1e1, 1e2, 1e3, 1e4)
+    ]
+    assert all(b < a for a, b in pairwise(path))
+    assert GammaGammaModel._steady_nll(np.log([q, s]), x, m) <= path[-1]
