@@ -895,8 +895,9 @@ def sbg_retention(survival: Any, periods: int = 10, discount_rate: float = 0.1) 
     first rows give alpha, beta and the discounted expected residual lifetime (DERL, in
     periods, at ``discount_rate`` per period) of a customer who has made one renewal.
     A cohort whose churn is steady (or rises) fits the model's constant-churn limit:
-    alpha and beta are then blank, every retention rate is 1 - p and
-    ``S(t) = (1 - p)^t``, with p the cohort's churned customers / customer-periods.
+    alpha and beta are then blank, a row ``constant_churn`` gives p (the cohort's
+    churned customers / customer-periods at risk), every retention rate is 1 - p and
+    ``S(t) = (1 - p)^t``.
 
     Examples
     --------
@@ -920,14 +921,12 @@ def sbg_retention(survival: Any, periods: int = 10, discount_rate: float = 0.1) 
     )
     residual = model.discounted_expected_residual_lifetime(discount_rate, renewals=1)
     assert model.params_ is not None
-    ab = [math.nan, math.nan] if model.constant_churn_ is not None else list(model._ab())
-    head = pd.DataFrame(
-        {
-            "survival": [*ab, residual],
-            "retention_rate": np.nan,
-        },
-        index=["alpha", "beta", "derl"],
-    )
+    if model.constant_churn_ is None:
+        values, names = [*model._ab(), residual], ["alpha", "beta", "derl"]
+    else:
+        values = [math.nan, math.nan, model.constant_churn_, residual]
+        names = ["alpha", "beta", "constant_churn", "derl"]
+    head = pd.DataFrame({"survival": values, "retention_rate": np.nan}, index=names)
     out = pd.concat([head, table])
     out.index.name = "period"
     return out

@@ -171,6 +171,7 @@ def test_sbg_steady_churn_gives_the_constant_churn_limit():
     # The table: alpha and beta blank, constant retention rates.
     table = sbg_retention(survival, periods=3)
     assert np.isnan(table.loc["alpha", "survival"]) and np.isnan(table.loc["beta", "survival"])
+    assert table.loc["constant_churn", "survival"] == pytest.approx(p, rel=1e-12)
     assert table.loc["derl", "survival"] == pytest.approx(limit)
     assert table["retention_rate"].dropna().tolist() == pytest.approx([1 - p] * 3)
     # A cohort with falling churn keeps finite parameters (the regular cohort).
