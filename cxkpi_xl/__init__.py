@@ -23,7 +23,7 @@ from .engagement import (
     stickiness,
     time_to_value_days,
 )
-from .models import cltv_predicted, probability_alive, sbg_retention
+from .models import cltv_predicted, derl, probability_alive, sbg_retention
 from .retention import (
     customer_churn_rate,
     customer_retention_rate,
@@ -83,6 +83,7 @@ __all__ = [
     "customer_health_scores",
     "customer_retention_cost",
     "customer_retention_rate",
+    "derl",
     "expanded_accounts_rate",
     "first_contact_resolution_rate",
     "gross_revenue_retention",

@@ -23,12 +23,14 @@ UNITS = (
     "ratio",
     "days",
     "months",
+    "periods",
     "count",
     "table",
     "text",
 )
 """fraction: 0.05 is 5 %; points: NPS points -100..100; score: a mean answer on a survey
-scale; money: the input's currency; ratio: a plain multiple; table: several values."""
+scale; money: the input's currency; ratio: a plain multiple; periods: contract periods
+(of whatever length the data's periods have); table: several values."""
 
 FAMILIES = ("surveys", "retention", "revenue", "value", "advocacy", "support", "engagement")
 
@@ -40,6 +42,7 @@ NUMBER_FORMATS = {
     "ratio": "0.00",
     "days": "0.0",
     "months": "0.0",
+    "periods": "0.00",
     "count": "#,##0",
     "table": "General",
     "text": "@",
@@ -201,6 +204,10 @@ CATALOGUE: tuple[Kpi, ...] = (
     _k("sbg_retention", "Projected retention (sBG)", "table", "value",
        "S(t) = B(alpha, beta + t) / B(alpha, beta); r(t) = (beta + t - 1) / (alpha + beta + t - 1)",
        "Fader & Hardie (2007)", "CX_SBG_RETENTION", models.sbg_retention, in_report=False),
+    _k("derl", "Discounted expected residual lifetime (DERL)", "periods", "value",
+       "customer who has made k renewals, n = k + 1: (beta + n - 1) / (alpha + beta + n - 1) "
+       "* 2F1(1, beta + n; alpha + beta + n; 1 / (1 + d))",
+       "Fader & Hardie (2010), eq. 6", "CX_DERL", models.derl, in_report=False),
     _k("cac", "Customer acquisition cost (CAC)", "money", "value",
        "acquisition cost / new customers", "seed 002", "CX_CAC", value.cac),
     _k("ltv_cac_ratio", "LTV : CAC", "ratio", "value", "CLTV / CAC", "SaaS convention",
@@ -289,6 +296,9 @@ ARGUMENTS: dict[str, str] = {
     "observation_end": "End of the observation; blank: the last transaction date.",
     "survival": "Customers still active at the start of each period, the whole cohort first.",
     "periods": "Periods to project, default 10.",
+    "alpha": "The sBG model's alpha (CX_SBG_RETENTION fits it).",
+    "beta": "The sBG model's beta (CX_SBG_RETENTION fits it).",
+    "renewals": "Renewals the customer has made (0 before the first renewal).",
     "customer_ids": "customer_id column of the MRR table.",
     "months": "month column of the MRR table (any date in the month).",
     "mrr": "mrr column of the MRR table.",

@@ -103,12 +103,28 @@ the data do not identify the model (e.g. nobody seems to drop out)."""
 
 
 def _minimize(
-    nll: Any, x0: np.ndarray, what: str, names: tuple[str, ...], jac: bool = False
+    nll: Any,
+    x0: np.ndarray,
+    what: str,
+    names: tuple[str, ...],
+    jac: bool = False,
+    scale: np.ndarray | None = None,
+    allow_edge: bool = False,
 ) -> Any:
     """Minimise over log parameters; ``jac=True`` when ``nll`` also returns its gradient.
-    Falls back to Nelder-Mead when the gradient method fails."""
+    Falls back to Nelder-Mead when the gradient method fails. ``scale`` gives each
+    parameter's natural size (money or time for a scale parameter, else 1): the search
+    runs on log(parameter / scale), so its bounds hold whatever the data's units.
+
+    A fit that ends on the edge of the bounds raises ModelError, unless ``allow_edge``:
+    then the answer is ``(parameters, {name: +1 or -1 for the upper or lower edge},
+    objective)``."""
     from scipy.optimize import minimize
 
+    shift = np.log(scale) if scale is not None else np.zeros(len(x0))
+    unscaled = nll
+    nll = lambda p: unscaled(np.asarray(p) + shift)  # noqa: E731
+    x0 = np.asarray(x0) - shift
     bounds = [(-LOG_BOUND, LOG_BOUND)] * len(x0)
     with np.errstate(all="ignore"):
         result = minimize(nll, x0, method="L-BFGS-B", bounds=bounds, jac=jac)
@@ -120,7 +136,22 @@ def _minimize(
             )  # fmt: skip
     if not result.success or not np.isfinite(result.fun):
         raise ModelError(f"the {what} fit did not converge: {result.message}")
+    if jac:
+        result.x = _newton_polish(nll, result.x, bounds)
+    else:  # without a gradient, L-BFGS-B's differences stop it about 1e-4 short
+        with np.errstate(all="ignore"):
+            polished = minimize(
+                nll, result.x, method="Nelder-Mead", bounds=bounds,
+                options={"maxiter": 4000, "xatol": 1e-10, "fatol": 1e-15},
+            )  # fmt: skip
+        if np.isfinite(polished.fun) and polished.fun <= result.fun:
+            result.x = polished.x
     at_edge = [n for n, v in zip(names, result.x, strict=True) if abs(v) > LOG_BOUND - 1e-3]
+    sides = {n: int(np.sign(v)) for n, v in zip(names, result.x, strict=True) if n in at_edge}
+    result.x = result.x + shift
+    if allow_edge:
+        value = nll(result.x - shift)
+        return np.exp(result.x), sides, float(value[0] if jac else value)
     if at_edge:
         found = ", ".join(f"{n}={math.exp(v):.3g}" for n, v in zip(names, result.x, strict=True))
         raise ModelError(
@@ -128,6 +159,42 @@ def _minimize(
             f"not identify the model (for BG/NBD: no sign of customers dropping out)"
         )
     return np.exp(result.x)
+
+
+def _newton_polish(nll: Any, x: np.ndarray, bounds: list[tuple[float, float]]) -> np.ndarray:
+    """Newton steps from an optimiser's answer to the optimum itself.
+
+    L-BFGS-B stops once the objective improves by less than its tolerance, which on a flat
+    likelihood (CDNOW's BG/NBD) leaves the parameters about 1e-4 short; a few Newton
+    steps on the gradient (Hessian by central differences of it) reach the optimum to
+    about 1e-9. A step is kept only if it lowers the objective and stays within bounds.
+    """
+    low, high = np.array(bounds).T
+    value, grad = nll(x)
+    for _ in range(20):
+        h = 1e-5
+        hessian = np.empty((x.size, x.size))
+        for i in range(x.size):
+            e = np.zeros(x.size)
+            e[i] = h
+            hessian[:, i] = (nll(x + e)[1] - nll(x - e)[1]) / (2 * h)
+        hessian = (hessian + hessian.T) / 2
+        try:
+            step = np.linalg.solve(hessian, grad)
+        except np.linalg.LinAlgError:
+            break
+        if not np.all(np.isfinite(step)) or np.linalg.eigvalsh(hessian).min() <= 0:
+            break
+        candidate = x - step
+        if (candidate < low).any() or (candidate > high).any():
+            break
+        new_value, new_grad = nll(candidate)
+        if not np.isfinite(new_value) or new_value > value:
+            break
+        x, value, grad = candidate, new_value, new_grad
+        if np.abs(step).max() < 1e-10:
+            break
+    return x
 
 
 def _arrays(*columns: Any, names: tuple[str, ...]) -> list[np.ndarray]:
@@ -149,9 +216,17 @@ class BetaGeoModel:
     While alive, a customer buys at a Poisson rate (gamma-distributed across customers:
     ``r``, ``alpha``); after each purchase the customer may drop out with a probability
     that is beta-distributed across customers (``a``, ``b``).
+
+    The constant-dropout limit: as a and b grow with a / (a + b) = p fixed, every
+    customer drops out after a repeat purchase with the same probability p. When the
+    data show no spread in dropout between customers, the likelihood keeps growing
+    towards that limit; the fit then returns the limit itself: ``constant_dropout_`` is
+    p, ``params_`` holds a = b = inf, and the predictions use the limit's exact formulas
+    (for example E[X(t)] = (1 - (alpha / (alpha + p t))^r) / p).
     """
 
     params_: dict[str, float] | None = None
+    constant_dropout_: float | None = None
 
     def _p(self) -> tuple[float, float, float, float]:
         if self.params_ is None:
@@ -194,8 +269,27 @@ class BetaGeoModel:
         )
         return float(-(weight @ ll)), -grad
 
+    @staticmethod
+    def _limit_nll(
+        params: np.ndarray, x: np.ndarray, t_x: np.ndarray, T: np.ndarray, w: np.ndarray
+    ) -> float:
+        """Mean negative log-likelihood of the constant-dropout limit; the parameters are
+        log r, log alpha and the log odds of p."""
+        from scipy.special import gammaln
+
+        r, alpha, odds = np.exp(params)
+        log_p, log_stay = np.log(odds) - np.log1p(odds), -np.log1p(odds)
+        repeat = x > 0
+        a1 = gammaln(r + x) - gammaln(r) + r * np.log(alpha)
+        a3 = x * log_stay - (r + x) * np.log(alpha + T)
+        a4 = np.where(repeat, log_p + (x - 1) * log_stay - (r + x) * np.log(alpha + t_x), -np.inf)
+        ll = a1 + np.logaddexp(a3, a4)
+        return float(-(w @ ll) / w.sum())
+
     def fit(self, frequency: Any, recency: Any, T: Any) -> BetaGeoModel:
-        """Fit by maximum likelihood; identical customers are weighted, not repeated."""
+        """Fit by maximum likelihood; identical customers are weighted, not repeated.
+        Takes the constant-dropout limit (see the class) when a and b run off to their
+        edge and the limit fits as well."""
         x, t_x, t = _arrays(frequency, recency, T, names=("frequency", "recency", "T"))
         if x.size < MIN_CUSTOMERS:
             raise ModelError(
@@ -211,15 +305,46 @@ class BetaGeoModel:
         args = (rows[:, 0], rows[:, 1], rows[:, 2], weights.astype(float))
         scale = max(float(t.mean()), 1e-9)
         x0 = np.log([0.5, scale / 2, 1.0, 1.0])
-        r, alpha, a, b = _minimize(
+        names = ("r", "alpha", "a", "b")
+        found, edges, value = _minimize(
             lambda p: self._nll_and_gradient(p, *args),
             x0,
             "BG/NBD",
-            ("r", "alpha", "a", "b"),
+            names,
             jac=True,
+            scale=np.array([1.0, scale, 1.0, 1.0]),
+            allow_edge=True,
         )
+        self.constant_dropout_ = None
+        if edges and (edges.get("a") == 1 or edges.get("b") == 1):
+            r, alpha, odds = _minimize(
+                lambda p: self._limit_nll(p, *args),
+                np.log([found[0], found[1], found[2] / found[3]]),
+                "BG/NBD",
+                ("r", "alpha", "dropout odds"),
+                scale=np.array([1.0, scale, 1.0]),
+            )
+            limit = self._limit_nll(np.log([r, alpha, odds]), *args)
+            if limit <= value + 1e-9:
+                self.params_ = {"r": float(r), "alpha": float(alpha), "a": math.inf, "b": math.inf}
+                self.constant_dropout_ = float(odds / (1 + odds))
+                return self
+        if edges:
+            shown = ", ".join(f"{n}={v:.3g}" for n, v in zip(names, found, strict=True))
+            raise ModelError(
+                f"the BG/NBD fit ran to the edge of its parameters ({shown}): these data "
+                "do not identify the model (no sign of customers dropping out)"
+            )
+        r, alpha, a, b = found
         self.params_ = {"r": float(r), "alpha": float(alpha), "a": float(a), "b": float(b)}
         return self
+
+    def _dropout_odds(self, x: np.ndarray) -> Any:
+        """a / (b + x - 1), or p / (1 - p) in the constant-dropout limit."""
+        _, _, a, b = self._p()
+        if self.constant_dropout_ is not None:
+            return self.constant_dropout_ / (1 - self.constant_dropout_)
+        return a / (b + np.maximum(x, 1) - 1)
 
     def expected_purchases(self, t: Any) -> Any:
         """E[X(t)]: expected purchases of a new customer in a period of length t."""
@@ -227,8 +352,13 @@ class BetaGeoModel:
 
         r, alpha, a, b = self._p()
         t = np.asarray(t, dtype=float)
-        z = t / (alpha + t)
-        out = (a + b - 1) / (a - 1) * (1 - (alpha / (alpha + t)) ** r * hyp2f1(r, b, a + b - 1, z))
+        if self.constant_dropout_ is not None:
+            p = self.constant_dropout_
+            out = (1 - (alpha / (alpha + p * t)) ** r) / p
+        else:
+            z = t / (alpha + t)
+            hyp = hyp2f1(r, b, a + b - 1, z)
+            out = (a + b - 1) / (a - 1) * (1 - (alpha / (alpha + t)) ** r * hyp)
         return out if out.ndim else float(out)
 
     def conditional_expected_purchases(self, t: Any, frequency: Any, recency: Any, T: Any) -> Any:
@@ -239,18 +369,22 @@ class BetaGeoModel:
         r, alpha, a, b = self._p()
         x, t_x, T_ = (np.asarray(v, dtype=float) for v in (frequency, recency, T))
         t = np.asarray(t, dtype=float)
-        ratio = (alpha + T_) / (alpha + T_ + t)
-        hyp = hyp2f1(r + x, b + x, a + b + x - 1, t / (alpha + T_ + t))
-        first = (a + b + x - 1) / (a - 1) * (1 - ratio ** (r + x) * hyp)
-        odds = (x > 0) * a / (b + np.maximum(x, 1) - 1) * ((alpha + T_) / (alpha + t_x)) ** (r + x)
+        if self.constant_dropout_ is not None:
+            p = self.constant_dropout_
+            first = (1 - ((alpha + T_) / (alpha + T_ + p * t)) ** (r + x)) / p
+        else:
+            ratio = (alpha + T_) / (alpha + T_ + t)
+            hyp = hyp2f1(r + x, b + x, a + b + x - 1, t / (alpha + T_ + t))
+            first = (a + b + x - 1) / (a - 1) * (1 - ratio ** (r + x) * hyp)
+        odds = (x > 0) * self._dropout_odds(x) * ((alpha + T_) / (alpha + t_x)) ** (r + x)
         out = first / (1 + odds)
         return out if out.ndim else float(out)
 
     def probability_alive(self, frequency: Any, recency: Any, T: Any) -> Any:
         """P(alive | x, t_x, T) (Fader, Hardie & Lee 2005, equation 11)."""
-        r, alpha, a, b = self._p()
+        r, alpha, _, _ = self._p()
         x, t_x, T_ = (np.asarray(v, dtype=float) for v in (frequency, recency, T))
-        odds = (x > 0) * a / (b + np.maximum(x, 1) - 1) * ((alpha + T_) / (alpha + t_x)) ** (r + x)
+        odds = (x > 0) * self._dropout_odds(x) * ((alpha + T_) / (alpha + t_x)) ** (r + x)
         out = 1.0 / (1.0 + odds)
         return out if out.ndim else float(out)
 
@@ -262,9 +396,19 @@ class GammaGammaModel:
     Each customer's mean spend varies around its own mean (gamma with shape ``p``),
     whose scale varies across customers (gamma with ``q`` and ``v``); spend is assumed
     independent of purchase frequency.
+
+    Two limits, fitted when the likelihood keeps growing towards them (the parameters
+    would run off to their edge): ``limit_ = "alike"`` when customers' mean spends differ
+    no more than their single purchases do (q, v infinite with v / q fixed: every
+    customer's expected spend is the population mean ``mean_spend_``); ``limit_ =
+    "steady"`` when each customer's purchases hardly vary (p infinite, v = 0 with p * v
+    fixed: a repeat buyer's expected spend is their own mean spend, a customer without
+    repeat purchases gets the population mean ``mean_spend_``).
     """
 
     params_: dict[str, float] | None = None
+    limit_: str | None = None
+    mean_spend_: float | None = None
 
     @staticmethod
     def _log_likelihood(params: np.ndarray, x: np.ndarray, m: np.ndarray) -> float:
@@ -278,8 +422,29 @@ class GammaGammaModel:
         )  # fmt: skip
         return float(-ll.mean())
 
+    @staticmethod
+    def _alike_nll(params: np.ndarray, x: np.ndarray, m: np.ndarray) -> float:
+        """The "alike" limit: x * mean spend ~ gamma(p x, rate nu x), one nu for all."""
+        from scipy.special import gammaln
+
+        p, nu = np.exp(params)
+        px = p * x
+        ll = px * np.log(nu * x) + (px - 1) * np.log(m) - nu * x * m - gammaln(px)
+        return float(-ll.mean())
+
+    @staticmethod
+    def _steady_nll(params: np.ndarray, x: np.ndarray, m: np.ndarray) -> float:
+        """The "steady" limit: mean spends ~ inverse gamma(q, scale s)."""
+        from scipy.special import gammaln
+
+        q, s = np.exp(params)
+        ll = q * np.log(s) - gammaln(q) - (q + 1) * np.log(m) - s / m
+        return float(-ll.mean())
+
     def fit(self, frequency: Any, monetary_value: Any) -> GammaGammaModel:
-        """Fit on the customers with repeat purchases (frequency > 0)."""
+        """Fit on the customers with repeat purchases (frequency > 0); one of the limits
+        (see the class) when the parameters run off to their edge and the limit fits as
+        well."""
         x, m = _arrays(frequency, monetary_value, names=("frequency", "monetary_value"))
         repeat = x > 0
         if (m[repeat] <= 0).any():
@@ -291,10 +456,48 @@ class GammaGammaModel:
             raise ModelError(
                 f"too few repeat buyers to fit Gamma-Gamma: {x.size} (at least {MIN_CUSTOMERS})"
             )
-        x0 = np.log([1.0, 1.0, float(m.mean())])
-        p, q, v = _minimize(
-            lambda par: self._log_likelihood(par, x, m), x0, "Gamma-Gamma", ("p", "q", "v")
+        money = float(m.mean())
+        names = ("p", "q", "v")
+        found, edges, value = _minimize(
+            lambda par: self._log_likelihood(par, x, m),
+            np.log([1.0, 1.0, money]),
+            "Gamma-Gamma",
+            names,
+            scale=np.array([1.0, 1.0, money]),
+            allow_edge=True,
         )
+        self.limit_, self.mean_spend_ = None, None
+        p, q, v = found
+        if edges and set(edges.items()) <= {("q", 1), ("v", 1)}:
+            p, nu = _minimize(
+                lambda par: self._alike_nll(par, x, m),
+                np.log([p, q / v]),
+                "Gamma-Gamma",
+                ("p", "nu"),
+                scale=np.array([1.0, 1 / money]),
+            )
+            if self._alike_nll(np.log([p, nu]), x, m) <= value + 1e-9:
+                self.params_ = {"p": float(p), "q": math.inf, "v": math.inf}
+                self.limit_, self.mean_spend_ = "alike", float(p / nu)
+                return self
+        elif edges and set(edges.items()) <= {("p", 1), ("v", -1)}:
+            q, s = _minimize(
+                lambda par: self._steady_nll(par, x, m),
+                np.log([q, p * v]),
+                "Gamma-Gamma",
+                ("q", "s"),
+                scale=np.array([1.0, money]),
+            )
+            if self._steady_nll(np.log([q, s]), x, m) <= value + 1e-9 and q > 1:
+                self.params_ = {"p": math.inf, "q": float(q), "v": 0.0}
+                self.limit_, self.mean_spend_ = "steady", float(s / (q - 1))
+                return self
+        if edges:
+            shown = ", ".join(f"{n}={v:.3g}" for n, v in zip(names, found, strict=True))
+            raise ModelError(
+                f"the Gamma-Gamma fit ran to the edge of its parameters ({shown}): these "
+                "data do not identify the model"
+            )
         if q <= 1:
             raise ModelError(
                 f"the Gamma-Gamma fit gives q = {q:.3g} <= 1: the mean spend is not defined "
@@ -310,8 +513,13 @@ class GammaGammaModel:
             raise ModelError("the model is not fitted yet: call fit first")
         p, q, v = self.params_["p"], self.params_["q"], self.params_["v"]
         x, m = (np.asarray(a, dtype=float) for a in (frequency, monetary_value))
-        weight = (q - 1) / (p * x + q - 1)
-        out = weight * (v * p / (q - 1)) + (1 - weight) * m
+        if self.limit_ == "alike":
+            out = np.full(np.broadcast(x, m).shape, self.mean_spend_)
+        elif self.limit_ == "steady":
+            out = np.where(x > 0, m, self.mean_spend_)
+        else:
+            weight = (q - 1) / (p * x + q - 1)
+            out = weight * (v * p / (q - 1)) + (1 - weight) * m
         return out if out.ndim else float(out)
 
 
@@ -331,7 +539,8 @@ def predicted_clv(
     Formula: ``sum over months i of (E[Y(i)] - E[Y(i - 1)]) * E[spend] / (1 + d)^i``, with
     E[Y] the BG/NBD conditional expected purchases, E[spend] the Gamma-Gamma expected
     average spend and d the monthly discount rate; ``freq`` is the time unit the models
-    were fitted in.
+    were fitted in. A month is 365.25 / 12 = 30.4375 days (4.348 weeks): month i ends
+    i * 30.4375 days after the end of the observation, whatever the calendar.
     """
     if horizon_months < 1:
         raise ValueError(f"horizon_months must be 1 or more, not {horizon_months!r}")
@@ -350,6 +559,17 @@ def predicted_clv(
     return value
 
 
+def _sbg_log_likelihood(churn: np.ndarray, lost: np.ndarray, survivors: float) -> float:
+    """Log-likelihood of a survival curve given each period's churn probability among
+    the customers still there (``churn[t - 1]`` for period t)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        log_stay = np.log1p(-churn)
+        log_s = np.r_[0.0, np.cumsum(log_stay)]  # log S(0), ..., log S(n - 1)
+        per_period = np.where(lost > 0, lost * (log_s[:-1] + np.log(churn)), 0.0)
+        last = survivors * log_s[-1] if survivors > 0 else 0.0
+    return float(per_period.sum() + last)
+
+
 @dataclass
 class ShiftedBetaGeometricModel:
     """The shifted-beta-geometric (sBG) model of contract renewals (Fader & Hardie 2007).
@@ -357,14 +577,27 @@ class ShiftedBetaGeometricModel:
     Each customer renews each period with a constant probability, beta-distributed across
     customers (``alpha``, ``beta``); the cohort's retention rate rises over time as the
     customers most likely to leave do so first.
+
+    The constant-churn limit: as alpha and beta grow with alpha / (alpha + beta) = p
+    fixed, every customer churns with the same probability p and the sBG becomes the
+    geometric model, S(t) = (1 - p)^t. When a cohort's churn is that steady (or rises
+    over time), the likelihood keeps growing towards that limit and no finite alpha and
+    beta are best; the fit then returns the limit itself: ``constant_churn_`` is p (the
+    cohort's churned customers / customer-periods at risk) and ``params_`` holds
+    alpha = beta = inf. The projections use the limit's exact formulas.
     """
 
     params_: dict[str, float] | None = None
+    constant_churn_: float | None = None
 
     def fit(self, survival: Any) -> ShiftedBetaGeometricModel:
         """Fit on the customers still active at the start of each period, starting with
-        the whole cohort: e.g. 1000, 631, 468, 382, ..."""
-        from scipy.special import betaln
+        the whole cohort: e.g. 1000, 631, 468, 382, ...
+
+        Maximum likelihood over the mean churn m = alpha / (alpha + beta) and the
+        concentration alpha + beta; the constant-churn limit (see the class) when no
+        finite alpha and beta beat it by more than 1e-6 in log-likelihood."""
+        from scipy.optimize import minimize
 
         (s,) = _arrays(survival, names=("survival",))
         if s.size < 3:
@@ -379,15 +612,34 @@ class ShiftedBetaGeometricModel:
             )
         lost = -np.diff(s)
         t = np.arange(1, s.size)
+        p = float(lost.sum() / s[:-1].sum())
+        limit = _sbg_log_likelihood(np.full(lost.size, p), lost, s[-1])
 
-        def nll(params: np.ndarray) -> float:
-            a, b = np.exp(params)
-            log_p = betaln(a + 1, b + t - 1) - betaln(a, b)
-            log_s = betaln(a, b + s.size - 1) - betaln(a, b)
-            return float(-(lost @ log_p + s[-1] * log_s))
+        def nll(x: np.ndarray) -> float:
+            m, kappa = 1 / (1 + math.exp(-x[0])), math.exp(x[1])
+            # alpha / (alpha + beta + t - 1) in m and kappa = alpha + beta, exact for any
+            # size of kappa (the beta functions of the textbook form lose it)
+            return -_sbg_log_likelihood(m * kappa / (kappa + t - 1), lost, s[-1])
 
-        a, b = _minimize(nll, np.log([1.0, 1.0]), "sBG", ("alpha", "beta"))
-        self.params_ = {"alpha": float(a), "beta": float(b)}
+        self.params_, self.constant_churn_ = None, None
+        if 0 < p < 1:
+            bounds = [(-30.0, 30.0), (-LOG_BOUND, 2 * LOG_BOUND)]
+            options = {"maxiter": 2000, "xatol": 1e-9, "fatol": 1e-12}
+            best = None
+            with np.errstate(all="ignore"):
+                for log_kappa in (0.0, 3.0, 6.0):
+                    x0 = np.array([math.log(p / (1 - p)), log_kappa])
+                    found = minimize(nll, x0, method="Nelder-Mead", bounds=bounds, options=options)
+                    if np.isfinite(found.fun) and (best is None or found.fun < best.fun):
+                        best = found
+            if best is None:
+                raise ModelError("the sBG fit did not converge")
+            if -best.fun > limit + 1e-6:
+                m, kappa = 1 / (1 + math.exp(-best.x[0])), math.exp(best.x[1])
+                self.params_ = {"alpha": m * kappa, "beta": (1 - m) * kappa}
+                return self
+        self.params_ = {"alpha": math.inf, "beta": math.inf}
+        self.constant_churn_ = p
         return self
 
     def _ab(self) -> tuple[float, float]:
@@ -396,34 +648,91 @@ class ShiftedBetaGeometricModel:
         return self.params_["alpha"], self.params_["beta"]
 
     def survival(self, periods: int) -> np.ndarray:
-        """S(t) for t = 0..periods: the share of the cohort still active."""
+        """S(t) for t = 0..periods: the share of the cohort still active
+        (``B(alpha, beta + t) / B(alpha, beta)``; ``(1 - p)^t`` in the constant-churn
+        limit)."""
         from scipy.special import betaln
 
         a, b = self._ab()
         t = np.arange(periods + 1)
+        if self.constant_churn_ is not None:
+            return (1 - self.constant_churn_) ** t.astype(float)
         return np.exp(betaln(a, b + t) - betaln(a, b))
 
     def retention_rates(self, periods: int) -> np.ndarray:
-        """r(t) = (beta + t - 1) / (alpha + beta + t - 1) for t = 1..periods."""
+        """r(t) = (beta + t - 1) / (alpha + beta + t - 1) for t = 1..periods (``1 - p``
+        in the constant-churn limit)."""
         a, b = self._ab()
         t = np.arange(1, periods + 1)
+        if self.constant_churn_ is not None:
+            return np.full(periods, 1 - self.constant_churn_)
         return (b + t - 1) / (a + b + t - 1)
 
     def discounted_expected_residual_lifetime(
         self, discount_rate: float, renewals: int = 1
     ) -> float:
-        """DERL of a customer who has made ``renewals`` renewals (Fader & Hardie 2010):
-        ``(beta + n - 1) / (alpha + beta + n - 1) * 2F1(1, beta + n; alpha + beta + n;
-        1 / (1 + d))``, in periods."""
-        from scipy.special import hyp2f1
-
-        if not 0 < discount_rate < 1:
-            raise ValueError(f"discount_rate must be in 0..1, not {discount_rate!r}")
+        """DERL, in periods, of a customer who has made ``renewals`` renewals: see
+        :func:`derl` (Fader & Hardie 2010, eq. 6, n = renewals + 1). In the constant-churn
+        limit ``(1 - p)(1 + d) / (d + p)`` for every customer."""
         a, b = self._ab()
-        n = renewals
-        return float(
-            (b + n - 1) / (a + b + n - 1) * hyp2f1(1, b + n, a + b + n, 1 / (1 + discount_rate))
-        )
+        if self.constant_churn_ is not None:
+            _derl_checks(discount_rate, renewals)
+            p, d = self.constant_churn_, float(discount_rate)
+            return (1 - p) * (1 + d) / (d + p)
+        return derl(a, b, discount_rate, renewals)
+
+
+def _derl_checks(discount_rate: Any, renewals: Any) -> tuple[float, int]:
+    from ._check import amounts
+
+    d = float(amounts(discount_rate, "discount_rate"))
+    k = float(amounts(renewals, "renewals"))
+    if not d > 0:
+        raise ValueError(f"discount_rate must be above 0, not {discount_rate!r}")
+    if not k.is_integer():
+        raise ValueError(f"renewals must be a whole number of 0 or more, not {renewals!r}")
+    return d, int(k)
+
+
+def derl(
+    alpha: Any,
+    beta: Any,
+    discount_rate: Any,
+    renewals: Any,
+    *,
+    zero_division: float = math.nan,
+) -> float:
+    """Discounted expected residual lifetime (DERL) of a subscriber, in periods, from the
+    shifted-beta-geometric model (Fader & Hardie 2010).
+
+    Formula (Fader & Hardie 2010, eq. 6): for a customer who has made ``renewals`` = k
+    renewals, so is at the end of contract period n = k + 1 and about to renew,
+    ``DERL = (beta + n - 1) / (alpha + beta + n - 1) * 2F1(1, beta + n; alpha + beta + n;
+    1 / (1 + d))``: the expected number of further periods paid, each discounted at the
+    rate d per period (so the customer's residual value is DERL times the payment per
+    period). alpha and beta are the sBG parameters (``sbg_retention`` fits them).
+    ``zero_division`` is accepted so that every KPI has the same signature.
+
+    Examples
+    --------
+    Fader & Hardie (2010), the high-end cohort (alpha = 0.668, beta = 3.806), d = 10 %,
+    a customer who has made 7 renewals (n = 8): 7.530.
+
+    >>> round(derl(0.668, 3.806, 0.10, 7), 3)
+    7.53
+    """
+    from scipy.special import hyp2f1
+
+    from ._check import amounts, check_zero_division
+
+    check_zero_division(zero_division)
+    a = float(amounts(alpha, "alpha"))
+    b = float(amounts(beta, "beta"))
+    if not (a > 0 and b > 0 and math.isfinite(a) and math.isfinite(b)):
+        raise ValueError(f"alpha and beta must be above 0, not {alpha!r} and {beta!r}")
+    d, k = _derl_checks(discount_rate, renewals)
+    n = k + 1
+    return float((b + n - 1) / (a + b + n - 1) * hyp2f1(1, b + n, a + b + n, 1 / (1 + d)))
 
 
 def simulate_transactions(
@@ -584,7 +893,11 @@ def sbg_retention(survival: Any, periods: int = 10, discount_rate: float = 0.1) 
     period, then projects ``S(t) = B(alpha, beta + t) / B(alpha, beta)`` and the retention
     rate ``r(t) = (beta + t - 1) / (alpha + beta + t - 1)`` for ``periods`` periods. The
     first rows give alpha, beta and the discounted expected residual lifetime (DERL, in
-    periods) of a customer who has just renewed once.
+    periods, at ``discount_rate`` per period) of a customer who has made one renewal.
+    A cohort whose churn is steady (or rises) fits the model's constant-churn limit:
+    alpha and beta are then blank, a row ``constant_churn`` gives p (the cohort's
+    churned customers / customer-periods at risk), every retention rate is 1 - p and
+    ``S(t) = (1 - p)^t``.
 
     Examples
     --------
@@ -606,14 +919,14 @@ def sbg_retention(survival: Any, periods: int = 10, discount_rate: float = 0.1) 
     table = pd.DataFrame(
         {"survival": surv, "retention_rate": rates}, index=[str(t) for t in range(periods + 1)]
     )
-    derl = model.discounted_expected_residual_lifetime(discount_rate)
-    head = pd.DataFrame(
-        {
-            "survival": [model.params_["alpha"], model.params_["beta"], derl],
-            "retention_rate": np.nan,
-        },
-        index=["alpha", "beta", "derl"],
-    )
+    residual = model.discounted_expected_residual_lifetime(discount_rate, renewals=1)
+    assert model.params_ is not None
+    if model.constant_churn_ is None:
+        values, names = [*model._ab(), residual], ["alpha", "beta", "derl"]
+    else:
+        values = [math.nan, math.nan, model.constant_churn_, residual]
+        names = ["alpha", "beta", "constant_churn", "derl"]
+    head = pd.DataFrame({"survival": values, "retention_rate": np.nan}, index=names)
     out = pd.concat([head, table])
     out.index.name = "period"
     return out

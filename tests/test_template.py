@@ -186,3 +186,182 @@ def test_udf_formulas_option(tmp_path):
     assert wb[sheet][ref.replace("$", "")].value.startswith("=CX_NPS(")
     ((sheet, ref),) = list(wb.defined_names["kpi_net_revenue_retention"].destinations)
     assert "CX_NRR(" in wb[sheet][ref.replace("$", "")].value
+
+
+def _dirty(tables: dict[str, pd.DataFrame]) -> tuple[dict[str, pd.DataFrame], pd.Timestamp]:
+    """The sample plus rows the reader refuses or repairs, in the latest month M."""
+    t = {name: frame.astype(object) for name, frame in tables.items()}
+    m = pd.Timestamp(tables["MRR"]["month"].max())
+    day = m + pd.Timedelta(days=9)
+
+    def add(name: str, rows: list[dict]) -> None:
+        t[name] = pd.concat([t[name], pd.DataFrame(rows, dtype=object)], ignore_index=True)
+
+    add("Surveys", [
+        {"response_date": day, "survey": "NPS", "score": 11},  # off the 0..10 scale
+        {"response_date": day, "survey": "NPS", "score": 7.5},  # not whole
+        {"response_date": day, "survey": "NPS", "score": 9.5},  # not whole, promoter range
+        {"response_date": day, "survey": "NPS", "score": "ten"},  # text in a number column
+        {"response_date": day, "survey": "NPS", "score": None},  # blank score
+        {"response_date": None, "survey": "NPS", "score": 10},  # blank date
+        {"response_date": day, "survey": "nps", "score": 10},  # valid: the reader upper-cases
+        {"response_date": day, "survey": "NPS", "score": 2},  # valid
+        {"response_date": day, "survey": "CSAT", "score": 6},  # off the 1..5 scale
+        {"response_date": day, "survey": "CSAT", "score": 4.5},
+        {"response_date": day, "survey": "CSAT", "score": 5},  # valid
+        {"response_date": day, "survey": "CES", "score": 0},  # off the 1..7 scale
+        {"response_date": day, "survey": "CES", "score": 8},
+        {"response_date": day, "survey": "CES", "score": 6.5},
+    ])  # fmt: skip
+    mrr = tables["MRR"]
+    paying = mrr[mrr["month"] == m]["customer_id"].tolist()
+    early = m - pd.DateOffset(months=3)
+    old = mrr.groupby("customer_id")["month"].min()
+    veteran = next(c for c in paying if old[c] < early - pd.DateOffset(months=1))
+    add("MRR", [
+        {"customer_id": paying[0], "month": m, "mrr": -500.0},  # negative amount
+        {"customer_id": None, "month": m, "mrr": 700.0},  # blank customer
+        {"customer_id": paying[1], "month": None, "mrr": 300.0},  # blank month
+        # text in MRR, three months back, for a customer who paid before then: whatever
+        # the reader makes of it, month M and M - 1 do not depend on it
+        {"customer_id": veteran, "month": early, "mrr": "n/a"},
+    ])  # fmt: skip
+    first = tables["Customers"].set_index("customer_id").loc[paying[2]]
+    add("Customers", [
+        # a second row for a paying customer's id: the reader keeps the first
+        {"customer_id": first.name, "signup_date": m - pd.DateOffset(years=3)},
+        {"customer_id": "C99990", "signup_date": None},  # blank signup: skipped
+        # churn date before signup: the reader ignores the churn date (active by dates)
+        {"customer_id": "C99991", "signup_date": m - pd.DateOffset(months=4),
+         "churn_date": m - pd.DateOffset(months=6)},
+        {"customer_id": "C99993", "signup_date": m - pd.DateOffset(months=3),
+         "churn_date": m - pd.DateOffset(months=5)},
+        {"customer_id": None, "signup_date": m - pd.DateOffset(months=4)},  # blank id
+        # valid, without MRR: active by dates and lost in month M (so churn is not 0)
+        {"customer_id": "C99992", "signup_date": m - pd.DateOffset(months=5),
+         "churn_date": day},
+    ])  # fmt: skip
+    add("Tickets", [
+        {"ticket_id": "T9991", "opened_date": day, "resolved_date": day, "contacts": -1},
+        {"ticket_id": "T9992", "opened_date": None, "resolved_date": day, "contacts": 1},
+        {"ticket_id": None, "opened_date": day, "resolved_date": day, "contacts": 1},
+    ])  # fmt: skip
+    add("Funnel", [{"month": m, "visitors": -100, "conversions": 5}])
+    add("Costs", [
+        {"month": m, "acquisition_cost": -1000.0, "retention_cost": 10.0},
+        {"month": m, "acquisition_cost": 500.0, "retention_cost": -5.0},
+    ])  # fmt: skip
+    return t, m
+
+
+@pytest.fixture(scope="module")
+def dirty_recalculated(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("dirty")
+    tables, m = _dirty(generate("tiny"))
+    latest = build(tmp / "dirty.xlsx", tables)
+    previous = _set(latest, tmp / "dirty_prev.xlsx", (m - pd.DateOffset(months=1)).date())
+    empty = build(tmp / "empty.xlsx")
+    outs = recalculate([latest, previous, empty], tmp / "out")
+    return dict(zip(("latest", "previous", "empty"), outs, strict=True)), latest, m
+
+
+def _summary_values(path):
+    wb = openpyxl.load_workbook(path, data_only=True)
+    return wb, {f.kpi_id: named_value(wb, f"kpi_{f.kpi_id}") for f in SUMMARY}
+
+
+def test_summary_equals_the_engine_on_dirty_data(dirty_recalculated):
+    outs, source, m = dirty_recalculated
+    data = read(source)
+    # The reader refused the dirty rows (so the engine leaves them out).
+    problems = {(i.sheet, i.column) for i in data.issues}
+    assert {("Surveys", "score"), ("MRR", "mrr"), ("Customers", "customer_id")} <= problems
+    report = compute(data, breakdowns=False)
+    wb, got = _summary_values(outs["latest"])
+    assert pd.Timestamp(named_value(wb, "shown_month")) == m
+    i = report.periods.index(m.strftime("%Y-%m"))
+    for kpi_id, value in got.items():
+        want = report.kpis[kpi_id][i]
+        if math.isnan(want):
+            assert value in (None, ""), (kpi_id, value)
+        else:
+            assert value == pytest.approx(want, rel=1e-9, abs=1e-9), kpi_id
+    # NPS by hand over the valid answers of month M: the sample's own plus "nps" 10 and 2
+    # (11, 7.5, 9.5, "ten", the blank score and the blank date count nowhere).
+    s = generate("tiny")["Surveys"]
+    s = s[(s["survey"] == "NPS") & (s["response_date"].dt.to_period("M") == m.to_period("M"))]
+    scores = [*s["score"].tolist(), 10, 2]
+    by_hand = 100 * (sum(v >= 9 for v in scores) - sum(v <= 6 for v in scores)) / len(scores)
+    assert got["nps"] == pytest.approx(by_hand, rel=1e-12)
+    # The text cells ("ten", "n/a") are counted and said above the table.
+    summary = wb[SUMMARY_SHEET]
+    assert named_value(wb, "unreadable_cells") == 2
+    assert summary["A5"].value.startswith("2 cells hold text where a number or date belongs")
+    assert summary["A4"].value in (None, "")  # every MRR row's customer is in Customers
+
+
+def test_summary_movements_obey_the_mrr_identity(dirty_recalculated):
+    outs, _, _ = dirty_recalculated
+    _, latest = _summary_values(outs["latest"])
+    _, previous = _summary_values(outs["previous"])
+    # MRR(M) = MRR(M - 1) + net new MRR(M), and net new is the sum of the movements.
+    assert latest["mrr"] == pytest.approx(previous["mrr"] + latest["net_new_mrr"], rel=1e-12)
+    movements = (
+        latest["mrr_new"] + latest["mrr_reactivation"] + latest["mrr_expansion"]
+        - latest["mrr_contraction"] - latest["mrr_churn"]
+    )  # fmt: skip
+    assert latest["net_new_mrr"] == pytest.approx(movements, rel=1e-12)
+
+
+def test_empty_template_shows_blanks(dirty_recalculated):
+    outs, _, _ = dirty_recalculated
+    wb, got = _summary_values(outs["empty"])
+    assert all(v in (None, "") for v in got.values()), got
+    summary = wb[SUMMARY_SHEET]
+    assert summary["B3"].value is None
+    assert summary["C3"].value == "no data yet: fill the input Tables"
+    assert summary["A4"].value in (None, "") and summary["A5"].value in (None, "")
+    for row in summary.iter_rows():
+        for cell in row:
+            assert cell.data_type != "e", cell.coordinate
+            assert not isinstance(cell.value, dt.datetime), cell.coordinate
+
+
+def test_customers_older_than_the_data_are_active_at_the_first_month_start(tmp_path):
+    # Three customers signed up in 2025 pay in January 2026, the first month with MRR
+    # data; C stops paying in February.
+    tables = {
+        "Customers": pd.DataFrame(
+            {
+                "customer_id": ["A", "B", "C"],
+                "signup_date": pd.to_datetime(["2025-03-10", "2025-06-01", "2025-11-20"]),
+            }
+        ),
+        "MRR": pd.DataFrame(
+            {
+                "customer_id": ["A", "B", "C", "A", "B"],
+                "month": pd.to_datetime(["2026-01-01"] * 3 + ["2026-02-01"] * 2),
+                "mrr": [100.0, 200.0, 300.0, 100.0, 250.0],
+            }
+        ),
+    }
+    book = build(tmp_path / "old.xlsx", tables)
+    january = _set(book, tmp_path / "jan.xlsx", dt.date(2026, 1, 15))
+    outs = recalculate([january, book], tmp_path / "out")
+    _, jan = _summary_values(outs[0])
+    _, feb = _summary_values(outs[1])
+    # January: all three were active at its start (they signed up before it and pay in
+    # it), none left: churn 0 / 3 = 0, retention (3 - 0 new) / 3 = 1; MRR 600; the
+    # movements are blank (the MRR before January is unknown).
+    assert jan["customer_churn_rate"] == 0 and jan["customer_retention_rate"] == 1
+    assert jan["mrr"] == 600 and jan["mrr_churn"] in (None, "")
+    # February: C left: churn 1/3, retention (2 - 0)/3; MRR 350 = 600 + 50 expansion -
+    # 300 churned.
+    assert feb["customer_churn_rate"] == pytest.approx(1 / 3, rel=1e-12)
+    assert feb["customer_retention_rate"] == pytest.approx(2 / 3, rel=1e-12)
+    assert (feb["mrr"], feb["mrr_expansion"], feb["mrr_churn"], feb["net_new_mrr"]) == (
+        350,
+        50,
+        300,
+        -250,
+    )

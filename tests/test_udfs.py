@@ -243,6 +243,12 @@ class TestModels:
         assert round(rows["alpha"][0], 3) == 0.668 and round(rows["beta"][0], 3) == 3.806
         assert rows["0"][0] == 1.0 and len(rows) == 3 + 6
 
+    def test_derl(self):
+        # Fader & Hardie (2010): high-end cohort, d = 10 %, 7 renewals: 7.530.
+        assert round(value("CX_DERL", 0.668, 3.806, 0.1, 7), 3) == 7.530
+        with pytest.raises(xw.XlwingsError, match="CX_DERL: renewals must be a whole"):
+            call("CX_DERL", 0.668, 3.806, 0.1, 2.5)
+
     def test_rising_curve_is_a_clear_error(self):
         with pytest.raises(xw.XlwingsError, match="CX_SBG_RETENTION: the survival curve rises"):
             call("CX_SBG_RETENTION", [[1000, 600, 700]])

@@ -47,6 +47,12 @@ DEFINITIONS_SHEET = "Definitions"
 START_SHEET = "Start here"
 CONF_SHEET = "xlwings.conf"
 
+DATE_HELPERS = frozenset(
+    {"shown_month", "period_start", "period_end", "next_start", "prev_start", "prev_end",
+     "first_mrr_month"}
+)  # fmt: skip
+"""The Calc sheet's helper cells that hold dates."""
+
 VALIDATION_ROWS = 20_000
 """Validations and input formats reach this far below the header, for rows users add."""
 CALC_MIN_ROWS = 2_000
@@ -276,7 +282,7 @@ def _calc_sheet(wb: Workbook, customers: int) -> None:
     for i, (name, formula) in enumerate(HELPER_NAMES, 2):
         ws.cell(i, col, name)
         cell = ws.cell(i, col + 1, "=" + formula)
-        if "month" in name or (name.endswith(("start", "end")) and "cust" not in name):
+        if name in DATE_HELPERS:
             cell.number_format = DATE_FORMAT
         _name(wb, name, CALC_SHEET, f"{get_column_letter(col + 1)}{i}")
     ws.cell(
@@ -306,13 +312,24 @@ def _summary_sheet(wb: Workbook, formulas: str) -> None:
     dv.prompt = "Any date in the month to show; leave blank for the latest month with data."
     dv.add("B3")
     ws.add_data_validation(dv)
-    ws["C3"] = '=IF(summary_period="","latest month with data: "&TEXT(shown_month,"mmm yyyy"),"")'
+    ws["C3"] = (
+        '=IF(summary_period="",IF(has_month=1,"latest month with data: "'
+        '&TEXT(shown_month,"mmm yyyy"),"no data yet: fill the input Tables"),"")'
+    )
     ws["C3"].font = NOTE_FONT
     ws["A4"] = (
         '=IF(COUNTA(Customers[customer_id])>calc_rows,"Warning: more customers than the Calc '
-        'sheet covers; run cxkpi template again to extend it.","")'
+        'sheet covers; run cxkpi template again to extend it.",IF(mrr_outside_calc<>0,'
+        '"Some MRR is of customers not in the Customers Table: movements, churn and ARPU '
+        'leave it out.",""))'
     )
     ws["A4"].font = Font(bold=True, color="C00000")
+    ws["A5"] = (
+        '=IF(unreadable_cells>0,unreadable_cells&IF(unreadable_cells=1," cell holds"," cells '
+        'hold")&" text where a number or date belongs: the Summary leaves those rows out. '
+        'Refresh, then see Data Issues.","")'
+    )
+    ws["A5"].font = Font(bold=True, color="C00000")
     _header(ws, ["KPI", "value", "unit", "formula", "name"], row=6)
     for i, f in enumerate(SUMMARY, 7):
         kpi = BY_ID[f.kpi_id]
