@@ -16,6 +16,7 @@ zero: the customer's previous month's MRR is carried into it.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import datetime as dt
 import math
 import os
@@ -662,7 +663,11 @@ def _referral_revenue(data: Dataset, base: _Base, axis: _Axis, ocol: np.ndarray)
     """Order revenue and MRR of referred customers per period (``ocol``: each order's
     month column)."""
     cust, orders = data.tables["Customers"], data.tables["Orders"]
-    if cust.empty or (orders.empty and not base.has_mrr_data):
+    if (
+        cust.empty
+        or (orders.empty and not base.has_mrr_data)
+        or not data.has_column("Customers", "referred_by")
+    ):
         return np.full(len(axis.periods), np.nan)
     referred = np.zeros(len(base.ids), dtype=bool)
     referred[base.cpos] = cust["referred_by"].notna().to_numpy()
@@ -688,7 +693,7 @@ def _customer_kpis(
     # references among active customers at the end
     willing = np.zeros(len(base.ids), dtype=bool)
     willing[base.cpos] = cust["reference_willing"].to_numpy(bool)
-    if cust.empty:
+    if cust.empty or not data.has_column("Customers", "reference_willing"):
         k["reference_rate"] = np.full(P, np.nan)
     else:
         willing_active = [(willing & base.active[:, b]).sum() for _, b in axis.periods]
@@ -1178,7 +1183,7 @@ def _group_breakdown(
             for t in TABLES
         }
         sub = base.subset(np.flatnonzero(row_group == g), np.flatnonzero(group_codes == g))
-        return _breakdown_kpis(Dataset(tables, data.settings, [], data.source), sub, axis)
+        return _breakdown_kpis(dataclasses.replace(data, tables=tables, issues=[]), sub, axis)
 
     # The groups are independent and numpy releases the GIL in most of the work.
     with ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1)) as pool:
@@ -1208,7 +1213,7 @@ def _encode_ids(data: Dataset) -> Dataset:
             tables[t] = tables[t].copy(deep=False)
         tables[t][c] = floats[start : start + len(part)]
         start += len(part)
-    return Dataset(tables, data.settings, data.issues, data.source)
+    return dataclasses.replace(data, tables=tables)
 
 
 def compute(data: Dataset, *, breakdowns: bool = True) -> Report:

@@ -106,9 +106,16 @@ class Dataset:
     settings: Settings
     issues: list[Issue] = field(default_factory=list)
     source: str = ""
+    absent: dict[str, frozenset[str]] = field(default_factory=dict)
+    """Per table read from the source, the schema's optional columns it did not have:
+    a KPI that needs one is unknown (blank), never computed from blanks as if zero."""
 
     def table(self, name: str) -> pd.DataFrame:
         return self.tables[name]
+
+    def has_column(self, table: str, column: str) -> bool:
+        """Whether ``table`` came from the source with ``column`` in it."""
+        return table not in self.absent or column not in self.absent[table]
 
 
 # --- the package checks -------------------------------------------------------------
@@ -1256,16 +1263,18 @@ def read(
         return order_cache[0]
 
     tables: dict[str, pd.DataFrame] = {}
+    absent: dict[str, frozenset[str]] = {}
     for table in TABLES:
         if table.name not in frames:
             tables[table.name] = _empty(table)
             continue
         frame, rows = frames[table.name]
+        absent[table.name] = frozenset(c.name for c in table.columns if c.name not in frame)
         tables[table.name] = _normalise_table(
             table, raw_tables[table.name].sheet, frame, rows, issues, settings, source_order
         )
     _cross_table_rules(tables, raw_tables, issues)
-    return Dataset(tables, settings, issues, label)
+    return Dataset(tables, settings, issues, label, absent)
 
 
 def _empty(table: Table) -> pd.DataFrame:

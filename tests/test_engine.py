@@ -421,3 +421,23 @@ def test_a_book_too_large_to_add_exactly_is_refused():
     # the same book in whole units is fine: 3e12 + 0 (B rounded to a whole number)
     frame["mrr"] = [3e12, 0.0]
     assert compute(read({"MRR": frame})).kpis["mrr"].tolist() == [3e12]
+
+
+def test_a_column_the_source_does_not_have_gives_blanks_not_zeros():
+    # Customers without reference_willing and referred_by columns (an export that has
+    # neither): nobody is known to be willing or referred, so the reference rate and the
+    # referral revenue are unknown (blank), not 0 %. With the columns present and saying
+    # "No" / blank, they are known: 0 of 2 customers willing, no referred revenue.
+    customers = pd.DataFrame(
+        {"customer_id": ["A", "B"], "signup_date": ["2026-01-01", "2026-01-01"]}
+    )
+    mrr = pd.DataFrame(
+        {"customer_id": ["A", "B"], "month": ["2026-01-01"] * 2, "mrr": [10.0, 20.0]}
+    )
+    without = compute(read({"Customers": customers, "MRR": mrr}), breakdowns=False)
+    assert math.isnan(without.kpis["reference_rate"][0])
+    assert math.isnan(without.kpis["referral_revenue"][0])
+    with_columns = customers.assign(reference_willing=["No", "No"], referred_by=[None, None])
+    known = compute(read({"Customers": with_columns, "MRR": mrr}), breakdowns=False)
+    assert known.kpis["reference_rate"][0] == 0.0  # 0 willing / 2 active
+    assert known.kpis["referral_revenue"][0] == 0.0  # nobody referred: no revenue
