@@ -91,6 +91,8 @@ def json_value(v: Any) -> str | int | float | bool | None:
         v = v.item()
     if v is None or (isinstance(v, float) and math.isnan(v)) or v is pd.NaT:
         return None
+    if isinstance(v, str) and not v.strip():
+        return None  # a blank cell, as a CSV or calamine hands it over
     if isinstance(v, bool | str | int):
         return v
     if isinstance(v, float):

@@ -110,6 +110,8 @@ def test_issue_values_are_json_native():
     assert json_value(np.datetime64("2026-03-01T10:30")) == "2026-03-01T10:30:00"
     assert json_value(dt.date(2026, 1, 5)) == "2026-01-05"
     assert json_value(float("nan")) is None and json_value(None) is None
+    assert json_value("") is None and json_value("  ") is None  # a blank cell is null
+    assert json_value(" ten ") == " ten "  # text stays as typed
     assert json_value(float("inf")) == "inf"
 
 
