@@ -590,7 +590,6 @@ def check_sheets(
 SHEET_KINDS = {
     "xlMacrosheet": "an Excel 4.0 macro sheet",
     "xlIntlMacrosheet": "an Excel 4.0 international macro sheet",
-    "dialogsheet": "an Excel 5.0 dialog sheet",
 }
 """Sheets the reader (calamine) cannot open a workbook with."""
 

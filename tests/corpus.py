@@ -41,6 +41,7 @@ class Outcome:
     result: Path | None = None  # the refreshed workbook
     grafted: Path | None = None  # the input it was refreshed from (a copy)
     problems: list[str] = field(default_factory=list)
+    libreoffice: bool = False  # LibreOffice opened the input and the result
 
 
 def input_tables() -> dict[str, pd.DataFrame]:
@@ -145,20 +146,29 @@ def _opens(out: Outcome) -> None:
             out.problems.append("calamine reads no KPI table in the Report")
     except BaseException as e:
         out.problems.append(f"calamine cannot read the result: {type(e).__name__}: {e}")
-    import openpyxl
-
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
-            before = openpyxl.load_workbook(out.grafted).sheetnames
+            # read-only: openpyxl's full load takes minutes on some corpus files
+            before = _openpyxl_sheets(out.grafted)
         except BaseException:
             return  # openpyxl cannot read the input either
         try:
-            after = openpyxl.load_workbook(out.result).sheetnames
+            after = _openpyxl_sheets(out.result)
             if before and after != [*before, REPORT, ISSUES]:  # none: Strict, unsupported
                 out.problems.append(f"openpyxl sees the sheets {before} as {after}")
         except BaseException as e:
             out.problems.append(f"openpyxl cannot load the result: {type(e).__name__}: {e}")
+
+
+def _openpyxl_sheets(path: Path) -> list[str]:
+    import openpyxl
+
+    wb = openpyxl.load_workbook(path, read_only=True)
+    try:
+        return wb.sheetnames
+    finally:
+        wb.close()
 
 
 def libreoffice_opens(outcomes: list[Outcome], work: Path) -> None:
@@ -170,7 +180,7 @@ def libreoffice_opens(outcomes: list[Outcome], work: Path) -> None:
         return
     pairs = {}
     src = work / "lo_in"
-    src.mkdir()
+    src.mkdir(parents=True)
     for i, o in enumerate(done):
         a, b = src / f"{i}a{o.result.suffix}", src / f"{i}b{o.result.suffix}"  # type: ignore[union-attr]
         shutil.copy(o.grafted, a)  # type: ignore[arg-type]
@@ -190,3 +200,5 @@ def libreoffice_opens(outcomes: list[Outcome], work: Path) -> None:
         sheets = {p.name.split("-", 1)[1] for p in dest.glob(f"{i}b-*.csv")}
         if f"{REPORT}.csv" not in sheets:
             o.problems.append("LibreOffice does not open the result (or sees no Report)")
+        else:
+            o.libreoffice = True
