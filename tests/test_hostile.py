@@ -427,3 +427,21 @@ def test_a_workbook_whose_structure_is_protected_is_refused(book: Path):
     wb = re.sub(r"(<bookViews)", r'<workbookProtection lockStructure="1"/>\1', wb, count=1)
     rewrite(book, {"xl/workbook.xml": wb.encode()})
     refused(book, "structure is protected")
+
+
+def test_cxkpi_kpis_shares_the_one_line_boundary(book: Path, monkeypatch):
+    """The CLI's boundary covers every command: a panic in the reader of `cxkpi kpis`."""
+    import cxkpi_xl.reader as reader
+
+    def panic(*_a, **_k):  # type: ignore[no-untyped-def]
+        raise PanicException("index out of bounds: the len is 3 but the index is 7")
+
+    monkeypatch.setattr(reader, "read", panic)
+    out = CliRunner().invoke(main, ["kpis", str(book)])
+    assert out.exit_code == 1
+    text = out.output.strip()
+    assert len(text.splitlines()) == 1 and "Traceback" not in text, text
+    assert text == (
+        "Error: book.xlsx cannot be read (index out of bounds: the len is 3 but the index is "
+        "7): nothing was changed"
+    )
