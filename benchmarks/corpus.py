@@ -47,6 +47,8 @@ def main() -> None:
     print(f"\n{len(outcomes)} files: {dict(counts)}; {len(bad)} with problems")
     for o in bad:
         print(f"  {o.name}: {'; '.join(o.problems)[:300]}")
+    lo = sum(o.libreoffice for o in outcomes)
+    print(f"LibreOffice opened {lo} results of {counts['refreshed']} refreshed (and their inputs)")
     print(f"refresh and checks {t1 - t0:.0f} s, LibreOffice {t2 - t1:.0f} s")
 
 

@@ -29,6 +29,8 @@ BOOKKEEPING = {
 }
 """Parts refresh may edit (lower case: part names are case-insensitive)."""
 
+BATCH = 40
+"""Files per LibreOffice run."""
 CSV_ALL_SHEETS = "csv:Text - txt - csv (StarCalc):44,34,76,1,,0,false,true,false,false,false,-1"
 """LibreOffice's CSV filter writing every sheet to NAME-SHEET.csv."""
 
@@ -172,8 +174,8 @@ def _openpyxl_sheets(path: Path) -> list[str]:
 
 
 def libreoffice_opens(outcomes: list[Outcome], work: Path) -> None:
-    """One LibreOffice run converts every input and every result to .ods: a result must
-    convert whenever its input did, with the Report sheet in it."""
+    """LibreOffice converts every input and every result to CSV, every sheet (a few runs
+    of many files): a result must convert whenever its input did, with its Report."""
     exe = shutil.which("soffice") or shutil.which("libreoffice")
     done = [o for o in outcomes if o.result is not None and o.grafted is not None]
     if exe is None or not done:
@@ -187,13 +189,15 @@ def libreoffice_opens(outcomes: list[Outcome], work: Path) -> None:
         shutil.copy(o.result, b)  # type: ignore[arg-type]
         pairs[i] = o
     dest = work / "lo_out"
+    files = sorted(str(p) for p in src.iterdir())
     with tempfile.TemporaryDirectory(prefix="lo-profile-") as profile:
-        cmd = [
-            exe, f"-env:UserInstallation=file://{profile}", "--headless", "--norestore",
-            "--convert-to", CSV_ALL_SHEETS,
-            "--outdir", str(dest), *sorted(str(p) for p in src.iterdir()),
-        ]  # fmt: skip
-        subprocess.run(cmd, capture_output=True, text=True, timeout=1800)
+        for start in range(0, len(files), BATCH):  # a crash loses one batch, not all
+            cmd = [
+                exe, f"-env:UserInstallation=file://{profile}", "--headless", "--norestore",
+                "--convert-to", CSV_ALL_SHEETS, "--outdir", str(dest),
+                *files[start : start + BATCH],
+            ]  # fmt: skip
+            subprocess.run(cmd, capture_output=True, text=True, timeout=1800)
     for i, o in pairs.items():
         if not list(dest.glob(f"{i}a-*.csv")):
             continue  # LibreOffice cannot open the input either
