@@ -493,10 +493,11 @@ def chart_parts(sheet_name: str, charts: list[Chart]) -> tuple[bytes, list[bytes
 
 
 def _free_name(used: set[str], pattern: str) -> str:
-    """The first name of ``pattern`` (``...{}...``) no part has, ignoring case; ``used``
-    holds the lower-case names taken and gets the new one."""
+    """The first name of ``pattern`` (``...{}...``) that no part has, nor its rels part
+    (a stale one would be overwritten), ignoring case; ``used`` holds the lower-case names
+    taken and gets the new one."""
     n = 1
-    while pattern.format(n).lower() in used:
+    while {pattern.format(n).lower(), _rels_path(pattern.format(n)).lower()} & used:
         n += 1
     name = pattern.format(n)
     used.add(name.lower())
@@ -664,7 +665,6 @@ def _plan(
         for doomed in _closure(pkg, part, keep):
             out[doomed] = None
             used.discard(doomed.lower())
-    root_rels = None
     if force:  # a signed workbook: the signature parts and the package's link to them go
         for name in pkg.names.values():
             if name.lower().startswith("_xmlsignatures/"):
@@ -758,7 +758,9 @@ def _plan(
         out[wb_rels_name] = rels_text.encode("utf-8")
 
     # calcChain: only a replaced sheet's formulas could be in it; then it goes.
-    calc = next((r for r in wb_rels if _kind(r) == "calcChain" and pkg.find(r["part"])), None)
+    calc = next(
+        (r for r in wb_rels if _kind(r) == "calcChain" and pkg.find(r.get("part", ""))), None
+    )
     replaced_ids = {
         existing[sheet_key(n)].get("sheetId") for n in replaced if sheet_key(n) in existing
     }
@@ -766,7 +768,8 @@ def _plan(
         chain = pkg.text(calc["part"])
         if any(f'i="{i}"' in chain for i in replaced_ids):
             out[calc["part"]] = None
-            text = (out.get(wb_rels_name) or pkg.read(wb_rels_name)).decode("utf-8")  # type: ignore[union-attr]
+            done = out.get(wb_rels_name)
+            text = done.decode("utf-8") if done else pkg.text(wb_rels_name)
             text = re.sub(
                 rf"<([\w.-]+:)?Relationship\b[^>]*Id=\"{re.escape(calc['Id'])}\"[^>]*/>", "", text
             )

@@ -87,6 +87,16 @@ def test_parts_spelled_in_capitals_are_never_doubled_or_overwritten(tmp_path: Pa
     assert len(wb["Board"]._charts) == 1
 
 
+def test_the_allocator_skips_names_taken_in_any_case_and_stale_rels():
+    from cxkpi_xl.package import _free_name
+
+    # Sheet1.xml is taken (in capitals); sheet2.xml is free but a stale rels part of that
+    # name would be overwritten: the first free name is sheet3.xml
+    used = {"xl/worksheets/sheet1.xml", "xl/worksheets/_rels/sheet2.xml.rels"}
+    assert _free_name(used, "xl/worksheets/sheet{}.xml") == "xl/worksheets/sheet3.xml"
+    assert "xl/worksheets/sheet3.xml" in used
+
+
 def test_a_package_with_two_parts_differing_only_by_case_is_refused(book: Path):
     data = parts(book)["xl/worksheets/sheet1.xml"]
     rewrite(book, {"xl/worksheets/SHEET1.xml": data})
