@@ -241,15 +241,17 @@ def test_the_data_issues_sheet_stops_with_a_last_line_below_excels_limit():
 
 def test_refresh_writes_the_grouped_row(tmp_path: Path, tables):
     t = {k: v.copy() for k, v in tables.items()}
-    mrr = t["MRR"].astype({"month": object})
-    mrr["month"] = [m.strftime("%m/%d/%Y") for m in t["MRR"]["month"]]  # US dates
-    t["MRR"] = mrr
-    book = write_tables(tmp_path / "us.xlsx", t)
+    surveys = t["Surveys"].astype({"score": object})
+    surveys["score"] = "ten"  # every row: "is not a number"
+    t["Surveys"] = surveys
+    book = write_tables(tmp_path / "scores.xlsx", t)
     refreshed(book)
     sheet = pd.read_excel(book, sheet_name=ISSUES_SHEET, engine="calamine")
-    rows = sheet[sheet["column"] == "month"]
+    rows = sheet[(sheet["sheet"] == "Surveys") & (sheet["column"] == "score")]
     assert len(rows) == 1
-    assert int(rows["count"].iloc[0]) == len(mrr)  # every MRR row has the problem
+    row = rows.iloc[0]
+    assert int(row["count"]) == len(surveys) and int(row["row"]) == 2
+    assert row["first rows"] == "2, 3, 4, 5, 6, 7, 8, 9, 10, 11, ..."
 
 
 # --- 6. Strict Open XML and Excel 4 macro sheets ---------------------------------------
@@ -362,11 +364,18 @@ def test_a_doctype_is_one_line(book: Path, no_compute):
     refused(book, "DOCTYPE")
 
 
-def test_a_setting_named_as_a_whole_column_is_one_line(tmp_path: Path, tables):
+def test_a_setting_named_as_a_whole_column_is_a_data_issue_not_a_crash(tmp_path: Path, tables):
+    """It used to end in "invalid literal for int()"; the reader now reports it as a data
+    issue and uses the default (the refresh goes on)."""
     book = write_tables(tmp_path / "s.xlsx", tables, settings={"granularity": "quarter"})
     wb = parts(book)["xl/workbook.xml"].decode()
     rewrite(book, {"xl/workbook.xml": wb.replace("Settings!$B$1", "Settings!$B:$B").encode()})
-    refused(book, "granularity")
+    out = CliRunner().invoke(main, ["refresh", str(book), "--quiet"])
+    assert out.exit_code == 0, out.output
+    assert "Traceback" not in out.output
+    issues = pd.read_excel(book, sheet_name=ISSUES_SHEET, engine="calamine")
+    row = issues[issues["column"] == "granularity"].iloc[0]
+    assert row["problem"] == "the name granularity refers to Settings!$B:$B, not to one cell"
 
 
 # --- 9. decompression ----------------------------------------------------------------
