@@ -12,7 +12,28 @@ from . import __version__
 from .catalogue import BY_ID, CATALOGUE, excel_signature, format_value, markdown_table
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _Group(click.Group):
+    """The CLI's one error boundary: an exception no command turned into a message
+    (a reader library's own error, a panic in its Rust code, MemoryError, ...) ends the
+    command with one line and exit status 1, never a traceback."""
+
+    def invoke(self, ctx: click.Context):  # type: ignore[no-untyped-def]
+        given = [*getattr(ctx, "_protected_args", []), *ctx.args]
+        files = [a for a in given[1:] if not a.startswith("-")]
+        try:
+            return super().invoke(ctx)
+        except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort):
+            raise
+        except (KeyboardInterrupt, SystemExit, GeneratorExit):
+            raise
+        except BaseException as e:
+            from .refresh import failure_reason
+
+            source = Path(files[0]) if files else Path("the input")
+            raise click.ClickException(failure_reason(e, source)) from None
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="cxkpi")
 def main() -> None:
     """Customer-experience and customer-success KPIs for Excel."""
@@ -297,7 +318,9 @@ def template(path: Path, sample_data: bool, size: str, formulas: str, force: boo
         )
 
 
-def _run_refresh(book: Path, output: Path | None, sets: tuple[str, ...], quiet: bool):  # type: ignore[no-untyped-def]
+def _run_refresh(  # type: ignore[no-untyped-def]
+    book: Path, output: Path | None, sets: tuple[str, ...], quiet: bool, force: bool = False
+):
     """Refresh with a progress bar on stderr; exit non-zero with a one-line reason."""
     from rich.console import Console
     from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
@@ -321,7 +344,7 @@ def _run_refresh(book: Path, output: Path | None, sets: tuple[str, ...], quiet: 
             progress.update(task, description=name, completed=STAGES.index(name))
 
         try:
-            done = refresh(book, output=output, overrides=overrides, stage=stage)
+            done = refresh(book, output=output, overrides=overrides, stage=stage, force=force)
         except RefreshError as e:
             raise click.ClickException(str(e)) from None
         progress.update(task, completed=len(STAGES))
@@ -337,10 +360,18 @@ def _run_refresh(book: Path, output: Path | None, sets: tuple[str, ...], quiet: 
 )
 @click.option("--set", "sets", multiple=True, metavar="NAME=VALUE", help=SET_HELP)
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
-def refresh(book: Path, output: Path | None, sets: tuple[str, ...], quiet: bool) -> None:
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Refresh a digitally signed workbook anyway, removing its signature.",
+)
+def refresh(
+    book: Path, output: Path | None, sets: tuple[str, ...], quiet: bool, force: bool
+) -> None:
     """Recompute every KPI from BOOK's input Tables and write its Report and Data Issues
-    sheets. Everything else in the workbook stays exactly as it was."""
-    done = _run_refresh(book, output, sets, quiet)
+    sheets. Everything else in the workbook stays exactly as it was. Any failure is one
+    line, and changes nothing."""
+    done = _run_refresh(book, output, sets, quiet, force)
     _print_issues(done.report.issues, hint=": the Data Issues sheet lists them all")
     click.echo(done.summary())
 

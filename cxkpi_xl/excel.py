@@ -26,6 +26,7 @@ from .layout import (
     issues_sheet,
     outcome,
     report_sheet,
+    sheet_key,
 )
 from .reader import Dataset, cell_index, read
 from .sample import is_formula_like
@@ -70,20 +71,20 @@ def write_book(book: Any, report: Report) -> None:
     touched. A sheet of that name that cxkpi did not write is refused (ValueError)."""
     targets = []
     for layout in (report_sheet(report), issues_sheet(report.issues)):
-        names = [s.name for s in book.sheets]
-        if layout.name in names:
-            sheet = book.sheets[layout.name]
+        # Excel's sheet names ignore case: a sheet REPORT is the Report
+        by_key = {sheet_key(s.name): s for s in book.sheets}
+        sheet = by_key.get(sheet_key(layout.name))
+        if sheet is not None:
             header = OWNED_HEADERS[layout.name]
             found = sheet.range((1, 1), (1, len(header))).value
             if [str(v or "") for v in found] != list(header):
                 raise ValueError(
-                    f"the workbook has its own sheet named {layout.name!r} (not written by "
+                    f"the workbook has its own sheet named {sheet.name!r} (not written by "
                     "cxkpi): rename it and refresh again"
                 )
-        targets.append((layout, layout.name in names))
-    for layout, exists in targets:
-        if exists:
-            sheet = book.sheets[layout.name]
+        targets.append((layout, sheet))
+    for layout, sheet in targets:
+        if sheet is not None:
             for chart in list(sheet.charts):
                 chart.delete()
             sheet.clear()
@@ -150,14 +151,27 @@ def refresh_book(book: Any) -> Report:
 
 @xw.script(button=BUTTON, show_taskpane=True)
 def cx_refresh(book: xw.Book) -> None:
-    """Refresh the Report and Data Issues sheets (xlwings Lite and Server)."""
-    try:
-        report = refresh_book(book)
-    except ValueError as e:
-        raise xw.XlwingsError(str(e)) from None
+    """Refresh the Report and Data Issues sheets (xlwings Lite and Server). Any failure is
+    one line in the task pane, never a traceback."""
+    report = _one_line_errors(refresh_book, book)
     print(f"cxkpi-xl refreshed {REPORT_SHEET}: {outcome(report)}")
 
 
 def main() -> None:
     """Classic xlwings' "Run main": refresh the workbook that called."""
-    refresh_book(xw.Book.caller())
+    _one_line_errors(refresh_book, xw.Book.caller())
+
+
+def _one_line_errors(run: Any, book: Any) -> Report:
+    """``run(book)``, any exception turned into an XlwingsError with one line."""
+    from pathlib import Path
+
+    from .refresh import failure_reason
+
+    try:
+        return run(book)
+    except (KeyboardInterrupt, SystemExit, GeneratorExit, xw.XlwingsError):
+        raise
+    except BaseException as e:
+        reason = failure_reason(e, Path(str(getattr(book, "name", "the workbook"))))
+        raise xw.XlwingsError(reason.replace("nothing was changed", "not refreshed")) from None

@@ -28,6 +28,13 @@ REPORT_HEADER = ("kpi", "title")
 ISSUES_HEADER = tuple(ISSUE_COLUMNS[:2])
 OWNED_HEADERS = {REPORT_SHEET: REPORT_HEADER, ISSUES_SHEET: ISSUES_HEADER}
 """The sheets refresh writes, and the first cells by which it knows them as its own."""
+
+
+def sheet_key(name: str) -> str:
+    """A sheet name as Excel compares it: ``REPORT`` and ``Report`` are the same sheet."""
+    return name.casefold()
+
+
 MAX_TEXT = 32767  # Excel's limit for the text of one cell
 _XML_BAD = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")  # not allowed in XML
 
@@ -237,12 +244,49 @@ def outcome(report: Report) -> str:
     )
 
 
-def issues_sheet(issues: list[Issue]) -> Sheet:
-    """The Data Issues sheet: one row per problem found in the input."""
-    sheet = Sheet(ISSUES_SHEET, freeze="A2")
-    sheet.rows.append([text(h, "header") for h in ISSUE_COLUMNS])
+ISSUES_SHEET_COLUMNS = (*ISSUE_COLUMNS, "count", "first rows")
+"""The Data Issues sheet's columns: an issue's, then how many rows have it (grouped)."""
+GROUP_FROM = 20
+"""A problem found on more rows than this (same sheet, column and problem) is one row of
+the Data Issues sheet with its count and its first rows, not one row each."""
+FIRST_ROWS = 10
+MAX_ISSUE_ROWS = 100_000
+"""The Data Issues sheet stops here, far below Excel's 1,048,576 rows, with a last line
+saying how many issues it does not list."""
+
+
+def issue_rows(issues: list[Issue]) -> tuple[list[list[Any]], int]:
+    """The rows of the Data Issues sheet, as values of :data:`ISSUES_SHEET_COLUMNS`: a
+    problem repeated on many rows is grouped into one row (the first row and value, the
+    count, the first rows), and at most ``MAX_ISSUE_ROWS`` rows; also the number of issues
+    the rows leave out."""
+    groups: dict[tuple[Any, ...], list[Issue]] = {}
     for issue in issues:
-        s, row, column, value, problem, action = issue.as_row()
+        key = (issue.sheet, issue.column, issue.problem, issue.action, issue.row is None)
+        groups.setdefault(key, []).append(issue)
+    rows: list[list[Any]] = []
+    left_out = 0
+    for members in groups.values():
+        if len(rows) >= MAX_ISSUE_ROWS:
+            left_out += len(members)
+            continue
+        if len(members) > GROUP_FROM and members[0].row is not None:
+            first = [str(m.row) for m in members[:FIRST_ROWS]]
+            rows.append([*members[0].as_row(), len(members), ", ".join(first) + ", ..."])
+            continue
+        room = MAX_ISSUE_ROWS - len(rows)
+        rows.extend([*m.as_row(), 1, ""] for m in members[:room])
+        left_out += max(len(members) - room, 0)
+    return rows, left_out
+
+
+def issues_sheet(issues: list[Issue]) -> Sheet:
+    """The Data Issues sheet: one row per problem found in the input, or per kind of
+    problem for one repeated on many rows (see :func:`issue_rows`)."""
+    sheet = Sheet(ISSUES_SHEET, freeze="A2")
+    sheet.rows.append([text(h, "header") for h in ISSUES_SHEET_COLUMNS])
+    rows, left_out = issue_rows(issues)
+    for s, row, column, value, problem, action, count, first in rows:
         sheet.rows.append(
             [
                 text(s),
@@ -251,11 +295,22 @@ def issues_sheet(issues: list[Issue]) -> Sheet:
                 None if value in (None, "") else text(value),
                 text(problem),
                 text(action),
+                number(count, COUNT),
+                text(first) if first else None,
+            ]
+        )
+    if left_out:
+        sheet.rows.append(
+            [
+                text(
+                    f"... and {left_out:,} more data issues not listed: the sheet stops at "
+                    f"{MAX_ISSUE_ROWS:,} rows. Fix the problems above and refresh again."
+                )
             ]
         )
     if not issues:
         sheet.rows.append([text("No data issues were found in the last refresh.")])
-    sheet.widths = {1: 14, 2: 8, 3: 18, 4: 24, 5: 60, 6: 36}
+    sheet.widths = {1: 14, 2: 8, 3: 18, 4: 24, 5: 60, 6: 36, 7: 8, 8: 30}
     return sheet
 
 
@@ -270,15 +325,18 @@ def column_letter(col: int) -> str:
 
 __all__ = [
     "ISSUES_SHEET",
+    "ISSUES_SHEET_COLUMNS",
     "OWNED_HEADERS",
     "REPORT_SHEET",
     "STYLES",
     "Chart",
     "Sheet",
     "column_letter",
+    "issue_rows",
     "issues_sheet",
     "outcome",
     "report_sheet",
+    "sheet_key",
     "style_spec",
     "styles_used",
 ]

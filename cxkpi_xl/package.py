@@ -10,14 +10,22 @@ need, edited as text so everything else in them stays as it was:
 - ``xl/workbook.xml`` and its rels: a new sheet is appended (sheet positions, and so
   ``localSheetId`` of defined names, do not move); a replaced sheet keeps its entry;
 - ``xl/styles.xml``: the few styles the sheets use, reused when already there, so
-  refreshing again does not grow it;
+  refreshing again does not grow it (created, or completed, when a generator left it
+  out or left sections of it out);
 - ``docProps/app.xml``: the sheet titles, when it has the usual layout;
 - ``xl/calcChain.xml``: removed only if it refers to a replaced sheet.
 
+Part names are compared as OPC says, ignoring case: a workbook whose parts are spelled
+``xl/worksheets/Sheet1.xml`` never gets a ``sheet1.xml`` beside it. Sheet names are
+compared as Excel does, ignoring case (:func:`cxkpi_xl.layout.sheet_key`). Strict Open
+XML workbooks get their sheets in the Strict namespaces (and no charts: the chart parts
+are rendered in the Transitional ones).
+
 Every other part is copied as its compressed bytes, byte for byte. Cell text is written
 as inline strings (``xl/sharedStrings.xml`` is never touched) and can never be a formula.
-The new file is written next to the target, flushed, fsynced, then moved over it with
-``os.replace``: a crash at any moment leaves either the old file or the new one.
+The new file is written next to the target (a symbolic link's target), flushed, fsynced,
+then moved over it with ``os.replace``: a crash at any moment leaves either the old file
+or the new one. A new file gets the mode the umask gives; a rewritten one keeps its mode.
 """
 
 from __future__ import annotations
@@ -37,23 +45,36 @@ from pathlib import Path
 from typing import Any
 from xml.sax.saxutils import escape, quoteattr
 
-from .layout import Chart, Sheet, column_letter, styles_used
+from .layout import Chart, Sheet, column_letter, sheet_key, styles_used
 from .reader import cell_index
 
 NS_MAIN = "http://schemas.openxmlformats.org/spreadsheetml/2006/main"
 NS_R = "http://schemas.openxmlformats.org/officeDocument/2006/relationships"
+NS_MAIN_STRICT = "http://purl.oclc.org/ooxml/spreadsheetml/main"
+NS_R_STRICT = "http://purl.oclc.org/ooxml/officeDocument/relationships"
 NS_PKG_REL = "http://schemas.openxmlformats.org/package/2006/relationships"
-REL_OFFICE_DOCUMENT = NS_R + "/officeDocument"
-REL_WORKSHEET = NS_R + "/worksheet"
-REL_DRAWING = NS_R + "/drawing"
-REL_CHART = NS_R + "/chart"
-REL_STYLES = NS_R + "/styles"
-REL_CALC_CHAIN = NS_R + "/calcChain"
 CT_WORKSHEET = "application/vnd.openxmlformats-officedocument.spreadsheetml.worksheet+xml"
 CT_DRAWING = "application/vnd.openxmlformats-officedocument.drawing+xml"
 CT_CHART = "application/vnd.openxmlformats-officedocument.drawingml.chart+xml"
+CT_STYLES = "application/vnd.openxmlformats-officedocument.spreadsheetml.styles+xml"
+CT_RELS = "application/vnd.openxmlformats-package.relationships+xml"
 BUILTIN_FORMATS = {"General": 0, "0": 1, "0.00": 2, "#,##0": 3, "#,##0.00": 4, "0%": 9}
 BUILTIN_FORMATS |= {"0.00%": 10, "@": 49}
+STYLE_SECTIONS = (
+    ("numFmts", ""),
+    ("fonts", '<{p}font><{p}sz val="11"/><{p}name val="Calibri"/><{p}family val="2"/></{p}font>'),
+    (
+        "fills",
+        '<{p}fill><{p}patternFill patternType="none"/></{p}fill>'
+        '<{p}fill><{p}patternFill patternType="gray125"/></{p}fill>',
+    ),
+    ("borders", "<{p}border><{p}left/><{p}right/><{p}top/><{p}bottom/><{p}diagonal/></{p}border>"),
+    ("cellStyleXfs", '<{p}xf numFmtId="0" fontId="0" fillId="0" borderId="0"/>'),
+    ("cellXfs", '<{p}xf numFmtId="0" fontId="0" fillId="0" borderId="0" xfId="0"/>'),
+)
+"""The sections of a styles part our cells need, in schema order, and what each holds in
+a new workbook (where a generator left one out)."""
+LATER_STYLE_SECTIONS = ("cellStyles", "dxfs", "tableStyles", "colors", "extLst")
 
 
 class PackageError(Exception):
@@ -63,19 +84,43 @@ class PackageError(Exception):
 # --- reading the package ------------------------------------------------------------
 
 
-def _parse(data: bytes) -> Any:
+def _parse(data: bytes, part: str = "a part") -> Any:
+    from xml.etree.ElementTree import ParseError
+
+    from defusedxml import DefusedXmlException
     from defusedxml.ElementTree import fromstring
 
-    return fromstring(data)
+    try:
+        return fromstring(data)
+    except DefusedXmlException:
+        raise PackageError(
+            f"{part} declares a DOCTYPE or entities, which Excel never writes: refused as unsafe"
+        ) from None
+    except ParseError as e:
+        raise PackageError(f"{part} is not well-formed XML ({e})") from None
 
 
 def _local(tag: str) -> str:
     return tag.rsplit("}", 1)[-1]
 
 
+def _kind(rel: dict[str, str]) -> str:
+    """A relationship's type without its namespace (Transitional and Strict alike):
+    ``worksheet``, ``styles``, ``officeDocument``, ..."""
+    return rel.get("Type", "").rstrip("/").rsplit("/", 1)[-1]
+
+
 def _rels_path(part: str) -> str:
     folder, name = posixpath.split(part)
     return posixpath.join(folder, "_rels", name + ".rels")
+
+
+def _source_of_rels(rels: str) -> str | None:
+    """The part a ``.rels`` part belongs to (``""`` for the package), or None."""
+    folder, name = posixpath.split(rels)
+    if posixpath.basename(folder).lower() != "_rels" or not name.lower().endswith(".rels"):
+        return None
+    return posixpath.join(posixpath.dirname(folder), name[: -len(".rels")])
 
 
 def _resolve(source_part: str, target: str) -> str:
@@ -84,26 +129,65 @@ def _resolve(source_part: str, target: str) -> str:
     return posixpath.normpath(posixpath.join(posixpath.dirname(source_part), target))
 
 
-def _relationships(z: zipfile.ZipFile, part: str) -> list[dict[str, str]]:
-    """The relationships of ``part``: Id, Type, Target (resolved to a part name) and
-    TargetMode."""
-    name = _rels_path(part)
-    if name not in z.NameToInfo:
-        return []
-    out = []
-    for rel in _parse(z.read(name)):
-        a = dict(rel.attrib)
-        if a.get("TargetMode") != "External":
-            a["part"] = _resolve(part, a.get("Target", ""))
-        out.append(a)
-    return out
+class Package:
+    """A zip package read with OPC's rules: part names ignore case."""
 
+    def __init__(self, z: zipfile.ZipFile, name: str = "the workbook"):
+        self.z = z
+        self.name = name
+        self.names: dict[str, str] = {}
+        for n in z.NameToInfo:
+            if n.endswith("/"):
+                continue
+            if n.lower() in self.names:
+                raise PackageError(
+                    f"{name} has two parts named {self.names[n.lower()]} and {n} (part names "
+                    "ignore case): the package is damaged"
+                )
+            self.names[n.lower()] = n
 
-def _workbook_part(z: zipfile.ZipFile) -> str:
-    for rel in _relationships(z, ""):
-        if rel.get("Type") == REL_OFFICE_DOCUMENT:
-            return rel["part"]
-    return "xl/workbook.xml"
+    def find(self, part: str) -> str | None:
+        """The part's name as the package spells it, or None."""
+        return self.names.get(part.lower())
+
+    def read(self, part: str) -> bytes:
+        found = self.find(part)
+        if found is None:
+            raise PackageError(f"{self.name} has no part {part}")
+        return self.z.read(found)
+
+    def text(self, part: str) -> str:
+        data = self.read(part)
+        boms = {b"\xef\xbb\xbf": "utf-8-sig", b"\xff\xfe": "utf-16", b"\xfe\xff": "utf-16"}
+        codec = next((c for bom, c in boms.items() if data.startswith(bom)), "utf-8")
+        try:
+            return data.decode(codec)
+        except UnicodeDecodeError:
+            raise PackageError(f"{part} is not UTF-8 text: the package is damaged") from None
+
+    def xml(self, part: str) -> Any:
+        return _parse(self.read(part), part)
+
+    def relationships(self, part: str) -> list[dict[str, str]]:
+        """The relationships of ``part``: Id, Type, Target, TargetMode, and ``part``, the
+        target as this package spells it (resolved; as written when absent)."""
+        name = self.find(_rels_path(part))
+        if name is None:
+            return []
+        out = []
+        for rel in self.xml(name):
+            a = dict(rel.attrib)
+            if a.get("TargetMode") != "External":
+                resolved = _resolve(part, a.get("Target", ""))
+                a["part"] = self.find(resolved) or resolved
+            out.append(a)
+        return out
+
+    def workbook_part(self) -> str:
+        for rel in self.relationships(""):
+            if _kind(rel) == "officeDocument" and rel.get("part"):
+                return rel["part"]
+        return self.find("xl/workbook.xml") or "xl/workbook.xml"
 
 
 def _canon(el: Any) -> tuple[Any, ...]:
@@ -114,8 +198,21 @@ def _canon(el: Any) -> tuple[Any, ...]:
 
 def _prefix(text: str, local: str) -> str:
     """The namespace prefix (with its colon, or empty) the part uses for ``local``."""
-    m = re.search(rf"<(\w+:)?{local}[\s>/]", text)
+    m = re.search(rf"<([\w.-]+:)?{local}[\s>/]", text)
     return (m.group(1) or "") if m else ""
+
+
+def _insert_before_close(text: str, p: str, local: str, body: str, part: str) -> str:
+    """``body`` inserted before the closing tag of the last ``local`` element (an empty
+    ``<local .../>`` is opened first)."""
+    close = text.rfind(f"</{p}{local}>")
+    if close >= 0:
+        return text[:close] + body + text[close:]
+    empty = list(re.finditer(rf"<{re.escape(p)}{local}\b([^>]*?)/>", text))
+    if not empty:
+        raise PackageError(f"{part} has no <{local}> element: the package is damaged")
+    m = empty[-1]
+    return text[: m.start()] + f"<{p}{local}{m.group(1)}>{body}</{p}{local}>" + text[m.end() :]
 
 
 def _text_of(el: Any) -> str:
@@ -123,30 +220,35 @@ def _text_of(el: Any) -> str:
     return "".join(t.text or "" for t in el.iter() if _local(t.tag) == "t")
 
 
-def _shared_string(z: zipfile.ZipFile, wb_part: str, index: int) -> str | None:
-    for rel in _relationships(z, wb_part):
-        if rel.get("Type", "").endswith("/sharedStrings") and rel["part"] in z.NameToInfo:
-            from defusedxml.ElementTree import iterparse
+def _iterparse(pkg: Package, part: str) -> Any:
+    from defusedxml.ElementTree import iterparse
 
+    return iterparse(pkg.z.open(pkg.find(part) or part))
+
+
+def _shared_string(pkg: Package, wb_part: str, index: int) -> str | None:
+    for rel in pkg.relationships(wb_part):
+        if _kind(rel) == "sharedStrings" and pkg.find(rel.get("part", "")):
             n = -1
-            with z.open(rel["part"]) as f:
-                for _, el in iterparse(f):
-                    if _local(el.tag) == "si":
-                        n += 1
-                        if n == index:
-                            return _text_of(el)
-                        el.clear()
+            for _, el in _iterparse(pkg, rel["part"]):
+                if _local(el.tag) == "si":
+                    n += 1
+                    if n == index:
+                        return _text_of(el)
+                    el.clear()
     return None
 
 
-def _first_cells(z: zipfile.ZipFile, wb_part: str, part: str, count: int) -> list[str]:
+def _first_cells(pkg: Package, wb_part: str, part: str, count: int) -> list[str]:
     """The text of the first ``count`` cells of row 1 of a worksheet part."""
-    from defusedxml.ElementTree import iterparse
+    from xml.etree.ElementTree import ParseError
+
+    from defusedxml import DefusedXmlException
 
     cells: dict[str, str] = {}
     wanted = [f"{column_letter(i + 1)}1" for i in range(count)]
-    with z.open(part) as f:
-        for _, el in iterparse(f):
+    try:
+        for _, el in _iterparse(pkg, part):
             tag = _local(el.tag)
             if tag == "c" and el.get("r") in wanted:
                 kind = el.get("t", "n")
@@ -155,29 +257,66 @@ def _first_cells(z: zipfile.ZipFile, wb_part: str, part: str, count: int) -> lis
                 else:
                     v = next((c.text for c in el if _local(c.tag) == "v"), None)
                     if kind == "s" and v is not None and v.isdigit():
-                        cells[el.get("r")] = _shared_string(z, wb_part, int(v)) or ""
+                        cells[el.get("r")] = _shared_string(pkg, wb_part, int(v)) or ""
                     else:
                         cells[el.get("r")] = v or ""
             elif tag == "row":
                 break
+    except DefusedXmlException:
+        raise PackageError(f"{part} declares a DOCTYPE or entities: refused as unsafe") from None
+    except ParseError as e:
+        raise PackageError(f"{part} is not well-formed XML ({e})") from None
     return [cells.get(w, "") for w in wanted]
 
 
 # --- styles -------------------------------------------------------------------------
 
 
-def _merge_styles(text: str, styles: dict[str, dict[str, Any]]) -> tuple[str, dict[str, int]]:
+def _complete_styles(text: str, p: str, part: str) -> str:
+    """A styles text with every section our cells need (fonts, fills, borders, cell
+    style and cell formats): a missing one is added with what a new workbook holds."""
+    present = {m.group(1) for m in re.finditer(rf"<{re.escape(p)}(\w+)\b", text)}
+    order = [s for s, _ in STYLE_SECTIONS]
+    for i, (section, default) in enumerate(STYLE_SECTIONS):
+        if section in present or section == "numFmts":
+            continue
+        body = default.replace("{p}", p)
+        count = len(re.findall(rf"<{re.escape(p)}(?:font|fill|border|xf)\b", body))
+        tag = f'<{p}{section} count="{count}">{body}</{p}{section}>'
+        later = [*order[i + 1 :], *LATER_STYLE_SECTIONS]
+        at = None
+        for nxt in later:
+            m = re.search(rf"<{re.escape(p)}{nxt}\b", text)
+            if m is not None:
+                at = m.start()
+                break
+        if at is None:
+            text = _insert_before_close(text, p, "styleSheet", tag, part)
+        else:
+            text = text[:at] + tag + text[at:]
+        present.add(section)
+    return text
+
+
+def _merge_styles(
+    text: str, styles: dict[str, dict[str, Any]], part: str = "xl/styles.xml"
+) -> tuple[str, dict[str, int]]:
     """Add what ``styles`` need to a styles.xml text, reusing identical entries already
     there; returns the new text and each style's cellXfs index."""
-    root = _parse(text.encode("utf-8"))
-    section = {_local(c.tag): c for c in root}
-    for needed in ("fonts", "fills", "cellXfs"):
-        if needed not in section:
-            raise PackageError(f"the workbook's styles part has no {needed}")
+    root = _parse(text.encode("utf-8"), part)
+    if _local(root.tag) != "styleSheet":
+        raise PackageError(f"{part} is not a styles part: the package is damaged")
     p = _prefix(text, "styleSheet")
+    text = _complete_styles(text, p, part)
+    root = _parse(text.encode("utf-8"), part)
+    section = {_local(c.tag): c for c in root}
     added: dict[str, list[str]] = {"numFmts": [], "fonts": [], "fills": [], "cellXfs": []}
     known = {k: [_canon(c) for c in section.get(k, [])] for k in added}
-    fmt_ids = {c.get("formatCode"): int(c.get("numFmtId")) for c in section.get("numFmts", [])}
+    fmt_ids = {
+        c.get("formatCode"): int(c.get("numFmtId"))
+        for c in section.get("numFmts", [])
+        if (c.get("numFmtId") or "").isdigit()
+    }
     next_fmt = max([163, *fmt_ids.values()]) + 1
 
     def find_or_add(kind: str, xml: str) -> int:
@@ -220,8 +359,17 @@ def _merge_styles(text: str, styles: dict[str, dict[str, Any]]) -> tuple[str, di
         out[key] = find_or_add("cellXfs", f"<{p}xf {attrs}/>")
     for kind, items in added.items():
         if items:
-            text = _append_children(text, p, kind, items, len(known[kind]))
+            text = _append_children(text, p, kind, items, len(known[kind]), part)
     return text, out
+
+
+def new_styles(strict: bool) -> str:
+    """The styles part of a workbook that has none (some generators leave it out)."""
+    ns = NS_MAIN_STRICT if strict else NS_MAIN
+    return (
+        '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n'
+        f'<styleSheet xmlns="{ns}"></styleSheet>'
+    )
 
 
 def _leaf(el: Any, p: str) -> str:
@@ -233,13 +381,16 @@ def _unprefix(xml: str, p: str) -> str:
     return xml.replace(f"<{p}", "<").replace(f"</{p}", "</") if p else xml
 
 
-def _append_children(text: str, p: str, section: str, items: list[str], count: int) -> str:
+def _append_children(
+    text: str, p: str, section: str, items: list[str], count: int, part: str
+) -> str:
     """Append elements to a section of a part's text and set its ``count``."""
     body = "".join(items)
     m = re.search(rf"<{re.escape(p)}{section}\b([^>]*?)(/?)>", text)
     if m is None:  # only numFmts may be missing: it is the first child of styleSheet
         root = re.search(rf"<{re.escape(p)}styleSheet\b[^>]*>", text)
-        assert root is not None
+        if root is None:
+            raise PackageError(f"{part} has no <styleSheet> element: the package is damaged")
         tag = f'<{p}{section} count="{count}">{body}</{p}{section}>'
         return text[: root.end()] + tag + text[root.end() :]
     attrs = re.sub(r'\scount="\d*"', "", m.group(1))
@@ -253,12 +404,16 @@ def _append_children(text: str, p: str, section: str, items: list[str], count: i
 # --- rendering our parts -------------------------------------------------------------
 
 
-def sheet_xml(sheet: Sheet, style_ids: dict[str, int], drawing_rid: str | None) -> bytes:
-    """The worksheet part of ``sheet``: inline strings, numbers, styles, widths, panes."""
+def sheet_xml(
+    sheet: Sheet, style_ids: dict[str, int], drawing_rid: str | None, strict: bool = False
+) -> bytes:
+    """The worksheet part of ``sheet``: inline strings, numbers, styles, widths, panes;
+    in the Strict Open XML namespaces for a Strict workbook."""
     out = io.StringIO()
     w = out.write
     w('<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n')
-    w(f'<worksheet xmlns="{NS_MAIN}" xmlns:r="{NS_R}">')
+    ns, ns_r = (NS_MAIN_STRICT, NS_R_STRICT) if strict else (NS_MAIN, NS_R)
+    w(f'<worksheet xmlns="{ns}" xmlns:r="{ns_r}">')
     last_col = column_letter(max(sheet.width, 1))
     w(f'<dimension ref="A1:{last_col}{max(len(sheet.rows), 1)}"/>')
     w('<sheetViews><sheetView workbookViewId="0">')
@@ -338,11 +493,14 @@ def chart_parts(sheet_name: str, charts: list[Chart]) -> tuple[bytes, list[bytes
 
 
 def _free_name(used: set[str], pattern: str) -> str:
+    """The first name of ``pattern`` (``...{}...``) that no part has, nor its rels part
+    (a stale one would be overwritten), ignoring case; ``used`` holds the lower-case names
+    taken and gets the new one."""
     n = 1
-    while pattern.format(n) in used:
+    while {pattern.format(n).lower(), _rels_path(pattern.format(n)).lower()} & used:
         n += 1
     name = pattern.format(n)
-    used.add(name)
+    used.add(name.lower())
     return name
 
 
@@ -363,8 +521,12 @@ def _copy_raw(zin: zipfile.ZipFile, zout: zipfile.ZipFile, info: zipfile.ZipInfo
         return
     zin.fp.seek(info.header_offset)
     fields = struct.unpack(zipfile.structFileHeader, zin.fp.read(zipfile.sizeFileHeader))
+    if fields[0] != zipfile.stringFileHeader:
+        raise PackageError(f"the zip entry of {info.filename} is damaged")
     zin.fp.seek(fields[zipfile._FH_FILENAME_LENGTH] + fields[zipfile._FH_EXTRA_FIELD_LENGTH], 1)
     raw = zin.fp.read(info.compress_size)
+    if len(raw) != info.compress_size:
+        raise PackageError(f"the zip entry of {info.filename} is cut short")
     new = copy.copy(info)
     new.flag_bits &= ~0x08  # sizes and CRC go into the local header, no data descriptor
     new.header_offset = zout.fp.tell()
@@ -375,16 +537,25 @@ def _copy_raw(zin: zipfile.ZipFile, zout: zipfile.ZipFile, info: zipfile.ZipInfo
     zout.start_dir = zout.fp.tell()
 
 
+def lock_files(path: Path) -> list[Path]:
+    """The files by which Excel (``~$BOOK.xlsx``) and LibreOffice (``.~lock.BOOK.xlsx#``)
+    say they have ``path`` open."""
+    return [path.with_name("~$" + path.name), path.with_name(f".~lock.{path.name}#")]
+
+
 def check_writable(target: Path) -> None:
-    """Refuse a target that is open in Excel, read-only, or in a folder we cannot write."""
-    owner = target.with_name("~$" + target.name)
-    if owner.exists():
-        raise PackageError(
-            f"{target.name} is open in Excel ({owner.name} exists): close it and refresh again"
-        )
-    if target.exists() and not (target.stat().st_mode & stat.S_IWUSR):
+    """Refuse a target that is open in Excel or LibreOffice, read-only, or in a folder we
+    cannot write. A symbolic link is judged by the file it points to."""
+    real = Path(os.path.realpath(target))
+    for lock in {*lock_files(target), *lock_files(real)}:
+        if lock.exists():
+            app = "Excel" if lock.name.startswith("~$") else "LibreOffice"
+            raise PackageError(
+                f"{target.name} is open in {app} ({lock.name} exists): close it and refresh again"
+            )
+    if real.exists() and not (real.stat().st_mode & stat.S_IWUSR):
         raise PackageError(f"{target.name} is read-only: nothing was changed")
-    folder = target.parent
+    folder = real.parent
     if not os.access(folder, os.W_OK):
         raise PackageError(f"cannot write in {folder}: nothing was changed")
 
@@ -395,192 +566,304 @@ def write_sheets(
     sheets: list[Sheet],
     owned_by: dict[str, tuple[str, ...]],
     after_write: Callable[[], None] | None = None,
+    *,
+    force: bool = False,
 ) -> None:
     """Write ``sheets`` into the package ``source``, saving the result as ``target``
     (which may be ``source``). ``owned_by[name]`` is the text of the first cells of a
     sheet we wrote before: a sheet of that name that does not start so is the user's,
-    and is refused rather than overwritten."""
+    and is refused rather than overwritten. ``force`` writes a signed workbook (its
+    signature goes: it would no longer match)."""
     with zipfile.ZipFile(source) as zin:
-        parts = _plan(zin, sheets, owned_by)
+        parts = _plan(Package(zin, source.name), sheets, owned_by, force=force)
         _write_atomic(zin, target, parts, after_write)
 
 
+def check_sheets(
+    source: Path, owned_by: dict[str, tuple[str, ...]], *, force: bool = False
+) -> None:
+    """Refuse early (before the slow part of a refresh) a workbook refresh could not
+    write: every edit is planned with empty sheets of the names in ``owned_by``."""
+    with zipfile.ZipFile(source) as z:
+        _plan(Package(z, source.name), [Sheet(n) for n in owned_by], owned_by, force=force)
+
+
+SHEET_KINDS = {
+    "xlMacrosheet": "an Excel 4.0 macro sheet",
+    "xlIntlMacrosheet": "an Excel 4.0 international macro sheet",
+}
+"""Sheets the reader (calamine) cannot open a workbook with."""
+
+
+def _refusals(
+    pkg: Package, wb_root: Any, wb_rels: list[dict[str, str]], adds_sheets: bool, force: bool
+) -> None:
+    """Refuse a workbook with sheets the reader cannot open, a signed workbook (unless
+    ``force``) and one whose structure is locked."""
+    rel_by_id = {r.get("Id"): r for r in wb_rels}
+    for el in wb_root.iter():
+        if _local(el.tag) != "sheet":
+            continue
+        rid = next((v for k, v in el.attrib.items() if _local(k) == "id"), "")
+        kind = _kind(rel_by_id.get(rid, {}))
+        if kind in SHEET_KINDS:
+            raise PackageError(
+                f"{pkg.name} has {SHEET_KINDS[kind]} {el.get('name')!r}, which cxkpi's "
+                "reader cannot open: keep the input Tables in a workbook without it"
+            )
+    signed = sorted(n for k, n in pkg.names.items() if k.startswith("_xmlsignatures/"))
+    if signed and not force:
+        raise PackageError(
+            f"{pkg.name} is digitally signed: refreshing would remove its signature; "
+            "refresh with --force to do so anyway"
+        )
+    locks = [el for el in wb_root if _local(el.tag) == "workbookProtection"]
+    if adds_sheets and any(el.get("lockStructure") in ("1", "true") for el in locks):
+        raise PackageError(
+            f"{pkg.name}'s structure is protected (Review > Protect Workbook), so no sheet "
+            "can be added: unprotect it and refresh again"
+        )
+
+
 def _plan(
-    z: zipfile.ZipFile, sheets: list[Sheet], owned_by: dict[str, tuple[str, ...]]
+    pkg: Package, sheets: list[Sheet], owned_by: dict[str, tuple[str, ...]], force: bool = False
 ) -> dict[str, bytes | None]:
     """The parts to write (bytes) or remove (None); every other part is copied."""
-    wb_part = _workbook_part(z)
-    if wb_part not in z.NameToInfo:
-        raise PackageError(f"the package has no workbook part {wb_part}")
-    wb_text = z.read(wb_part).decode("utf-8")
-    wb_rels = _relationships(z, wb_part)
-    ct_text = z.read("[Content_Types].xml").decode("utf-8")
-    wb_root = _parse(wb_text.encode("utf-8"))
+    ct_name = pkg.find("[Content_Types].xml")
+    if ct_name is None:
+        raise PackageError(f"{pkg.name} has no [Content_Types].xml: the package is damaged")
+    ct_text = pkg.text(ct_name)
+    if _local(pkg.xml(ct_name).tag) != "Types":
+        raise PackageError(
+            "[Content_Types].xml is not a content-types part: the package is damaged"
+        )
+    wb_part = pkg.workbook_part()
+    if pkg.find(wb_part) is None:
+        raise PackageError(f"{pkg.name} has no workbook part {wb_part}")
+    wb_text = pkg.text(wb_part)
+    wb_root = pkg.xml(wb_part)
+    strict = wb_root.tag.startswith("{" + NS_MAIN_STRICT + "}")
+    ns_r = NS_R_STRICT if strict else NS_R
+    wb_rels = pkg.relationships(wb_part)
+    wb_rels_name = pkg.find(_rels_path(wb_part)) or _rels_path(wb_part)
     sheet_elems = [el for el in wb_root.iter() if _local(el.tag) == "sheet"]
-    existing = {el.get("name"): el for el in sheet_elems}
-    used = set(z.NameToInfo)
+    existing = {sheet_key(el.get("name", "")): el for el in sheet_elems}
+    used = set(pkg.names)
     out: dict[str, bytes | None] = {}
+    folder = posixpath.dirname(wb_part)
 
-    # Parts of the sheets we replace, and what hangs off them only, are removed.
-    replaced = _replaced_sheets(z, wb_part, [s.name for s in sheets], owned_by)
+    replaced = _replaced_sheets(pkg, wb_part, [s.name for s in sheets], owned_by)
+    _refusals(pkg, wb_root, wb_rels, any(s.name not in replaced for s in sheets), force)
     # Parts reachable from a replaced sheet go, unless a part outside that reach uses them.
-    reach = {p for part in replaced.values() for p in _closure(z, part, set())}
-    referenced_elsewhere: set[str] = set()
-    for name in z.NameToInfo:
-        source = name.replace("_rels/", "").removesuffix(".rels")
-        if name.endswith(".rels") and source not in reach:
-            referenced_elsewhere |= {r.get("part", "") for r in _relationships(z, source)}
+    reach = {p.lower() for part in replaced.values() for p in _closure(pkg, part, set())}
+    keep: set[str] = set()
+    for name in pkg.names.values():
+        source = _source_of_rels(name)
+        if source is not None and source.lower() not in reach:
+            keep |= {r.get("part", "").lower() for r in pkg.relationships(source)}
     for part in replaced.values():
-        for doomed in _closure(z, part, referenced_elsewhere):
+        for doomed in _closure(pkg, part, keep):
             out[doomed] = None
-            used.discard(doomed)
+            used.discard(doomed.lower())
+    if force:  # a signed workbook: the signature parts and the package's link to them go
+        for name in pkg.names.values():
+            if name.lower().startswith("_xmlsignatures/"):
+                out[name] = None
+        root_rels_name = pkg.find("_rels/.rels")
+        if root_rels_name is not None:
+            root_rels = pkg.text(root_rels_name)
+            signature = re.compile(r"<([\w.-]+:)?Relationship\b[^>]*_xmlsignatures/[^>]*/>", re.I)
+            if signature.search(root_rels):
+                out[root_rels_name] = signature.sub("", root_rels).encode("utf-8")
 
     new_overrides: list[tuple[str, str]] = []
+    rels_text = pkg.text(wb_rels_name) if pkg.find(wb_rels_name) else None
     new_wb_rels: list[tuple[str, str, str]] = []
     new_sheet_entries: list[str] = []
-    styles_part = next((r["part"] for r in wb_rels if r.get("Type") == REL_STYLES), None)
-    if styles_part is None or styles_part not in z.NameToInfo:
-        raise PackageError("the workbook has no styles part")
-    styles_text, style_ids = _merge_styles(z.read(styles_part).decode("utf-8"), styles_used(sheets))
+    rel_numbers = [int(m) for r in wb_rels for m in re.findall(r"^rId(\d+)$", r.get("Id", ""))]
+    next_rel = max([0, *rel_numbers]) + 1
+    styles = next(
+        (r for r in wb_rels if _kind(r) == "styles" and pkg.find(r.get("part", ""))), None
+    )
+    if styles is not None:
+        styles_part = styles["part"]
+        styles_text = pkg.text(styles_part)
+    else:  # a generator left it out: a new one, with what a new workbook holds
+        styles_part = posixpath.join(folder, "styles.xml")
+        if styles_part.lower() in used:
+            styles_part = _free_name(used, posixpath.join(folder, "styles{}.xml"))
+        used.add(styles_part.lower())
+        styles_text = new_styles(strict)
+        new_wb_rels.append((f"rId{next_rel}", ns_r + "/styles", "/" + styles_part))
+        next_rel += 1
+        new_overrides.append((styles_part, CT_STYLES))
+    styles_text, style_ids = _merge_styles(styles_text, styles_used(sheets), styles_part)
     out[styles_part] = styles_text.encode("utf-8")
 
-    sheet_ids = [int(el.get("sheetId", "0")) for el in sheet_elems]
-    rel_numbers = [int(m) for r in wb_rels for m in re.findall(r"^rId(\d+)$", r["Id"])]
-    next_rel, next_sheet_id = max([0, *rel_numbers]) + 1, max([0, *sheet_ids]) + 1
+    sheet_ids = [
+        int(el.get("sheetId", "0")) for el in sheet_elems if el.get("sheetId", "").isdigit()
+    ]
+    next_sheet_id = max([0, *sheet_ids]) + 1
     for sheet in sheets:
-        part = replaced.get(sheet.name) or _free_name(used, "xl/worksheets/sheet{}.xml")
+        part = replaced.get(sheet.name) or _free_name(
+            used, posixpath.join(folder, "worksheets/sheet{}.xml")
+        )
         if sheet.name not in replaced:
             rid = f"rId{next_rel}"
             next_rel += 1
-            new_wb_rels.append((rid, REL_WORKSHEET, "/" + part))
+            new_wb_rels.append((rid, ns_r + "/worksheet", "/" + part))
             new_sheet_entries.append(
                 f'<{{p}}sheet name={quoteattr(sheet.name)} sheetId="{next_sheet_id}" '
-                f'r:id="{rid}" xmlns:r="{NS_R}"/>'
+                f'r:id="{rid}" xmlns:r="{ns_r}"/>'
             )
             next_sheet_id += 1
         drawing_rid = None
-        if sheet.charts:
+        if sheet.charts and not strict:
             drawing, charts = chart_parts(sheet.name, sheet.charts)
-            dpart = _free_name(used, "xl/drawings/drawing{}.xml")
-            chart_names = [_free_name(used, "xl/charts/chart{}.xml") for _ in charts]
+            dpart = _free_name(used, posixpath.join(folder, "drawings/drawing{}.xml"))
+            chart_names = [
+                _free_name(used, posixpath.join(folder, "charts/chart{}.xml")) for _ in charts
+            ]
             for i, name in enumerate(chart_names):
                 out[name] = charts[i]
                 new_overrides.append((name, CT_CHART))
             out[dpart] = drawing
             out[_rels_path(dpart)] = _rels_xml(
-                (f"rId{i + 1}", REL_CHART, "/" + name) for i, name in enumerate(chart_names)
+                (f"rId{i + 1}", ns_r + "/chart", "/" + name) for i, name in enumerate(chart_names)
             )
+            used.add(_rels_path(dpart).lower())
             new_overrides.append((dpart, CT_DRAWING))
             drawing_rid = "rId1"
-            out[_rels_path(part)] = _rels_xml([(drawing_rid, REL_DRAWING, "/" + dpart)])
-        out[part] = sheet_xml(sheet, style_ids, drawing_rid)
+            out[_rels_path(part)] = _rels_xml([(drawing_rid, ns_r + "/drawing", "/" + dpart)])
+            used.add(_rels_path(part).lower())
+        out[part] = sheet_xml(sheet, style_ids, drawing_rid, strict)
         new_overrides.append((part, CT_WORKSHEET))
 
     if new_sheet_entries:
         p = _prefix(wb_text, "sheets")
         entries = "".join(e.replace("{p}", p) for e in new_sheet_entries)
-        close = wb_text.index(f"</{p}sheets>")
-        out[wb_part] = (wb_text[:close] + entries + wb_text[close:]).encode("utf-8")
-        rels_text = z.read(_rels_path(wb_part)).decode("utf-8")
+        out[wb_part] = _insert_before_close(wb_text, p, "sheets", entries, wb_part).encode("utf-8")
+        app = _app_titles(pkg, [s.name for s in sheets if s.name not in replaced], sheet_elems)
+        if app is not None:
+            out[pkg.find("docProps/app.xml") or "docProps/app.xml"] = app
+    if new_wb_rels:
+        if rels_text is None:
+            raise PackageError(f"{pkg.name} has no relationships for {wb_part}: it is damaged")
         rp = _prefix(rels_text, "Relationships")
         body = "".join(
             f'<{rp}Relationship Id="{i}" Type="{t}" Target={quoteattr(target)}/>'
             for i, t, target in new_wb_rels
         )
-        close = rels_text.rindex(f"</{rp}Relationships>")
-        out[_rels_path(wb_part)] = (rels_text[:close] + body + rels_text[close:]).encode("utf-8")
-        app = _app_titles(z, [s.name for s in sheets if s.name not in replaced], sheet_elems)
-        if app is not None:
-            out["docProps/app.xml"] = app
+        rels_text = _insert_before_close(rels_text, rp, "Relationships", body, wb_rels_name)
+        out[wb_rels_name] = rels_text.encode("utf-8")
 
     # calcChain: only a replaced sheet's formulas could be in it; then it goes.
-    calc = next((r for r in wb_rels if r.get("Type") == REL_CALC_CHAIN), None)
-    replaced_ids = {existing[name].get("sheetId") for name in replaced if name in existing}
-    if calc and calc["part"] in z.NameToInfo and replaced_ids:
-        chain = z.read(calc["part"]).decode("utf-8")
+    calc = next(
+        (r for r in wb_rels if _kind(r) == "calcChain" and pkg.find(r.get("part", ""))), None
+    )
+    replaced_ids = {
+        existing[sheet_key(n)].get("sheetId") for n in replaced if sheet_key(n) in existing
+    }
+    if calc and replaced_ids:
+        chain = pkg.text(calc["part"])
         if any(f'i="{i}"' in chain for i in replaced_ids):
             out[calc["part"]] = None
-            rels_name = _rels_path(wb_part)
-            rels_text = (out.get(rels_name) or z.read(rels_name)).decode("utf-8")  # type: ignore[union-attr]
-            rels_text = re.sub(
-                rf"<(\w+:)?Relationship\b[^>]*Id=\"{calc['Id']}\"[^>]*/>", "", rels_text
+            done = out.get(wb_rels_name)
+            text = done.decode("utf-8") if done else pkg.text(wb_rels_name)
+            text = re.sub(
+                rf"<([\w.-]+:)?Relationship\b[^>]*Id=\"{re.escape(calc['Id'])}\"[^>]*/>", "", text
             )
-            out[rels_name] = rels_text.encode("utf-8")
+            out[wb_rels_name] = text.encode("utf-8")
 
-    out["[Content_Types].xml"] = _content_types(ct_text, out, new_overrides)
+    out[ct_name] = _content_types(ct_text, out, new_overrides, ct_name)
     return out
 
 
 def _replaced_sheets(
-    z: zipfile.ZipFile, wb_part: str, names: list[str], owned_by: dict[str, tuple[str, ...]]
+    pkg: Package, wb_part: str, names: list[str], owned_by: dict[str, tuple[str, ...]]
 ) -> dict[str, str]:
-    """The part of each sheet of ``names`` the workbook already has; refuses a sheet that
-    is not one we wrote (its first cells are not ``owned_by[name]``)."""
-    rel_by_id = {r["Id"]: r for r in _relationships(z, wb_part)}
-    wb_root = _parse(z.read(wb_part))
-    existing = {el.get("name"): el for el in wb_root.iter() if _local(el.tag) == "sheet"}
+    """The part of each sheet of ``names`` the workbook already has (its name compared as
+    Excel does, ignoring case); refuses a sheet that is not one we wrote (its first cells
+    are not ``owned_by[name]``)."""
+    rel_by_id = {r.get("Id"): r for r in pkg.relationships(wb_part)}
+    wb_root = pkg.xml(wb_part)
+    existing = {
+        sheet_key(el.get("name", "")): el for el in wb_root.iter() if _local(el.tag) == "sheet"
+    }
     replaced: dict[str, str] = {}
     for name in names:
-        el = existing.get(name)
+        el = existing.get(sheet_key(name))
         if el is None:
             continue
+        shown = el.get("name")
         rid = next((v for k, v in el.attrib.items() if _local(k) == "id"), None)
         rel = rel_by_id.get(rid or "")
-        if rel is None or rel.get("Type") != REL_WORKSHEET or rel["part"] not in z.NameToInfo:
-            raise PackageError(f"the sheet {name!r} is not a worksheet that can be replaced")
-        header = owned_by.get(name, ())
-        if tuple(_first_cells(z, wb_part, rel["part"], len(header))) != header:
+        if rel is None or _kind(rel) != "worksheet" or not pkg.find(rel.get("part", "")):
             raise PackageError(
-                f"the workbook has its own sheet named {name!r} (not written by cxkpi): "
+                f"the workbook has its own sheet named {shown!r} (not a worksheet cxkpi "
+                f"wrote): rename it and refresh again"
+            )
+        header = owned_by.get(name, ())
+        if tuple(_first_cells(pkg, wb_part, rel["part"], len(header))) != header:
+            raise PackageError(
+                f"the workbook has its own sheet named {shown!r} (not written by cxkpi): "
                 "rename it and refresh again"
             )
         replaced[name] = rel["part"]
     return replaced
 
 
-def check_sheets(source: Path, owned_by: dict[str, tuple[str, ...]]) -> None:
-    """Refuse early (before the slow part of a refresh) a workbook whose sheets of the
-    names in ``owned_by`` are the user's own."""
-    with zipfile.ZipFile(source) as z:
-        _replaced_sheets(z, _workbook_part(z), list(owned_by), owned_by)
-
-
-def _closure(z: zipfile.ZipFile, part: str, keep: set[str]) -> list[str]:
-    """``part``, its rels, and the parts reachable from it that nothing else refers to."""
+def _closure(pkg: Package, part: str, keep: set[str]) -> list[str]:
+    """``part``, its rels, and the parts reachable from it that nothing else refers to
+    (``keep``: lower-case names of parts referred to from elsewhere)."""
     found = [part]
-    if _rels_path(part) in z.NameToInfo:
-        found.append(_rels_path(part))
-    for rel in _relationships(z, part):
-        target = rel.get("part")
-        if target and target in z.NameToInfo and target not in keep and target not in found:
-            found.extend(t for t in _closure(z, target, keep) if t not in found)
+    rels = pkg.find(_rels_path(part))
+    if rels is not None:
+        found.append(rels)
+    for rel in pkg.relationships(part):
+        target = pkg.find(rel.get("part", ""))
+        if target and target.lower() not in keep and target not in found:
+            found.extend(t for t in _closure(pkg, target, keep) if t not in found)
     return found
 
 
-def _content_types(text: str, parts: dict[str, bytes | None], new: list[tuple[str, str]]) -> bytes:
+def _content_types(
+    text: str, parts: dict[str, bytes | None], new: list[tuple[str, str]], part: str
+) -> bytes:
     p = _prefix(text, "Types")
-    removed = {"/" + name for name, data in parts.items() if data is None}
-    added = {"/" + name for name, _ in new}
+    removed = {"/" + name.lower() for name, data in parts.items() if data is None}
+    added = {"/" + name.lower() for name, _ in new}
 
     def keep(m: re.Match[str]) -> str:
         name = re.search(r'PartName="([^"]*)"', m.group(0))
-        return "" if name and name.group(1) in removed | added else m.group(0)
+        return "" if name and name.group(1).lower() in removed | added else m.group(0)
 
     text = re.sub(rf"<{re.escape(p)}Override\b[^>]*/>", keep, text)
-    body = "".join(f'<{p}Override PartName="/{name}" ContentType="{ct}"/>' for name, ct in new)
-    close = text.rindex(f"</{p}Types>")
-    return (text[:close] + body + text[close:]).encode("utf-8")
+    defaults = {
+        m.group(1).lower()
+        for m in re.finditer(rf'<{re.escape(p)}Default\b[^>]*Extension="([^"]*)"', text)
+    }
+    rels = [
+        (name, CT_RELS)
+        for name, data in parts.items()
+        if data is not None and name.lower().endswith(".rels") and "rels" not in defaults
+    ]
+    body = "".join(
+        f'<{p}Override PartName="/{name}" ContentType="{ct}"/>' for name, ct in [*new, *rels]
+    )
+    return _insert_before_close(text, p, "Types", body, part).encode("utf-8")
 
 
-def _app_titles(z: zipfile.ZipFile, names: list[str], sheet_elems: list[Any]) -> bytes | None:
+def _app_titles(pkg: Package, names: list[str], sheet_elems: list[Any]) -> bytes | None:
     """docProps/app.xml with the new sheet titles, or None to leave it as it is (absent,
     or not the usual layout of one worksheet count and the titles in sheet order)."""
-    if not names or "docProps/app.xml" not in z.NameToInfo:
+    app = pkg.find("docProps/app.xml")
+    if not names or app is None:
         return None
-    text = z.read("docProps/app.xml").decode("utf-8")
+    text = pkg.text(app)
     vt = _prefix(text, "i4")
     pairs = re.search(rf"<{vt}i4>(\d+)</{vt}i4>", text)
-    titles = re.search(rf'(<(?:\w+:)?TitlesOfParts>\s*<{vt}vector size=")(\d+)("[^>]*>)', text)
+    titles = re.search(rf'(<(?:[\w.-]+:)?TitlesOfParts>\s*<{vt}vector size=")(\d+)("[^>]*>)', text)
     if pairs is None or titles is None:
         return None
     count = int(pairs.group(1))
@@ -599,46 +882,67 @@ def _app_titles(z: zipfile.ZipFile, names: list[str], sheet_elems: list[Any]) ->
     return text.encode("utf-8")
 
 
+def new_file_mode() -> int:
+    """The mode a new file gets from the umask (0o666 less the umask)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
+def replace_atomically(
+    target: Path, write: Callable[[Any], None], before_replace: Callable[[], None] | None = None
+) -> None:
+    """Write a file through ``write(f)`` next to ``target`` (a symbolic link's target: the
+    link stays a link), flush and fsync it, then move it over the target. The result
+    keeps the target's mode, or gets the umask's for a new file. Any failure leaves the
+    old file (or none) and no temporary file."""
+    real = Path(os.path.realpath(target))
+    fd, tmp = tempfile.mkstemp(prefix=f".~{real.stem}.", suffix=".tmp", dir=real.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        mode = stat.S_IMODE(real.stat().st_mode) if real.exists() else new_file_mode()
+        os.chmod(tmp, mode)
+        if before_replace is not None:
+            before_replace()
+        os.replace(tmp, real)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    with contextlib.suppress(OSError):  # make the rename itself durable
+        dir_fd = os.open(real.parent, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+
+
 def _write_atomic(
     zin: zipfile.ZipFile,
     target: Path,
     parts: dict[str, bytes | None],
     after_write: Callable[[], None] | None,
 ) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".~{target.stem}.", suffix=".tmp", dir=target.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            with zipfile.ZipFile(f, "w", zipfile.ZIP_DEFLATED) as zout:
-                written = set()
-                for info in zin.infolist():
-                    name = info.filename
-                    if name in parts:
-                        data = parts[name]
-                        if data is not None:
-                            _write_part(zout, name, data, info)
-                            written.add(name)
-                    else:
-                        _copy_raw(zin, zout, info)
-                for name, data in parts.items():
-                    if data is not None and name not in written:
-                        _write_part(zout, name, data, None)
-            f.flush()
-            os.fsync(f.fileno())
-        if target.exists():
-            os.chmod(tmp, stat.S_IMODE(target.stat().st_mode))
-        if after_write is not None:
-            after_write()
-        os.replace(tmp, target)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-    with contextlib.suppress(OSError):  # make the rename itself durable
-        dir_fd = os.open(target.parent, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
+    def write(f: Any) -> None:
+        with zipfile.ZipFile(f, "w", zipfile.ZIP_DEFLATED) as zout:
+            written = set()
+            for info in zin.infolist():
+                name = info.filename
+                if name in parts:
+                    data = parts[name]
+                    if data is not None:
+                        _write_part(zout, name, data, info)
+                        written.add(name)
+                else:
+                    _copy_raw(zin, zout, info)
+            for name, data in parts.items():
+                if data is not None and name not in written:
+                    _write_part(zout, name, data, None)
+
+    replace_atomically(target, write, after_write)
 
 
 def _write_part(

@@ -4,8 +4,11 @@ was (see :mod:`cxkpi_xl.package`)."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 import time
+import zipfile
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,12 +46,17 @@ def refresh(
     output: str | os.PathLike[str] | None = None,
     overrides: dict[str, str] | None = None,
     stage: Callable[[str], None] | None = None,
+    force: bool = False,
 ) -> Refreshed:
     """Refresh the workbook at ``path`` in place, or write the refreshed copy to
     ``output`` and leave ``path`` untouched. ``stage`` is told of each stage as it
-    starts (for a progress display). Raises RefreshError with a one-line reason, having
-    changed nothing, for a workbook that is open in Excel, read-only, not an xlsx/xlsm
-    package, a possible zip bomb, or whose Report/Data Issues sheet is the user's own."""
+    starts (for a progress display). ``force`` refreshes a digitally signed workbook,
+    removing its signature (it would no longer match).
+
+    Any failure, whatever raised it (a workbook open in Excel or LibreOffice, read-only,
+    not an xlsx/xlsm package, damaged, a possible zip bomb, signed, structure-protected,
+    a Report/Data Issues sheet that is the user's own, changed while we computed, out of
+    memory), raises RefreshError with a one-line reason, having changed nothing."""
     t0 = time.perf_counter()
     source = Path(path)
     target = Path(output) if output is not None else source
@@ -60,8 +68,8 @@ def refresh(
                 f"{target.name}: the copy must keep the workbook's type ({source.suffix})"
             )
         check_writable(target)
-        check_sheets(source, OWNED_HEADERS)
-        before = _stamp(source)
+        before = fingerprint(source)
+        check_sheets(source, OWNED_HEADERS, force=force)  # every edit, planned before computing
         tell("reading")
         data = read(source, overrides)
         tell("computing")
@@ -71,18 +79,53 @@ def refresh(
 
         def unchanged() -> None:
             # Excel (or anyone) may have saved the file while we computed: keep theirs.
-            if _stamp(source) != before:
+            if fingerprint(source) != before:
                 raise RefreshError(f"{source.name} changed while refreshing: nothing was written")
             check_writable(target)
 
-        write_sheets(source, target, sheets, OWNED_HEADERS, after_write=unchanged)
-    except (SourceError, PackageError, ValueError) as e:  # ValueError: a bad --set value
-        raise RefreshError(str(e)) from None
-    except OSError as e:
-        raise RefreshError(f"{target.name}: {e.strerror or e}: nothing was changed") from None
+        unchanged()  # before reading the package again to write it, and after writing
+        write_sheets(source, target, sheets, OWNED_HEADERS, after_write=unchanged, force=force)
+    except (KeyboardInterrupt, SystemExit, GeneratorExit):
+        raise
+    except BaseException as e:
+        raise RefreshError(failure_reason(e, source, target)) from None
     return Refreshed(report, target, time.perf_counter() - t0)
 
 
-def _stamp(path: Path) -> tuple[int, int]:
-    st = path.stat()
-    return st.st_mtime_ns, st.st_size
+NOTHING_CHANGED = "nothing was changed"
+
+
+def failure_reason(e: BaseException, source: Path, target: Path | None = None) -> str:
+    """One line for the user from any exception of a refresh: what is wrong, and that
+    nothing was changed."""
+    if isinstance(e, RefreshError | SourceError | PackageError | ValueError):
+        text = _one_line(str(e))  # our own reasons (ValueError: a bad --set value)
+    elif isinstance(e, MemoryError):
+        text = f"{source.name} is too large to refresh in the memory available"
+    elif isinstance(e, zipfile.BadZipFile | zlib.error | EOFError):
+        text = f"{source.name} is a damaged zip package ({_one_line(str(e)) or type(e).__name__})"
+    elif isinstance(e, FileNotFoundError) and e.filename is not None:
+        text = f"{Path(e.filename).name}: no such file (was it moved while refreshing?)"
+    elif isinstance(e, OSError):
+        name = Path(e.filename).name if e.filename else (target or source).name
+        text = f"{name}: {e.strerror or _one_line(str(e)) or type(e).__name__}"
+    else:  # a reader library's own error (calamine, a panic in its Rust code, ...)
+        detail = _one_line(str(e)) or type(e).__name__
+        text = f"{source.name} cannot be read ({detail})"
+    if "nothing was" not in text:
+        text = f"{text}: {NOTHING_CHANGED}"
+    return text
+
+
+def _one_line(text: str, limit: int = 300) -> str:
+    line = " ".join(text.split())
+    return line if len(line) <= limit else line[: limit - 3] + "..."
+
+
+def fingerprint(path: Path) -> tuple[int, str]:
+    """The size and SHA-256 of a file: whether it is the same file, by content."""
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return path.stat().st_size, digest.hexdigest()

@@ -294,7 +294,9 @@ def test_data_issues_sheet_lists_problems_with_rows(tmp_path: Path, tables):
     n = len(done.report.issues)
     assert f"{n} data issue{'s' if n != 1 else ''} (see the Data Issues sheet)" in done.summary()
     issues = pd.read_excel(book, sheet_name=ISSUES_SHEET, engine="calamine")
-    assert list(issues.columns) == ["sheet", "row", "column", "value", "problem", "action"]
+    assert list(issues.columns) == [
+        *("sheet", "row", "column", "value", "problem", "action", "count", "first rows")
+    ]
     row = issues.iloc[0]
     assert (row["sheet"], int(row["row"]), row["column"], row["value"]) == ("MRR", 6, "mrr", "ten")
 

@@ -8,8 +8,6 @@ from :mod:`cxkpi_xl.workbook.formulas`.
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +23,7 @@ from openpyxl.worksheet.table import TableStyleInfo
 from openpyxl.worksheet.worksheet import Worksheet
 
 from cxkpi_xl.catalogue import BY_ID, CATALOGUE, excel_signature
+from cxkpi_xl.package import replace_atomically
 from cxkpi_xl.sample import is_formula_like
 from cxkpi_xl.schema import (
     DATE,
@@ -454,14 +453,9 @@ def build(
     _conf_sheet(wb)
     wb.active = 0
     wb.calculation.fullCalcOnLoad = True
-    fd, tmp = tempfile.mkstemp(prefix=".cxkpi-", suffix=".xlsx", dir=path.parent)
-    os.close(fd)
-    try:
-        wb.save(tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    # written whole next to it and moved into place, with the mode the umask gives
+    # (a symbolic link stays a link to the new file)
+    replace_atomically(path, wb.save)
     return path
 
 
