@@ -38,7 +38,7 @@ def _column(x: Any, name: str) -> np.ndarray:
 
 
 def _mrr_data(customer_ids: Any, months: Any, mrr: Any, granularity: str = "month"):  # type: ignore[no-untyped-def]
-    from .reader import read
+    from .data.reader import read
 
     ids, m, values = (
         _column(v, n) for v, n in ((customer_ids, "customer_ids"), (months, "months"), (mrr, "mrr"))

@@ -31,11 +31,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from . import advocacy, engagement, retention, revenue, support, surveys, value
-from .catalogue import CATALOGUE
-from .periods import GRANULARITIES, label, month_end, months_of, periods_between
-from .reader import Dataset, Issue
-from .schema import Settings
+from ..catalogue import CATALOGUE
+from ..data.periods import GRANULARITIES, label, month_end, months_of, periods_between
+from ..data.reader import Dataset, Issue
+from ..data.schema import Settings
+from ..kpis import advocacy, engagement, retention, revenue, support, surveys, value
 
 NPS_CATEGORIES = ("promoter", "passive", "detractor", "no answer")
 SURVEY_KINDS = ("NPS", "CSAT", "CES", "STAR")
@@ -1023,7 +1023,7 @@ def _predictive(
     """Predicted CLV by segment and the P(alive) distribution from the Orders (BG/NBD
     with Gamma-Gamma), and projected retention of the oldest MRR cohort (sBG). A model
     that cannot be fitted on these data is reported as a data issue, not an error."""
-    from .models import ModelError, cltv_predicted, sbg_retention
+    from ..models import ModelError, cltv_predicted, sbg_retention
 
     out: dict[str, pd.DataFrame] = {}
     orders = data.tables["Orders"]
@@ -1138,7 +1138,7 @@ def _group_breakdowns(
     """The breakdown KPIs for each value of each Customers column (segment, owner), each
     computed on the data of that group's customers only (Funnel and Costs, which have no
     customer, are left out). The customer matrices are the report's, cut by rows."""
-    from .schema import TABLES
+    from ..data.schema import TABLES
 
     # Each row's customer in the Customers table, found once for every column; only the
     # tables _breakdown_kpis reads (MRR is in the matrices already).
@@ -1155,7 +1155,7 @@ def _group_breakdowns(
 def _group_breakdown(
     data: Dataset, base: _Base, axis: _Axis, column: str, positions: dict[str, np.ndarray]
 ) -> pd.DataFrame:
-    from .schema import TABLES
+    from ..data.schema import TABLES
 
     cust = data.tables["Customers"]
     if cust.empty or cust[column].isna().all():
@@ -1194,7 +1194,7 @@ def _group_breakdown(
 def _encode_ids(data: Dataset) -> Dataset:
     """The data with every customer id (and ``referred_by``) as a float code, NaN for a
     blank: one hashing of the id strings instead of one per lookup."""
-    from .schema import TABLES
+    from ..data.schema import TABLES
 
     cols = [(t.name, t.customer_column) for t in TABLES if t.customer_column is not None]
     cols.append(("Customers", "referred_by"))

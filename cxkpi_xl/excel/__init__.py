@@ -17,8 +17,11 @@ from typing import Any
 import pandas as pd
 import xlwings as xw
 
-from .engine import Report, compute
-from .layout import (
+from ..data.reader import Dataset, cell_index, read
+from ..data.sample import is_formula_like
+from ..data.schema import SETTINGS_BY_NAME, TABLE_SHEETS, TABLES
+from ..engine import Report, compute
+from ..report.layout import (
     OWNED_HEADERS,
     REPORT_SHEET,
     Sheet,
@@ -27,9 +30,6 @@ from .layout import (
     outcome,
     report_sheet,
 )
-from .reader import Dataset, cell_index, read
-from .sample import is_formula_like
-from .schema import SETTINGS_BY_NAME, TABLE_SHEETS, TABLES
 
 BUTTON = "[cxkpi_refresh]Start here!A14"
 """The sheet button of the Lite/Server script: the shape named cxkpi_refresh."""

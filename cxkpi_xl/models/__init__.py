@@ -683,7 +683,7 @@ class ShiftedBetaGeometricModel:
 
 
 def _derl_checks(discount_rate: Any, renewals: Any) -> tuple[float, int]:
-    from ._check import amounts
+    from .._check import amounts
 
     d = float(amounts(discount_rate, "discount_rate"))
     k = float(amounts(renewals, "renewals"))
@@ -723,7 +723,7 @@ def derl(
     """
     from scipy.special import hyp2f1
 
-    from ._check import amounts, check_zero_division
+    from .._check import amounts, check_zero_division
 
     check_zero_division(zero_division)
     a = float(amounts(alpha, "alpha"))
@@ -784,7 +784,7 @@ def simulate_transactions(
 def _transactions(customer_ids: Any, dates: Any, amounts: Any = None) -> pd.DataFrame:
     """Aligned ranges (as Excel sends them) as a transactions frame; dates may be Excel
     serial numbers, date cells or ISO text."""
-    from ._check import dates_as_days, to_float_array
+    from .._check import dates_as_days, to_float_array
 
     ids = np.array(customer_ids, dtype=object).ravel()
     days = dates_as_days(dates, "dates").ravel()
@@ -817,7 +817,7 @@ def _transactions(customer_ids: Any, dates: Any, amounts: Any = None) -> pd.Data
 def _observation_end(value: Any) -> Any:
     if value is None or (isinstance(value, str) and not value.strip()):
         return None
-    from ._check import dates_as_days
+    from .._check import dates_as_days
 
     return pd.to_datetime(dates_as_days([value], "observation_end")[0] * 86400, unit="s")
 
@@ -907,7 +907,7 @@ def sbg_retention(survival: Any, periods: int = 10, discount_rate: float = 0.1) 
     >>> t.round(3).loc[["alpha", "beta", "3"]].to_numpy().tolist()
     [[0.704, nan], [1.182, nan], [0.388, 0.819]]
     """
-    from ._check import values
+    from .._check import values
 
     s = values(survival, "survival", low=0)
     model = ShiftedBetaGeometricModel().fit(s)
