@@ -11,6 +11,7 @@ from __future__ import annotations
 from types import ModuleType
 
 from . import _moved
+from .engine.tables import cohort_retention, mrr_movements
 from .kpis.advocacy import (
     at_risk_rate,
     customer_health_scores,
@@ -63,7 +64,6 @@ from .kpis.value import (
     ltv_cac_ratio,
 )
 from .models import cltv_predicted, derl, probability_alive, sbg_retention
-from .tables import cohort_retention, mrr_movements
 
 __version__ = "0.1.0"
 

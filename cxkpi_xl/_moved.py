@@ -19,6 +19,7 @@ MOVED = {
     **{m: f"kpis.{m}" for m in ("surveys", "value")},
     **{m: f"data.{m}" for m in ("cells", "periods", "reader", "sample", "schema")},
     **{m: f"report.{m}" for m in ("layout", "package")},
+    "tables": "engine.tables",
 }
 """Old module name (under ``cxkpi_xl``) -> its path in the rooms."""
 

@@ -13,7 +13,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import models, tables
+from . import models
+from .engine import tables
 from .kpis import advocacy, engagement, retention, revenue, support, surveys, value
 
 UNITS = (

@@ -16,13 +16,22 @@ The modules, by what they compute: :mod:`.axis` (the periods as month columns),
 :mod:`.subscriptions` (the MRR matrix and the subscription KPIs), :mod:`.customers`
 (orders, customers, costs, health), :mod:`.feedback` (surveys and comment themes),
 :mod:`.activity` (support, funnel, usage), :mod:`.breakdowns`, :mod:`.cohorts`,
-:mod:`.predictive`, and :mod:`.assemble`, which puts them together in :func:`compute`.
+:mod:`.predictive`, and :mod:`.assemble`, which puts them together in :func:`compute`;
+:mod:`.tables` runs it on three columns for the table KPIs of the catalogue.
 Their underscored names are the engine's insides; what this package exports is its API.
 """
 
 from __future__ import annotations
 
-from .assemble import NOT_COMPUTED, Report, compute, issue_json, json_value, report_kpi_ids
+from .assemble import (
+    NOT_COMPUTED,
+    REPORT_KPIS,
+    Report,
+    compute,
+    issue_json,
+    json_value,
+    report_kpi_ids,
+)
 from .breakdowns import BREAKDOWN_KPIS, NPS_CATEGORIES
 from .feedback import STOP_WORDS, SURVEY_KINDS, feedback_themes
 from .predictive import P_ALIVE_BANDS
@@ -36,6 +45,7 @@ __all__ = [
     "NOT_COMPUTED",
     "NPS_CATEGORIES",
     "P_ALIVE_BANDS",
+    "REPORT_KPIS",
     "STOP_WORDS",
     "SURVEY_KINDS",
     "MoneyError",
