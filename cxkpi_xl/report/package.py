@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Any
 from xml.sax.saxutils import escape, quoteattr
 
-from ..data.reader import cell_index
+from ..data.cells import cell_index
 from .layout import Chart, Sheet, column_letter, styles_used
 
 NS_MAIN = "http://schemas.openxmlformats.org/spreadsheetml/2006/main"
