@@ -22,7 +22,7 @@ import math
 import re
 import zipfile
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -42,7 +42,7 @@ from .cells import (
     parse_number,
     show_value,
 )
-from .dataset import ISSUE_COLUMNS, Dataset, Issue
+from .issues import ISSUE_COLUMNS, Issue
 from .schema import (
     DATE,
     ID,
@@ -71,6 +71,20 @@ RATIO_CHECK_FROM = 8 << 20  # small parts may compress well without harm
 
 class SourceError(Exception):
     """The source cannot be read at all; the message is one line for the user."""
+
+
+@dataclass
+class Dataset:
+    """Validated input tables (normalised types, one ``_row`` column each), the resolved
+    settings and every data problem found."""
+
+    tables: dict[str, pd.DataFrame]
+    settings: Settings
+    issues: list[Issue] = field(default_factory=list)
+    source: str = ""
+
+    def table(self, name: str) -> pd.DataFrame:
+        return self.tables[name]
 
 
 # --- the package checks -------------------------------------------------------------

@@ -1,6 +1,6 @@
 """The period engine: every KPI for every report period, with breakdowns.
 
-Data flows one way: a validated :class:`~cxkpi_xl.data.dataset.Dataset` goes in, a
+Data flows one way: a validated :class:`~cxkpi_xl.data.reader.Dataset` goes in, a
 :class:`Report` comes out. The engine only aggregates (counts, sums, per-customer MRR
 movements) and hands the aggregates to the KPI library; the formulas live there.
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ..data.dataset import Dataset
 from ..data.periods import months_of
+from ..data.reader import Dataset
 from ..kpis import engagement, support
 from .axis import _Axis, _blank_without, _per_period, _split_by_period
 from .subscriptions import _Base

@@ -1,5 +1,5 @@
 """Putting it together: :func:`compute` runs every part of the engine on a
-:class:`~cxkpi_xl.data.dataset.Dataset` and returns a :class:`Report`, which also
+:class:`~cxkpi_xl.data.reader.Dataset` and returns a :class:`Report`, which also
 gives the JSON output."""
 
 from __future__ import annotations
@@ -12,8 +12,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..data.dataset import Dataset, Issue
+from ..data.issues import Issue
 from ..data.periods import GRANULARITIES
+from ..data.reader import Dataset
 from ..data.schema import Settings
 from .activity import _support_and_funnel, _usage_kpis
 from .axis import _Axis, _axis

@@ -11,8 +11,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..data.dataset import Dataset
 from ..data.periods import label, months_of, periods_between
+from ..data.reader import Dataset
 
 
 def _month_range(data: Dataset) -> tuple[int, int] | None:

@@ -11,8 +11,8 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import pandas as pd
 
-from ..data.dataset import Dataset
 from ..data.periods import months_of
+from ..data.reader import Dataset
 from ..kpis import retention, surveys
 from .activity import _support_and_funnel, _usage_kpis
 from .axis import _at, _Axis

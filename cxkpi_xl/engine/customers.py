@@ -10,8 +10,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..data.dataset import Dataset, Issue
+from ..data.issues import Issue
 from ..data.periods import months_of
+from ..data.reader import Dataset
 from ..data.schema import Settings
 from ..kpis import advocacy, engagement, revenue, value
 from .axis import _at, _Axis, _blank_without, _each, _per_period, _split_by_period

@@ -12,8 +12,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..data.dataset import Dataset
 from ..data.periods import months_of
+from ..data.reader import Dataset
 from ..data.schema import Settings
 from ..kpis import surveys
 from .axis import _Axis, _each, _split_by_period

@@ -9,8 +9,9 @@ from itertools import pairwise
 import numpy as np
 import pandas as pd
 
-from ..data.dataset import Dataset, Issue
+from ..data.issues import Issue
 from ..data.periods import label, month_end
+from ..data.reader import Dataset
 from .axis import _Axis
 from .subscriptions import _Base
 

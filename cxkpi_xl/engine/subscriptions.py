@@ -15,8 +15,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..data.dataset import Dataset
 from ..data.periods import months_of
+from ..data.reader import Dataset
 from ..data.schema import Settings
 from ..kpis import retention, revenue
 from .axis import _Axis

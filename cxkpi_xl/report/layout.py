@@ -18,7 +18,7 @@ from typing import Any
 import pandas as pd
 
 from ..catalogue import BY_ID, NUMBER_FORMATS
-from ..data.dataset import ISSUE_COLUMNS, Issue
+from ..data.issues import ISSUE_COLUMNS, Issue
 from ..engine import MOVEMENTS, Report
 
 REPORT_SHEET = "Report"
