@@ -8,14 +8,18 @@ pandas, so it also runs in xlwings Lite (Pyodide).
 
 from __future__ import annotations
 
-from .advocacy import (
+from types import ModuleType
+
+from . import _moved
+from .engine.tables import cohort_retention, mrr_movements
+from .kpis.advocacy import (
     at_risk_rate,
     customer_health_scores,
     health_band,
     health_score,
     reference_rate,
 )
-from .engagement import (
+from .kpis.engagement import (
     conversion_rate,
     product_usage_rate,
     repeat_purchase_rate,
@@ -23,8 +27,7 @@ from .engagement import (
     stickiness,
     time_to_value_days,
 )
-from .models import cltv_predicted, derl, probability_alive, sbg_retention
-from .retention import (
+from .kpis.retention import (
     customer_churn_rate,
     customer_retention_rate,
     expanded_accounts_rate,
@@ -32,7 +35,7 @@ from .retention import (
     net_revenue_retention,
     revenue_churn_rate,
 )
-from .revenue import (
+from .kpis.revenue import (
     arpu,
     attachment_rate,
     average_order_value,
@@ -40,8 +43,8 @@ from .revenue import (
     quick_ratio,
     revenue_growth,
 )
-from .support import first_contact_resolution_rate
-from .surveys import (
+from .kpis.support import first_contact_resolution_rate
+from .kpis.surveys import (
     ces,
     ces_easy_rate,
     csat,
@@ -52,8 +55,7 @@ from .surveys import (
     star_rating,
     star_rating_distribution,
 )
-from .tables import cohort_retention, mrr_movements
-from .value import (
+from .kpis.value import (
     cac,
     cac_payback_months,
     cltv,
@@ -61,8 +63,18 @@ from .value import (
     customer_retention_cost,
     ltv_cac_ratio,
 )
+from .models import cltv_predicted, derl, probability_alive, sbg_retention
 
 __version__ = "0.1.0"
+
+_moved.install()  # cxkpi_xl.reader, cxkpi_xl.schema, ...: the names from before the rooms
+
+
+def __getattr__(name: str) -> ModuleType:
+    if name in _moved.MOVED:
+        return _moved.module(name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "arpu",

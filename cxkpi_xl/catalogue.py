@@ -13,7 +13,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import advocacy, engagement, models, retention, revenue, support, surveys, tables, value
+from . import models
+from .engine import tables
+from .kpis import advocacy, engagement, retention, revenue, support, surveys, value
 
 UNITS = (
     "fraction",

@@ -166,7 +166,7 @@ def _parse_sets(pairs: tuple[str, ...]) -> dict[str, str]:
 
 def _load(source: str, sets: tuple[str, ...]):  # type: ignore[no-untyped-def]
     """Read a source, or exit non-zero with a one-line reason."""
-    from .reader import SourceError, read
+    from .data.reader import SourceError, read
 
     try:
         return read(source, _parse_sets(sets))
@@ -178,7 +178,7 @@ def issue_line(issue) -> str:  # type: ignore[no-untyped-def]
     """One issue in words, its value as the user typed it:
     ``Surveys row 2, score: 11 is outside 0..10 (NPS scale) (skipped the row)``; an issue
     about a whole column (no row, no value) names no value."""
-    from .cells import show_value
+    from .data.cells import show_value
 
     where = f"{issue.sheet} row {issue.row}" if issue.row else issue.sheet
     whole_column = issue.row is None and issue.value is None
@@ -258,7 +258,7 @@ def sample(directory: Path, size: str, fmt: str, seed: int, force: bool) -> None
     DIRECTORY/cx_sample.xlsx, or with --format csv one CSV file per table (Customers.csv,
     MRR.csv, ..., Settings.csv) in DIRECTORY itself, where `cxkpi kpis DIRECTORY` reads
     them."""
-    from .sample import CSV_FILES, generate, write_csv, write_workbook
+    from .data.sample import CSV_FILES, generate, write_csv, write_workbook
 
     if fmt == "xlsx":
         existing = [directory / "cx_sample.xlsx"]
@@ -297,7 +297,7 @@ def sample(directory: Path, size: str, fmt: str, seed: int, force: bool) -> None
 @click.option("--force", is_flag=True, help="Overwrite an existing file.")
 def template(path: Path, sample_data: bool, size: str, formulas: str, force: bool) -> None:
     """Write the template workbook: input Tables, Settings, KPI Summary, Definitions."""
-    from .sample import generate
+    from .data.sample import generate
     from .workbook.template import TemplateError, build
 
     tables = generate(size) if sample_data else None
@@ -389,7 +389,7 @@ def refresh(
 def demo(directory: Path, size: str, quiet: bool) -> None:
     """Write a sample-data workbook to DIRECTORY (default cxkpi-demo), refresh it, and
     print the KPIs of its latest period."""
-    from .sample import generate
+    from .data.sample import generate
     from .workbook.template import TemplateError, build
 
     directory.mkdir(parents=True, exist_ok=True)

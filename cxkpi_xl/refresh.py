@@ -13,15 +13,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from .data.reader import SourceError, check_package, read
 from .engine import Report, compute
-from .layout import (
+from .report.layout import (
     OWNED_HEADERS,
     issues_sheet,
     outcome,
     report_sheet,
 )
-from .package import PackageError, check_sheets, check_writable, write_sheets
-from .reader import SourceError, check_package, read
+from .report.package import PackageError, check_sheets, check_writable, write_sheets
 
 STAGES = ("reading", "computing", "writing")
 

@@ -47,6 +47,16 @@ def test_every_kpi_of_the_definitions_is_in_the_catalogue():
     assert not missing, f"KPIs of kpi-definitions.md missing from the catalogue: {missing}"
 
 
+def test_the_engine_computes_the_catalogues_report_kpis_in_its_order():
+    """The engine lists what it computes per period (it cannot read the catalogue, which
+    sits above it); the catalogue says what the report shows. They must be one list."""
+    from cxkpi_xl.engine import NOT_COMPUTED, REPORT_KPIS
+
+    in_report = [k.id for k in CATALOGUE if k.in_report and k.id not in NOT_COMPUTED]
+    assert list(REPORT_KPIS) == in_report
+    assert NOT_COMPUTED <= {k.id for k in CATALOGUE if k.in_report}
+
+
 def test_functions_are_exported_and_documented():
     for k in CATALOGUE:
         if k.function is None:

@@ -7,7 +7,7 @@ import re
 from pathlib import Path
 
 from cxkpi_xl.catalogue import markdown_table
-from cxkpi_xl.schema import markdown_settings, markdown_tables
+from cxkpi_xl.data.schema import markdown_settings, markdown_tables
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 

@@ -14,7 +14,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from cxkpi_xl.sample import generate
+from cxkpi_xl.data.sample import generate
 from cxkpi_xl.workbook.template import build
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"

@@ -41,7 +41,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from cxkpi_xl.schema import DATE, MONTH, NUMBER, TABLES_BY_NAME
+from cxkpi_xl.data.schema import DATE, MONTH, NUMBER, TABLES_BY_NAME
 
 CALC = "Calc"
 CALC_SHEET = "Calc"

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from ._check import ZeroDivision, amounts, check_zero_division, divide, scalar_or_array
+from .._check import ZeroDivision, amounts, check_zero_division, divide, scalar_or_array
 
 
 def cltv(

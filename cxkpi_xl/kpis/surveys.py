@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from ._check import ZeroDivision, check_zero_division, undefined, values
+from .._check import ZeroDivision, check_zero_division, undefined, values
 
 NPS_SCALE = (0, 10)
 PROMOTER_FROM = 9
@@ -78,7 +78,7 @@ def nps_from_counts(
     >>> nps_from_counts([50, 10], [30, 0], [20, 30]).tolist()
     [30.0, -50.0]
     """
-    from ._check import amounts, divide
+    from .._check import amounts, divide
 
     p = amounts(promoters, "promoters")
     m = amounts(passives, "passives")

@@ -38,7 +38,7 @@ def _column(x: Any, name: str) -> np.ndarray:
 
 
 def _mrr_data(customer_ids: Any, months: Any, mrr: Any, granularity: str = "month"):  # type: ignore[no-untyped-def]
-    from .reader import read
+    from ..data.reader import read
 
     ids, m, values = (
         _column(v, n) for v, n in ((customer_ids, "customer_ids"), (months, "months"), (mrr, "mrr"))
@@ -74,7 +74,7 @@ def mrr_movements(customer_ids: Any, months: Any, mrr: Any) -> pd.DataFrame:
     ...               [100, 120, 50]).loc["2026-02"].tolist()
     [170.0, 50.0, 0.0, 20.0, 0.0, 0.0, 70.0]
     """
-    from .engine import compute
+    from .assemble import compute
 
     report = compute(_mrr_data(customer_ids, months, mrr), breakdowns=False)
     frame = pd.DataFrame({c: report.kpis[c] for c in MOVEMENT_COLUMNS}, index=report.periods)
@@ -96,7 +96,7 @@ def cohort_retention(
     ...                  [100, 120, 50]).loc["2026-01"].tolist()
     [1.0, 0.8]
     """
-    from .engine import compute
+    from .assemble import compute
 
     if measure not in ("revenue", "logos"):
         raise ValueError(f'measure must be "revenue" or "logos", not {measure!r}')

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from ._check import ZeroDivision, amounts, divide
+from .._check import ZeroDivision, amounts, divide
 
 
 def quick_ratio(

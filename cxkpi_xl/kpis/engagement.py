@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from ._check import (
+from .._check import (
     ZeroDivision,
     amounts,
     check_zero_division,

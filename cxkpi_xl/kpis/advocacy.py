@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ._check import ZeroDivision, amounts, check_zero_division, divide, paired, undefined, values
+from .._check import ZeroDivision, amounts, check_zero_division, divide, paired, undefined, values
 
 HEALTH_SCALE = (0.0, 100.0)
 

@@ -33,6 +33,7 @@ import pandas as pd
 from .cells import (
     AMBIGUOUS_DATE_ORDER,
     BadValue,
+    cell_index,
     date_order_evidence,
     error_problem,
     excel_error,
@@ -41,6 +42,7 @@ from .cells import (
     parse_number,
     show_value,
 )
+from .issues import ISSUE_COLUMNS, Issue
 from .schema import (
     DATE,
     ID,
@@ -70,32 +72,6 @@ RATIO_CHECK_FROM = 8 << 20  # small parts may compress well without harm
 
 class SourceError(Exception):
     """The source cannot be read at all; the message is one line for the user."""
-
-
-@dataclass(frozen=True)
-class Issue:
-    """One data problem, as a row of the Data Issues sheet."""
-
-    sheet: str
-    row: int | None
-    column: str
-    value: Any
-    problem: str
-    action: str
-
-    def as_row(self) -> list[Any]:
-        return [self.sheet, self.row, self.column, _show(self.value), self.problem, self.action]
-
-
-ISSUE_COLUMNS = ("sheet", "row", "column", "value", "problem", "action")
-
-
-def _show(value: Any) -> Any:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return ""
-    if isinstance(value, dt.date | dt.datetime | pd.Timestamp | np.datetime64):
-        return str(pd.Timestamp(value).date())
-    return value if isinstance(value, int | float | str) else str(value)
 
 
 @dataclass
@@ -1103,16 +1079,6 @@ def _workbook_settings(
             if len(row) >= 2 and str(row[0]).strip().lower() in SETTINGS_BY_NAME:
                 found[str(row[0]).strip().lower()] = row[1]
     return found
-
-
-def cell_index(ref: str) -> tuple[int, int]:
-    """0-based (row, column) of a cell reference such as ``C2``."""
-    letters = "".join(ch for ch in ref if ch.isalpha()).upper()
-    digits = "".join(ch for ch in ref if ch.isdigit())
-    col = 0
-    for ch in letters:
-        col = col * 26 + ord(ch) - 64
-    return int(digits) - 1, col - 1
 
 
 def _defined_names(path: Path) -> dict[str, str]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from ._check import ZeroDivision, amounts, divide
+from .._check import ZeroDivision, amounts, divide
 
 
 def customer_churn_rate(

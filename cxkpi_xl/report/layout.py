@@ -17,9 +17,9 @@ from typing import Any
 
 import pandas as pd
 
-from .catalogue import BY_ID, NUMBER_FORMATS
-from .engine import MOVEMENTS, Report
-from .reader import ISSUE_COLUMNS, Issue
+from ..catalogue import BY_ID, NUMBER_FORMATS
+from ..data.issues import ISSUE_COLUMNS, Issue
+from ..engine import MOVEMENTS, Report
 
 REPORT_SHEET = "Report"
 ISSUES_SHEET = "Data Issues"

@@ -45,8 +45,8 @@ from pathlib import Path
 from typing import Any
 from xml.sax.saxutils import escape, quoteattr
 
+from ..data.cells import cell_index
 from .layout import Chart, Sheet, column_letter, sheet_key, styles_used
-from .reader import cell_index
 
 NS_MAIN = "http://schemas.openxmlformats.org/spreadsheetml/2006/main"
 NS_R = "http://schemas.openxmlformats.org/officeDocument/2006/relationships"

@@ -17,8 +17,11 @@ from typing import Any
 import pandas as pd
 import xlwings as xw
 
-from .engine import Report, compute
-from .layout import (
+from ..data.reader import Dataset, cell_index, read
+from ..data.sample import is_formula_like
+from ..data.schema import SETTINGS_BY_NAME, TABLE_SHEETS, TABLES
+from ..engine import Report, compute
+from ..report.layout import (
     OWNED_HEADERS,
     REPORT_SHEET,
     Sheet,
@@ -28,9 +31,6 @@ from .layout import (
     report_sheet,
     sheet_key,
 )
-from .reader import Dataset, cell_index, read
-from .sample import is_formula_like
-from .schema import SETTINGS_BY_NAME, TABLE_SHEETS, TABLES
 
 BUTTON = "[cxkpi_refresh]Start here!A14"
 """The sheet button of the Lite/Server script: the shape named cxkpi_refresh."""
@@ -166,7 +166,7 @@ def _one_line_errors(run: Any, book: Any) -> Report:
     """``run(book)``, any exception turned into an XlwingsError with one line."""
     from pathlib import Path
 
-    from .refresh import failure_reason
+    from ..refresh import failure_reason
 
     try:
         return run(book)

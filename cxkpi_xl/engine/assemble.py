@@ -1,0 +1,211 @@
+"""Putting it together: :func:`compute` runs every part of the engine on a
+:class:`~cxkpi_xl.data.reader.Dataset` and returns a :class:`Report`, which also
+gives the JSON output."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ..data.issues import Issue
+from ..data.periods import GRANULARITIES
+from ..data.reader import Dataset
+from ..data.schema import Settings
+from .activity import _support_and_funnel, _usage_kpis
+from .axis import _Axis, _axis
+from .breakdowns import _churn_by_reason, _cx_to_revenue, _group_breakdowns, _referrals_by_segment
+from .cohorts import _cohorts
+from .customers import _customer_kpis, _health_kpis, _order_kpis
+from .feedback import _survey_kpis, _themes
+from .predictive import _predictive
+from .subscriptions import MOVEMENTS, _Base, _subscription_kpis
+
+REPORT_KPIS = (
+    "nps", "nps_margin_of_error", "csat", "ces", "ces_easy_rate", "star_rating", "mrr",
+    "mrr_new", "mrr_reactivation", "mrr_expansion", "mrr_contraction", "mrr_churn",
+    "net_new_mrr", "net_revenue_retention", "gross_revenue_retention",
+    "revenue_churn_rate", "expanded_accounts_rate", "customer_churn_rate",
+    "customer_retention_rate", "arpu", "quick_ratio", "revenue_growth", "attachment_rate",
+    "average_order_value", "purchase_frequency", "cltv", "cltv_subscription", "cac",
+    "ltv_cac_ratio", "cac_payback_months", "customer_retention_cost", "reference_rate",
+    "referral_revenue", "at_risk_rate", "health_score", "first_contact_resolution_rate",
+    "conversion_rate", "repeat_purchase_rate", "time_to_value_days", "stickiness",
+    "product_usage_rate",
+)  # fmt: skip
+"""The KPIs the engine computes for every period, in the order of the report and the JSON
+output. They are the catalogue's report KPIs but NOT_COMPUTED, in catalogue order (the
+catalogue sits above the engine, whose table functions it lists, so the engine does not
+read it; tests/test_catalogue.py holds the two lists together)."""
+
+NOT_COMPUTED = frozenset({"cltv_predicted"})
+"""Report KPIs the period engine does not compute (the predictive models do)."""
+
+
+@dataclass
+class Report:
+    """The KPIs of every report period, the breakdowns, and the data issues."""
+
+    granularity: str
+    periods: list[str]
+    kpis: dict[str, np.ndarray]
+    breakdowns: dict[str, pd.DataFrame] = field(default_factory=dict)
+    issues: list[Issue] = field(default_factory=list)
+    settings: Settings = field(default_factory=Settings)
+
+    def as_json(self) -> dict[str, Any]:
+        """``{"granularity", "periods", "kpis": {id: [value or None, ...]}, "issues": [{"table",
+        "row", "column", "value", "problem", "action"}, ...]}``, JSON-native values only."""
+        return {
+            "granularity": self.granularity,
+            "periods": list(self.periods),
+            "kpis": {k: [_json_number(v) for v in values] for k, values in self.kpis.items()},
+            "issues": [issue_json(i) for i in self.issues],
+        }
+
+    def frame(self) -> pd.DataFrame:
+        """KPIs as rows, periods as columns."""
+        return pd.DataFrame(self.kpis, index=self.periods).T
+
+
+def _json_number(v: float) -> float | None:
+    return None if v is None or not math.isfinite(v) else float(v)
+
+
+def json_value(v: Any) -> str | int | float | bool | None:
+    """A data value as JSON holds it: numbers as numbers (11, not 11.0, for a whole
+    number), dates as ISO text, a blank as null, anything else as text."""
+    if isinstance(v, np.datetime64):
+        v = pd.Timestamp(v)
+    if isinstance(v, np.generic):
+        v = v.item()
+    if v is None or (isinstance(v, float) and math.isnan(v)) or v is pd.NaT:
+        return None
+    if isinstance(v, str) and not v.strip():
+        return None  # a blank cell, as a CSV or calamine hands it over
+    if isinstance(v, bool | str | int):
+        return v
+    if isinstance(v, float):
+        if not math.isfinite(v):
+            return str(v)
+        return int(v) if v.is_integer() and abs(v) < 2**53 else v
+    if isinstance(v, pd.Timestamp | dt.datetime | dt.date):
+        ts = pd.Timestamp(v)
+        return ts.date().isoformat() if ts == ts.normalize() else ts.isoformat()
+    return str(v)
+
+
+def issue_json(issue: Issue) -> dict[str, Any]:
+    """One data issue as ``{"table", "row", "column", "value", "problem", "action"}``."""
+    return {
+        "table": issue.sheet,
+        "row": None if issue.row is None else int(issue.row),
+        "column": issue.column,
+        "value": json_value(issue.value),
+        "problem": issue.problem,
+        "action": issue.action,
+    }
+
+
+def report_kpi_ids() -> list[str]:
+    """The KPI ids of the report and the JSON output, in catalogue order."""
+    return list(REPORT_KPIS)
+
+
+def _core(
+    data: Dataset, axis: _Axis, issues: list[Issue]
+) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """Every KPI per computed period."""
+    settings = data.settings
+    base = _Base(data, axis)
+    months_per_period = np.array([b - a + 1 for a, b in axis.periods], dtype=float)
+    k: dict[str, np.ndarray] = {}
+    counts = _subscription_kpis(base, axis, settings, k)
+    order_info = _order_kpis(data, base, axis, k, months_per_period)
+    _survey_kpis(data, axis, settings, k)
+    _support_and_funnel(data, axis, k)
+    adoption = _usage_kpis(data, base, axis, k)
+    _customer_kpis(data, base, axis, settings, k, counts, order_info, months_per_period)
+    _health_kpis(data, base, axis, settings, k, issues)
+    return k, {"base": base, "adoption": adoption, "tiers": order_info["tiers"]}
+
+
+def _encode_ids(data: Dataset) -> Dataset:
+    """The data with every customer id (and ``referred_by``) as a float code, NaN for a
+    blank: one hashing of the id strings instead of one per lookup."""
+    from ..data.schema import TABLES
+
+    cols = [(t.name, t.customer_column) for t in TABLES if t.customer_column is not None]
+    cols.append(("Customers", "referred_by"))
+    parts = [data.tables[t][c] for t, c in cols]
+    codes, _ = pd.factorize(pd.concat(parts, ignore_index=True).to_numpy(object))
+    floats = np.where(codes < 0, np.nan, codes.astype(float))
+    tables = dict(data.tables)
+    start = 0
+    for (t, c), part in zip(cols, parts, strict=True):
+        if tables[t] is data.tables[t]:
+            tables[t] = tables[t].copy(deep=False)
+        tables[t][c] = floats[start : start + len(part)]
+        start += len(part)
+    return dataclasses.replace(data, tables=tables)
+
+
+def compute(data: Dataset, *, breakdowns: bool = True) -> Report:
+    """Every KPI of the report for every period of ``data.settings``' granularity.
+
+    Periods run from ``report_start`` to ``report_end`` (by default the first and last
+    month with data). With ``breakdowns`` the report also holds the KPIs by segment and
+    by owner, the cohort matrices, the CX-to-revenue split, churn by reason, referral
+    revenue by the referrer's segment, feature adoption, repeat purchase tiers and the
+    feedback themes.
+    """
+    settings = data.settings
+    granularity = settings["granularity"]
+    if granularity not in GRANULARITIES:
+        raise ValueError(f"granularity must be month, quarter or year, not {granularity!r}")
+    issues = list(data.issues)
+    data = _encode_ids(data)
+    axis = _axis(data, granularity)
+    ids = report_kpi_ids()
+    if axis is None:
+        return Report(granularity, [], {i: np.zeros(0) for i in ids}, {}, issues, settings)
+    k, extra = _core(data, axis, issues)
+    sl = axis.reported
+    report = Report(
+        granularity,
+        axis.labels[sl],
+        {i: np.asarray(k[i], dtype=float)[sl] for i in ids},
+        {},
+        issues,
+        settings,
+    )
+    if breakdowns:
+        base = extra["base"]
+        b = report.breakdowns
+        labels = axis.labels[sl]
+        movements = pd.DataFrame(
+            {m: report.kpis[m] for m in ("mrr", *MOVEMENTS, "net_new_mrr")}, index=labels
+        )
+        b["mrr_movements"] = movements
+        b.update(_group_breakdowns(data, base, axis, ("segment", "owner")))
+        cx = _cx_to_revenue(data, base, axis, k)
+        b["nps_category"] = cx[["nps_category", "kpi", *labels]]
+        b.update(_cohorts(base, axis))
+        reasons = _churn_by_reason(data, base, axis)
+        b["churn_reason"] = (
+            reasons[["churn_reason", "measure", *labels]] if not reasons.empty else reasons
+        )
+        refs = _referrals_by_segment(data, base, axis)
+        b["referrals_by_segment"] = refs[["referrer_segment", *labels]] if not refs.empty else refs
+        adoption = extra["adoption"]
+        b["feature_adoption"] = adoption[labels] if not adoption.empty else adoption
+        tiers = extra["tiers"]
+        b["repeat_purchase_tiers"] = tiers[labels] if not tiers.empty else tiers
+        b["feedback_themes"] = _themes(data, axis)
+        b.update(_predictive(data, base, axis, report.issues))
+    return report

@@ -1,0 +1,232 @@
+"""The report's breakdowns: the KPIs by segment and by owner (each group computed on
+its customers' data alone, by the same functions as the report), by NPS category
+(does CX pay?), churn by reason and referral revenue by the referrer's segment."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import pandas as pd
+
+from ..data.periods import months_of
+from ..data.reader import Dataset
+from ..kpis import retention, surveys
+from .activity import _support_and_funnel, _usage_kpis
+from .axis import _at, _Axis
+from .customers import _referral_revenue
+from .feedback import _survey_kpis
+from .subscriptions import _Base, _subscription_kpis
+
+NPS_CATEGORIES = ("promoter", "passive", "detractor", "no answer")
+
+
+BREAKDOWN_KPIS = (
+    "mrr", "net_new_mrr", "mrr_new", "mrr_expansion", "mrr_contraction", "mrr_churn", "arpu",
+    "net_revenue_retention", "gross_revenue_retention", "customer_churn_rate", "nps", "csat",
+    "referral_revenue", "first_contact_resolution_rate", "product_usage_rate",
+)  # fmt: skip
+"""KPIs shown per segment and per owner in the report."""
+
+
+def _breakdown_kpis(data: Dataset, base: _Base, axis: _Axis) -> dict[str, np.ndarray]:
+    """The BREAKDOWN_KPIS of ``data`` (one group's), by the same functions as the report."""
+    k: dict[str, np.ndarray] = {}
+    _subscription_kpis(base, axis, data.settings, k)
+    _survey_kpis(data, axis, data.settings, k)
+    _support_and_funnel(data, axis, k)
+    _usage_kpis(data, base, axis, k, stickiness=False)
+    ocol = axis.col(months_of(data.tables["Orders"]["order_date"]))
+    k["referral_revenue"] = _referral_revenue(data, base, axis, ocol)
+    return k
+
+
+def _group_breakdowns(
+    data: Dataset, base: _Base, axis: _Axis, columns: Iterable[str]
+) -> dict[str, pd.DataFrame]:
+    """The breakdown KPIs for each value of each Customers column (segment, owner), each
+    computed on the data of that group's customers only (Funnel and Costs, which have no
+    customer, are left out). The customer matrices are the report's, cut by rows."""
+    from ..data.schema import TABLES
+
+    # Each row's customer in the Customers table, found once for every column; only the
+    # tables _breakdown_kpis reads (MRR is in the matrices already).
+    ids = pd.Index(data.tables["Customers"]["customer_id"])
+    needed = ("Customers", "Orders", "Surveys", "Tickets", "Usage")
+    positions = {
+        t.name: ids.get_indexer(data.tables[t.name][t.customer_column])
+        for t in TABLES
+        if t.name in needed and t.customer_column is not None
+    }
+    return {c: _group_breakdown(data, base, axis, c, positions) for c in columns}
+
+
+def _group_breakdown(
+    data: Dataset, base: _Base, axis: _Axis, column: str, positions: dict[str, np.ndarray]
+) -> pd.DataFrame:
+    from ..data.schema import TABLES
+
+    cust = data.tables["Customers"]
+    if cust.empty or cust[column].isna().all():
+        return pd.DataFrame()
+    group_codes, names = pd.factorize(cust[column].fillna(f"(no {column})"), sort=True)
+    row_group = np.full(len(base.ids), -1)
+    row_group[base.cpos] = group_codes
+    table_groups = {
+        name: np.where(pos >= 0, group_codes[np.maximum(pos, 0)], -1)
+        for name, pos in positions.items()
+    }
+
+    def one_group(g: int) -> dict[str, np.ndarray]:
+        tables = {
+            t.name: (
+                data.tables[t.name][table_groups[t.name] == g]
+                if t.name in table_groups
+                else data.tables[t.name].iloc[0:0]
+            )
+            for t in TABLES
+        }
+        sub = base.subset(np.flatnonzero(row_group == g), np.flatnonzero(group_codes == g))
+        return _breakdown_kpis(dataclasses.replace(data, tables=tables, issues=[]), sub, axis)
+
+    # The groups are independent and numpy releases the GIL in most of the work.
+    with ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1)) as pool:
+        results = list(pool.map(one_group, range(len(names))))
+    rows = [
+        (name, kpi, *k[kpi][axis.reported])
+        for name, k in zip(names, results, strict=True)
+        for kpi in BREAKDOWN_KPIS
+    ]
+    return pd.DataFrame(rows, columns=[column, "kpi", *axis.labels[axis.reported]])
+
+
+def _nps_category_matrix(data: Dataset, base: _Base, axis: _Axis) -> np.ndarray:
+    """Each customer's latest NPS category up to each month's end (-1: none)."""
+    sv = data.tables["Surveys"]
+    nps_rows = sv[(sv["survey"] == "NPS") & sv["customer_id"].notna()]
+    n, T = len(base.ids), axis.size
+    cat = np.full((n, T), -1, dtype=np.int8)
+    if nps_rows.empty or n == 0:
+        return cat
+    nps_rows = nps_rows.sort_values("response_date", kind="stable")
+    pos = base.ids.get_indexer(nps_rows["customer_id"])
+    col = axis.col(months_of(nps_rows["response_date"]))
+    score = nps_rows["score"].to_numpy(float)
+    code = np.where(
+        score >= surveys.PROMOTER_FROM, 0, np.where(score <= surveys.DETRACTOR_UP_TO, 2, 1)
+    )
+    ok = (pos >= 0) & (col >= 0)
+    cat[pos[ok], col[ok]] = code[ok]  # later answers in a month overwrite earlier ones
+    for t in range(1, T):
+        cat[:, t] = np.where(cat[:, t] == -1, cat[:, t - 1], cat[:, t])
+    return cat
+
+
+def _cx_to_revenue(
+    data: Dataset, base: _Base, axis: _Axis, k: dict[str, np.ndarray]
+) -> pd.DataFrame:
+    """NRR, customer churn and referral revenue by the customers' NPS category before
+    each period (seeds 000 and 001: does CX pay?)."""
+    cat = _nps_category_matrix(data, base, axis)
+    cust = data.tables["Customers"]
+    referrer = np.full(len(base.ids), -1)
+    if not cust.empty:
+        ref_pos = base.ids.get_indexer(cust["referred_by"])
+        referrer[base.cpos] = ref_pos
+    orders = data.tables["Orders"]
+    opos = base.ids.get_indexer(orders["customer_id"])
+    ocol = axis.col(months_of(orders["order_date"]))
+    amount = orders["amount"].to_numpy(float)
+    rows = []
+    for code, name in enumerate(NPS_CATEGORIES):
+        nrr, churn, referral = [], [], []
+        for a, b in axis.periods:
+            category = cat[:, a - 1]
+            members = category == (code if code < 3 else -1)
+            start, end = base.mrr[:, a - 1], base.mrr[:, b]
+            cohort = members & (start > 0)
+            s, e = start[cohort], end[cohort]
+            nrr.append(
+                retention.net_revenue_retention(
+                    s.sum() / base.scale if base.has_mrr_data and a > 1 else np.nan,
+                    np.where(e > s, e - s, 0).sum() / base.scale,
+                    np.where((e > 0) & (e < s), s - e, 0).sum() / base.scale,
+                    np.where(e == 0, s, 0).sum() / base.scale,
+                )
+            )
+            act_s, act_e = base.active[:, a - 1], base.active[:, b]
+            churn.append(
+                retention.customer_churn_rate(
+                    (members & act_s).sum(), (members & act_s & ~act_e).sum()
+                )
+            )
+            by_member = np.zeros(len(base.ids), dtype=bool)
+            valid = referrer >= 0
+            by_member[valid] = members[referrer[valid]]
+            in_p = (ocol >= a) & (ocol <= b) & (opos >= 0)
+            order_part = amount[in_p & _at(by_member, opos)].sum()
+            referral.append(
+                order_part + base.mrr[by_member, a : b + 1].sum() / base.scale
+                if not cust.empty
+                else np.nan
+            )
+        rows += [
+            (name, "net_revenue_retention", *nrr),
+            (name, "customer_churn_rate", *churn),
+            (name, "referral_revenue", *referral),
+        ]
+    return pd.DataFrame(rows, columns=["nps_category", "kpi", *axis.labels])
+
+
+def _churn_by_reason(data: Dataset, base: _Base, axis: _Axis) -> pd.DataFrame:
+    cust = data.tables["Customers"]
+    if cust.empty:
+        return pd.DataFrame()
+    reason = np.full(len(base.ids), "(no reason given)", dtype=object)
+    given = cust["churn_reason"].to_numpy(object)
+    reason[base.cpos] = np.where(pd.isna(given), "(no reason given)", given)
+    rows: dict[tuple[str, str], list[float]] = {}
+    for p, (a, b) in enumerate(axis.periods):
+        lost = base.active[:, a - 1] & ~base.active[:, b]
+        for r in np.unique(reason[lost]):
+            sel = lost & (reason == r)
+            rows.setdefault((r, "customers"), [0.0] * len(axis.periods))[p] = float(sel.sum())
+            rows.setdefault((r, "churned_mrr"), [0.0] * len(axis.periods))[p] = (
+                base.mrr[sel, a - 1].sum() / base.scale
+            )
+    out = pd.DataFrame(
+        [(r, m, *v) for (r, m), v in sorted(rows.items())],
+        columns=["churn_reason", "measure", *axis.labels],
+    )
+    return out
+
+
+def _referrals_by_segment(data: Dataset, base: _Base, axis: _Axis) -> pd.DataFrame:
+    cust = data.tables["Customers"]
+    if cust.empty or cust["referred_by"].isna().all():
+        return pd.DataFrame()
+    segment_of = dict(zip(cust["customer_id"], cust["segment"].fillna("(no segment)"), strict=True))
+    ref_segment = np.full(len(base.ids), None, dtype=object)
+    ref_segment[base.cpos] = [
+        segment_of.get(r, "(unknown referrer)") if r == r else None  # NaN: not referred
+        for r in cust["referred_by"]
+    ]
+    orders = data.tables["Orders"]
+    opos = base.ids.get_indexer(orders["customer_id"])
+    ocol = axis.col(months_of(orders["order_date"]))
+    amount = orders["amount"].to_numpy(float)
+    rows = []
+    for seg in sorted({s for s in ref_segment if s is not None}):
+        members = ref_segment == seg
+        vals = []
+        for a, b in axis.periods:
+            in_p = (ocol >= a) & (ocol <= b) & (opos >= 0)
+            vals.append(
+                amount[in_p & _at(members, opos)].sum()
+                + base.mrr[members, a : b + 1].sum() / base.scale
+            )
+        rows.append((seg, *vals))
+    return pd.DataFrame(rows, columns=["referrer_segment", *axis.labels])

@@ -1,0 +1,285 @@
+"""The MRR base and the subscription KPIs.
+
+MRR is held as a customers x months matrix of integer money units (whole units, cents,
+... as the data's decimals need; too large a book is refused, never added up wrongly),
+so the movement identity MRR(end) = MRR(start) + net new MRR holds exactly in every
+period. Month column 0 is the month before the first month with data (nothing is known
+there), so the first month with data has blank movements. From the matrix: MRR, its
+movements, NRR, GRR, revenue churn, quick ratio, customer churn and retention."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ..data.periods import months_of
+from ..data.reader import Dataset
+from ..data.schema import Settings
+from ..kpis import retention, revenue
+from .axis import _Axis
+
+MOVEMENTS = ("mrr_new", "mrr_reactivation", "mrr_expansion", "mrr_contraction", "mrr_churn")
+
+
+class MoneyError(ValueError):
+    """MRR too large for the engine to add up exactly; the message is one line."""
+
+
+MAX_DECIMALS = 6
+EXACT_LIMIT = 2**61
+"""Bound on any sum the engine takes of MRR in money units: the movement sums of a year
+stay below it, and twice it (new + expansion against contraction + churn) fits int64."""
+
+
+def _money_scale(values: np.ndarray, cols: np.ndarray, size: int) -> int:
+    """The money unit of a dataset's MRR: 10 ** (decimals in use, at most 6), so that every
+    value is a whole number of units (a book in whole rupiah counts in rupiah, one in
+    cents in cents). Raises MoneyError when a year of MRR in those units could exceed
+    EXACT_LIMIT, so that no total is ever silently wrong."""
+    if not len(values):
+        return 1
+    # A value has d decimals when a d-decimal number is within its float's precision
+    # (1e14 + 0.06 is stored as 1e14 + 0.0625: two decimals, as typed).
+    size_ = np.abs(values)
+    frac, ulp = size_ - np.trunc(size_), np.spacing(size_)
+    decimals = next(
+        (
+            d
+            for d in range(MAX_DECIMALS + 1)
+            if (np.abs(frac * 10**d - np.rint(frac * 10**d)) <= 10**d * ulp + 1e-9).all()
+        ),
+        MAX_DECIMALS,
+    )
+    scale = 10**decimals
+    monthly = np.bincount(cols, weights=np.abs(values), minlength=size)
+    year = float(np.convolve(monthly, np.ones(12)).max())  # the largest 12 months' sum
+    if year * scale >= EXACT_LIMIT:
+        exact = EXACT_LIMIT / scale
+        raise MoneyError(
+            f"MRR is too large to add up exactly: 12 months of it reach {year:,.0f}, and "
+            f"with {decimals} decimal{'s' if decimals != 1 else ''} in use the engine adds "
+            f"exactly up to {exact:,.0f}"
+            + (
+                f"; round the mrr column to whole units (up to {EXACT_LIMIT:,.0f})"
+                if decimals
+                else ""
+            )
+        )
+    return scale
+
+
+def _to_units(values: np.ndarray, scale: int) -> np.ndarray:
+    """``values`` as int64 counts of 1 / ``scale``, exact for any float below 2**62 / scale
+    (the whole part is converted as it is; only the fraction is scaled)."""
+    whole = np.trunc(values)
+    return whole.astype(np.int64) * scale + np.rint((values - whole) * scale).astype(np.int64)
+
+
+def _carry_unknown(m: np.ndarray, unknown: np.ndarray, known: np.ndarray) -> None:
+    """Fill the months whose MRR could not be read (kpi-definitions: unknown is not zero).
+    A customer with a readable month before keeps the previous month's MRR (carried on
+    through several unknown months; a month without a row is 0); one without keeps the
+    next month's. Either way no churn and no reactivation come from the unreadable
+    month. The reader's Data Issues rows say the same (reader._keep_unknown_mrr)."""
+    earlier = (np.cumsum(known, axis=1) - known) > 0  # a readable month before this one
+    forward = unknown & earlier
+    for t in np.flatnonzero(forward.any(axis=0)):
+        rows = forward[:, t]
+        m[rows, t] = m[rows, t - 1]
+    backward = unknown & ~earlier
+    T = m.shape[1]
+    for t in np.flatnonzero(backward.any(axis=0))[::-1]:
+        rows = backward[:, t]
+        m[rows, t] = m[rows, t + 1] if t + 1 < T else 0
+
+
+class _Base:
+    """Per-customer matrices shared by the KPIs: MRR and activity by month."""
+
+    def __init__(self, data: Dataset, axis: _Axis):
+        self.axis = axis
+        cust = data.tables["Customers"]
+        mrr = data.tables["MRR"]
+        ids = pd.Index(
+            pd.unique(pd.concat([cust["customer_id"], mrr["customer_id"]], ignore_index=True))
+        )
+        self.ids = ids
+        n, T = len(ids), axis.size
+        self.in_customers = np.zeros(n, dtype=bool)
+        cpos = ids.get_indexer(cust["customer_id"])
+        self.in_customers[cpos] = True
+        self.cpos = cpos
+        # MRR in integer money units (exact sums; see _money_scale)
+        mpos = ids.get_indexer(mrr["customer_id"])
+        mcol = axis.col(months_of(mrr["month"]))
+        ok = mcol >= 0
+        values = mrr["mrr"].to_numpy(float)
+        known = ok & ~np.isnan(values)
+        cell = mpos * T + mcol
+        self.scale = _money_scale(values[known], mcol[known], T)
+        flat = np.zeros(n * T, dtype=np.int64)
+        np.add.at(flat, cell[known], _to_units(values[known], self.scale))
+        self.mrr = flat.reshape(n, T)
+        unknown = np.zeros(n * T, dtype=bool)
+        unknown[cell[ok & ~known]] = True
+        if unknown.any():
+            has_known = np.zeros(n * T, dtype=bool)
+            has_known[cell[known]] = True
+            _carry_unknown(self.mrr, unknown.reshape(n, T), has_known.reshape(n, T))
+        self.mrr[:, 0] = 0  # nothing is known before the data
+        has_mrr = np.zeros(n, dtype=bool)
+        has_mrr[mpos] = True
+        self.has_mrr = has_mrr
+        self.has_mrr_data = bool(len(mrr))
+        # the first month with MRR data (T: none)
+        rows_by_col = np.bincount(mcol[ok], minlength=T) if ok.any() else np.zeros(T, int)
+        first = int(np.flatnonzero(rows_by_col)[0]) if rows_by_col.any() else T
+        # activity at each month's end
+        signup = np.full(n, np.iinfo(np.int64).max // 2)
+        churn = np.full(n, np.iinfo(np.int64).max // 2)
+        sm = months_of(cust["signup_date"])
+        cm = months_of(cust["churn_date"])
+        signup[cpos] = np.where(sm >= 0, sm - axis.base, signup[cpos])
+        churn[cpos] = np.where(cm >= 0, cm - axis.base, churn[cpos])
+        has_churn_date = np.zeros(n, dtype=bool)
+        has_churn_date[cpos] = cm >= 0
+        self.signup_col, self.churn_col = signup, churn
+        self.date_based = self.in_customers & (has_churn_date | ~has_mrr)
+        t = np.arange(T)
+        by_dates = (signup[:, None] <= t) & (t < churn[:, None])
+        by_mrr = self.mrr > 0
+        if first < T:
+            # Before the first month with MRR data nobody's MRR is known: a customer who
+            # signed up before it and pays in it was active since signing up, as the
+            # dates would say (kpi-definitions: the start of the first period).
+            before = (t < first) & by_dates & (self.mrr[:, first] > 0)[:, None]
+            by_mrr = by_mrr | before
+        self.active = np.where(self.date_based[:, None], by_dates, by_mrr)
+        self._movements()
+
+    def _movements(self) -> None:
+        m = self.mrr
+        prev, cur = m[:, :-1], m[:, 1:]
+        ever = np.maximum.accumulate(m > 0, axis=1)[:, :-1]
+        started = (prev == 0) & (cur > 0)
+        zeros = np.zeros_like(cur)
+        self.move = {
+            "mrr_new": np.where(started & ~ever, cur, zeros),
+            "mrr_reactivation": np.where(started & ever, cur, zeros),
+            "mrr_expansion": np.where((prev > 0) & (cur > prev), cur - prev, zeros),
+            "mrr_contraction": np.where((cur > 0) & (cur < prev), prev - cur, zeros),
+            "mrr_churn": np.where((prev > 0) & (cur == 0), prev, zeros),
+        }  # column j is the movement into month column j + 1
+
+    def subset(self, rows: np.ndarray, cust_rows: np.ndarray) -> _Base:
+        """The base of the customers at ``rows`` (ascending), as if built from their data
+        alone; ``cust_rows`` are their rows in the Customers table, in table order."""
+        sub = copy.copy(self)
+        sub.ids = self.ids[rows]
+        for name in ("in_customers", "has_mrr", "mrr", "signup_col", "churn_col", "date_based"):
+            setattr(sub, name, getattr(self, name)[rows])
+        sub.active = self.active[rows]
+        sub.move = {m: v[rows] for m, v in self.move.items()}
+        sub.cpos = np.searchsorted(rows, self.cpos[cust_rows])
+        sub.has_mrr_data = bool(sub.has_mrr.any())
+        return sub
+
+    def touched(self, a: int, b: int) -> np.ndarray:
+        """Customers active at some time in months a..b."""
+        by_dates = (self.signup_col <= b) & (self.churn_col >= a)
+        return np.where(self.date_based, by_dates, self.active[:, a : b + 1].any(axis=1))
+
+
+def _subscription_kpis(
+    base: _Base, axis: _Axis, settings: Settings, k: dict[str, np.ndarray]
+) -> dict[str, Any]:
+    """MRR, movements, NRR/GRR, churn and retention; returns per-period customer sets
+    used by other KPIs."""
+    P = len(axis.periods)
+    m = base.mrr
+    mrr_end = np.array([m[:, b].sum() for _, b in axis.periods], dtype=np.int64)
+    mrr_start = np.array([m[:, a - 1].sum() for a, _ in axis.periods], dtype=np.int64)
+    has = base.has_mrr_data
+    k["mrr"] = mrr_end / base.scale if has else np.full(P, np.nan)
+    moves: dict[str, np.ndarray] = {}
+    for name, matrix in base.move.items():
+        sums = np.array([matrix[:, a - 1 : b].sum() for a, b in axis.periods], dtype=np.int64)
+        moves[name] = sums
+    mrr_cols = np.flatnonzero(m.any(axis=0))
+    first_mrr = int(mrr_cols[0]) if len(mrr_cols) else axis.size
+    # no month before the first month with MRR data: its movements are blank
+    first_data = np.array([a <= first_mrr for a, _ in axis.periods])
+    for name, sums in moves.items():
+        k[name] = np.where(first_data | (not has), np.nan, sums / base.scale)
+    net = (
+        moves["mrr_new"]
+        + moves["mrr_reactivation"]
+        + moves["mrr_expansion"]
+        - moves["mrr_contraction"]
+        - moves["mrr_churn"]
+    )
+    k["net_new_mrr"] = np.where(first_data | (not has), np.nan, net / base.scale)
+    paying_end = np.array([(m[:, b] > 0).sum() for _, b in axis.periods], dtype=float)
+    k["arpu"] = revenue.arpu(k["mrr"], paying_end) if has else np.full(P, np.nan)
+    # cohort NRR and GRR: customers paying at the start
+    exp, con, chu = (np.zeros(P) for _ in range(3))
+    expanded = np.zeros(P)
+    for p, (a, b) in enumerate(axis.periods):
+        start, end = m[:, a - 1], m[:, b]
+        cohort = start > 0
+        s, e = start[cohort], end[cohort]
+        exp[p] = np.where((e > s), e - s, 0).sum()
+        con[p] = np.where((e > 0) & (e < s), s - e, 0).sum()
+        chu[p] = np.where(e == 0, s, 0).sum()
+        expanded[p] = (base.move["mrr_expansion"][:, a - 1 : b].sum(axis=1) > 0)[cohort].sum()
+    start_mrr = np.where(has & ~first_data, mrr_start / base.scale, np.nan)
+    k["net_revenue_retention"] = retention.net_revenue_retention(
+        start_mrr, exp / base.scale, con / base.scale, chu / base.scale
+    )
+    k["gross_revenue_retention"] = retention.gross_revenue_retention(
+        start_mrr, con / base.scale, chu / base.scale
+    )
+    k["revenue_churn_rate"] = retention.revenue_churn_rate(
+        start_mrr, k["mrr_contraction"], k["mrr_churn"]
+    )
+    k["quick_ratio"] = revenue.quick_ratio(
+        k["mrr_new"],
+        k["mrr_expansion"],
+        k["mrr_contraction"],
+        k["mrr_churn"],
+        k["mrr_reactivation"],
+    )
+    paying_start = np.array([(m[:, a - 1] > 0).sum() for a, _ in axis.periods], dtype=float)
+    k["expanded_accounts_rate"] = retention.expanded_accounts_rate(
+        np.where(has & ~first_data, expanded, np.nan), paying_start
+    )
+    # customer counts under the churn convention
+    A = base.active
+    S = np.array([A[:, a - 1].sum() for a, _ in axis.periods], dtype=float)
+    E = np.array([A[:, b].sum() for _, b in axis.periods], dtype=float)
+    lost = np.zeros(P)
+    new = np.zeros(P)
+    joined_left = np.zeros(P)
+    for p, (a, b) in enumerate(axis.periods):
+        s_, e_ = A[:, a - 1], A[:, b]
+        lost[p] = (s_ & ~e_).sum()
+        new[p] = (e_ & ~s_).sum()
+        touched = base.touched(a, b)
+        joined_left[p] = (touched & ~s_ & ~e_).sum()
+    convention = settings["churn_convention"]
+    if len(base.ids) == 0:
+        S = E = lost = new = joined_left = np.full(P, np.nan)
+    if convention == "start":
+        k["customer_churn_rate"] = retention.customer_churn_rate(S, lost)
+    elif convention == "include_new":
+        k["customer_churn_rate"] = retention.customer_churn_rate(S, lost + joined_left)
+    else:  # stripe: all churned over start plus every customer who joined in the period
+        touched_new = new + joined_left
+        k["customer_churn_rate"] = retention.customer_churn_rate(
+            S + touched_new, lost + joined_left
+        )
+    k["customer_retention_rate"] = retention.customer_retention_rate(S, E, new)
+    return {"S": S, "E": E, "paying_start": paying_start}
