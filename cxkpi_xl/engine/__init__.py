@@ -23,15 +23,8 @@ Their underscored names are the engine's insides; what this package exports is i
 
 from __future__ import annotations
 
-from .assemble import (
-    NOT_COMPUTED,
-    REPORT_KPIS,
-    Report,
-    compute,
-    issue_json,
-    json_value,
-    report_kpi_ids,
-)
+from ..data.issues import issue_json, json_value
+from .assemble import NOT_COMPUTED, REPORT_KPIS, Report, compute, report_kpi_ids
 from .breakdowns import BREAKDOWN_KPIS, NPS_CATEGORIES
 from .feedback import STOP_WORDS, SURVEY_KINDS, feedback_themes
 from .predictive import P_ALIVE_BANDS

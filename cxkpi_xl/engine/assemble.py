@@ -5,7 +5,6 @@ gives the JSON output."""
 from __future__ import annotations
 
 import dataclasses
-import datetime as dt
 import math
 from dataclasses import dataclass, field
 from typing import Any
@@ -65,7 +64,7 @@ class Report:
             "granularity": self.granularity,
             "periods": list(self.periods),
             "kpis": {k: [_json_number(v) for v in values] for k, values in self.kpis.items()},
-            "issues": [issue_json(i) for i in self.issues],
+            "issues": [i.as_json() for i in self.issues],
         }
 
     def frame(self) -> pd.DataFrame:
@@ -75,41 +74,6 @@ class Report:
 
 def _json_number(v: float) -> float | None:
     return None if v is None or not math.isfinite(v) else float(v)
-
-
-def json_value(v: Any) -> str | int | float | bool | None:
-    """A data value as JSON holds it: numbers as numbers (11, not 11.0, for a whole
-    number), dates as ISO text, a blank as null, anything else as text."""
-    if isinstance(v, np.datetime64):
-        v = pd.Timestamp(v)
-    if isinstance(v, np.generic):
-        v = v.item()
-    if v is None or (isinstance(v, float) and math.isnan(v)) or v is pd.NaT:
-        return None
-    if isinstance(v, str) and not v.strip():
-        return None  # a blank cell, as a CSV or calamine hands it over
-    if isinstance(v, bool | str | int):
-        return v
-    if isinstance(v, float):
-        if not math.isfinite(v):
-            return str(v)
-        return int(v) if v.is_integer() and abs(v) < 2**53 else v
-    if isinstance(v, pd.Timestamp | dt.datetime | dt.date):
-        ts = pd.Timestamp(v)
-        return ts.date().isoformat() if ts == ts.normalize() else ts.isoformat()
-    return str(v)
-
-
-def issue_json(issue: Issue) -> dict[str, Any]:
-    """One data issue as ``{"table", "row", "column", "value", "problem", "action"}``."""
-    return {
-        "table": issue.sheet,
-        "row": None if issue.row is None else int(issue.row),
-        "column": issue.column,
-        "value": json_value(issue.value),
-        "problem": issue.problem,
-        "action": issue.action,
-    }
 
 
 def report_kpi_ids() -> list[str]:
