@@ -98,7 +98,11 @@ class GammaGammaModel:
         )
         self.limit_, self.mean_spend_ = None, None
         p, q, v = found
-        if edges and set(edges.items()) <= {("q", 1), ("v", 1)}:
+        # The optimiser may stop far out on a ridge short of the edge (p or q in the
+        # thousands, as newer scipy releases do) instead of reporting the edge: a shape
+        # parameter that large is the limit in all but name, so try the limit then too.
+        far = 1e3
+        if (edges and set(edges.items()) <= {("q", 1), ("v", 1)}) or (not edges and q > far):
             p, nu = _minimize(
                 lambda par: self._alike_nll(par, x, m),
                 np.log([p, q / v]),
@@ -106,11 +110,11 @@ class GammaGammaModel:
                 ("p", "nu"),
                 scale=np.array([1.0, 1 / money]),
             )
-            if self._alike_nll(np.log([p, nu]), x, m) <= value + 1e-9:
+            if self._alike_nll(np.log([p, nu]), x, m) <= value + 1e-9 * max(1.0, abs(value)):
                 self.params_ = {"p": float(p), "q": math.inf, "v": math.inf}
                 self.limit_, self.mean_spend_ = "alike", float(p / nu)
                 return self
-        elif edges and set(edges.items()) <= {("p", 1), ("v", -1)}:
+        elif (edges and set(edges.items()) <= {("p", 1), ("v", -1)}) or (not edges and p > far):
             q, s = _minimize(
                 lambda par: self._steady_nll(par, x, m),
                 np.log([q, p * v]),
@@ -118,7 +122,10 @@ class GammaGammaModel:
                 ("q", "s"),
                 scale=np.array([1.0, money]),
             )
-            if self._steady_nll(np.log([q, s]), x, m) <= value + 1e-9 and q > 1:
+            if (
+                self._steady_nll(np.log([q, s]), x, m) <= value + 1e-9 * max(1.0, abs(value))
+                and q > 1
+            ):
                 self.params_ = {"p": math.inf, "q": float(q), "v": 0.0}
                 self.limit_, self.mean_spend_ = "steady", float(s / (q - 1))
                 return self
