@@ -42,6 +42,7 @@ class HazardRatios:
     ph_p_value: np.ndarray
     ph_global_p_value: float
     confidence: float
+    covariance: np.ndarray  # of the log hazard ratios of the levels after the reference
 
     def as_dict(self) -> dict[str, dict[str, float]]:
         """``{level: {"hazard_ratio", "ci_low", "ci_high", "p_value", "customers",
@@ -141,6 +142,7 @@ def cox_hazard_ratios(
         ph_p_value=np.concatenate([nan, ph]),
         ph_global_p_value=ph_global,
         confidence=confidence,
+        covariance=cov,
     )
 
 
