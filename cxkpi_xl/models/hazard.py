@@ -114,7 +114,12 @@ def cox_hazard_ratios(
     if event_.sum() == 0:
         raise ValueError("no events: a hazard ratio needs at least one")
     exog = np.column_stack([(cat == lv).astype(float) for lv in order[1:]])
-    model = PHReg(exit_, exog, status=event_, entry=entry_, strata=strata, ties="efron")
+    # PHReg counts a row in the risk set from its entry time on (Stata's convention); a
+    # start/stop row (entry, exit] is at risk only after its entry (R's survival). Without
+    # the nudge a customer whose category changes at a churn time would be at risk twice
+    # then (the row that ends and the row that starts).
+    nudged = np.nextafter(entry_, np.inf)
+    model = PHReg(exit_, exog, status=event_, entry=nudged, strata=strata, ties="efron")
     result = model.fit()
     beta = np.asarray(result.params, dtype=float)
     cov = np.asarray(result.cov_params(), dtype=float)
