@@ -299,8 +299,7 @@ class TestEngine:
         assert nrr["ci_high"] - nrr["ci_low"] == pytest.approx(
             2 * 1.96 * math.sqrt(0.24 / 20), rel=0.2
         )
-        # Everyone stays: the interval is the estimate itself.
-        assert impact.nrr["promoter"]["nrr"] == pytest.approx(0.9)
+        assert impact.nrr["promoter"]["nrr"] == pytest.approx(0.9)  # 18 of 20 keep 100
         # Repeatable: the same data give the same intervals.
         again = compute(read(book)).impact
         assert again.nrr == impact.nrr and again.mrr_at_stake == impact.mrr_at_stake
@@ -322,7 +321,15 @@ class TestEngine:
         impact = compute(read(small_book({"promoter": 1, "passive": 2, "detractor": 3}))).impact
         assert impact.hazard is None and f"at least {MIN_EVENTS}" in impact.note
         assert impact.mrr_at_stake == {} and impact.as_json()["churn_hazard"] == {}
-        sheet = report_sheet(compute(read(small_book({"detractor": 3}))))
+        stays = compute(read(small_book({"detractor": 3})))
+        # Every promoter keeps paying 100: NRR 1 and no spread to resample.
+        assert stays.impact.nrr["promoter"] == {
+            "nrr": 1.0,
+            "ci_low": 1.0,
+            "ci_high": 1.0,
+            "customers": 20,
+        }
+        sheet = report_sheet(stays)
         texts = [r[0][0] for r in sheet.rows if r and r[0] is not None]
         assert any("Too little data" in str(t) for t in texts)
 

@@ -177,8 +177,8 @@ def _hazard(spells: pd.DataFrame, stratified: bool) -> tuple[HazardRatios | None
             "(xlwings Lite: add statsmodels to requirements.txt; elsewhere: pip install "
             "statsmodels)."
         )
-    except (ValueError, np.linalg.LinAlgError) as e:
-        return None, f"The churn hazard model could not be fitted: {e}."
+    except Exception as e:  # a note in the Report, never a traceback in a refresh
+        return None, f"The churn hazard model could not be fitted: {type(e).__name__}: {e}."
     if not np.all(np.isfinite(fit.hazard_ratio)) or not np.all(np.isfinite(fit.ci_high[1:])):
         return None, (
             "The churn hazard model gave no finite hazard ratio (a category with no churn "
@@ -263,7 +263,7 @@ def _nrr_by_category(base: _Base, cat: np.ndarray) -> dict[str, dict[str, float]
         e = end[cohort].astype(float) / base.scale
         nrr = float(e.sum() / s.sum()) if len(s) else math.nan
         low = high = math.nan
-        if len(s) >= 2:
+        if len(s) >= 2 and np.ptp(e / s) > 0:
             res = stats.bootstrap(
                 (s, e),
                 lambda s, e, axis=-1: e.sum(axis=axis) / s.sum(axis=axis),
@@ -275,6 +275,8 @@ def _nrr_by_category(base: _Base, cat: np.ndarray) -> dict[str, dict[str, float]
                 rng=np.random.default_rng(SEED),
             )
             low, high = float(res.confidence_interval.low), float(res.confidence_interval.high)
+        elif len(s) >= 2:  # every customer kept the same share: no spread to resample
+            low = high = nrr
         out[name] = {"nrr": nrr, "ci_low": low, "ci_high": high, "customers": len(s)}
     return out
 
