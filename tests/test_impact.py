@@ -229,6 +229,11 @@ def test_spells_by_hand():
         # active in column 2 only: churns in month 3
         (2, 0.0, 1.0, True, "no answer"),
     ]
+    # Nobody at risk (active in the last month only): no rows, and no fit but a note.
+    late = types.SimpleNamespace(
+        active=np.eye(2, 8, 7, dtype=bool), in_customers=np.ones(2, bool), signup_col=np.full(2, 7)
+    )
+    assert churn_spells(late, np.full((2, 8), -1, np.int8)).empty
 
 
 # -- the engine on a book worked by hand -----------------------------------------------

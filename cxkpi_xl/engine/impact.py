@@ -116,6 +116,8 @@ def churn_spells(base: _Base, cat: np.ndarray, stratum: np.ndarray | None = None
     first_active = np.where(act.any(axis=1), act.argmax(axis=1), T)
     origin = np.minimum(first_active, np.where(base.in_customers, base.signup_col, T))
     rows_i, rows_j = np.nonzero(at_risk)  # by customer, then month
+    if not len(rows_i):  # nobody was active at the end of a month before another
+        return pd.DataFrame(columns=columns)
     code = cat[rows_i, rows_j]
     new = np.ones(len(rows_i), dtype=bool)
     new[1:] = (
