@@ -115,6 +115,10 @@ class TestExcel:
         half = call("CX_NPS_CHANGE", [[10]] * 50 + [[2]] * 50, [[10]] * 60 + [[2]] * 40, 0.5)
         assert half[1][1:3] == pytest.approx([20 - 0.674490 * 14, 20 + 0.674490 * 14], abs=1e-4)
 
+    def test_blank_confidence_is_the_default(self):
+        a, b = [[10]] * 50 + [[2]] * 50, [[10]] * 60 + [[2]] * 40
+        assert call("CX_NPS_CHANGE", a, b, None) == call("CX_NPS_CHANGE", a, b)
+
     def test_errors(self):
         assert call("CX_NPS_CHANGE", [[None]], [[10]])[1] == [error("#DIV/0!")] * 4
         with pytest.raises(xw.XlwingsError, match=r"CX_NPS_CHANGE: .*11"):
