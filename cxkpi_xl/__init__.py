@@ -43,6 +43,7 @@ from .kpis.revenue import (
     quick_ratio,
     revenue_growth,
 )
+from .kpis.significance import nps_change_test
 from .kpis.support import first_contact_resolution_rate
 from .kpis.surveys import (
     ces,
@@ -106,6 +107,7 @@ __all__ = [
     "net_revenue_retention",
     "nps",
     "nps_breakdown",
+    "nps_change_test",
     "nps_from_counts",
     "nps_margin_of_error",
     "probability_alive",

@@ -15,7 +15,7 @@ from typing import Any
 
 from . import models
 from .engine import tables
-from .kpis import advocacy, engagement, retention, revenue, support, surveys, value
+from .kpis import advocacy, engagement, retention, revenue, significance, support, surveys, value
 
 UNITS = (
     "fraction",
@@ -118,6 +118,11 @@ CATALOGUE: tuple[Kpi, ...] = (
     _k("nps_from_counts", "NPS from counts", "points", "surveys",
        "100 * (promoters - detractors) / (promoters + passives + detractors)",
        "Bain & Company / Satmetrix", "CX_NPS_COUNTS", surveys.nps_from_counts, in_report=False),
+    _k("nps_change_test", "NPS change test", "table", "surveys",
+       "after - before; se = 100 * sqrt(sum over samples of (p + d - (p - d)^2) / n); "
+       "interval difference +- z * se; p = 2 * (1 - Phi(|difference| / se))",
+       "z test of two NPS; Rocks (2016); Lewis & Sauro (MeasuringU)", "CX_NPS_CHANGE",
+       significance.nps_change_test, in_report=False),
     _k("csat", "Customer satisfaction (CSAT)", "fraction", "surveys",
        "responses with score >= threshold / responses (1-5 scale: 4 and 5)",
        "seeds 002, 003", "CX_CSAT", surveys.csat),
@@ -255,6 +260,8 @@ CATALOGUE: tuple[Kpi, ...] = (
 
 ARGUMENTS: dict[str, str] = {
     "scores": "Survey answers: a range or Table column; blanks are ignored.",
+    "scores_before": "NPS answers (0-10) of the earlier sample; blanks are ignored.",
+    "scores_after": "NPS answers (0-10) of the later sample; blanks are ignored.",
     "ratings": "Star ratings 1-5: a range or Table column; blanks are ignored.",
     "confidence": "Confidence level of the interval, default 0.95.",
     "method": 'Interval method: "wald" (default) or "adjusted_wald".',

@@ -221,7 +221,7 @@ def kpis(source: str, fmt: str, sets: tuple[str, ...], all_issues: bool) -> None
 
     data = _load(source, sets)
     try:
-        report = compute(data, breakdowns=False)
+        report = compute(data, breakdowns=False, impact=fmt == "json")
     except ValueError as e:  # e.g. MRR too large to add up exactly
         raise click.ClickException(str(e)) from None
     _print_issues(report.issues, None if all_issues else 5, ": cxkpi kpis --issues lists them all")

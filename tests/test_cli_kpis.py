@@ -22,11 +22,12 @@ def test_json_matches_the_schema_doc(tmp_path):
     result = CliRunner().invoke(main, ["kpis", str(book), "--format", "json"])
     assert result.exit_code == 0, result.output
     out = json.loads(result.stdout)
-    assert list(out) == ["granularity", "periods", "kpis", "issues"]
+    # the schema doc's keys, then the issue-16 "Does CX pay?" analysis
+    assert list(out) == ["granularity", "periods", "kpis", "issues", "cx_impact"]
     assert out["granularity"] == "month"
     assert list(out["kpis"]) == report_kpi_ids()
     assert all(len(v) == len(out["periods"]) for v in out["kpis"].values())
-    assert out == compute(read(tables), breakdowns=False).as_json()
+    assert out == compute(read(tables), breakdowns=False, impact=True).as_json()
 
 
 def test_table_csv_and_settings(tmp_path):
@@ -136,7 +137,7 @@ def test_sample_csv_writes_where_kpis_reads(tmp_path):
     out = CliRunner().invoke(main, ["kpis", str(tmp_path), "--format", "json"])
     assert out.exit_code == 0, out.output
     from_csv = json.loads(out.stdout)
-    assert from_csv == compute(read(generate("tiny")), breakdowns=False).as_json()
+    assert from_csv == compute(read(generate("tiny")), breakdowns=False, impact=True).as_json()
     again = CliRunner().invoke(main, ["sample", str(tmp_path), "--format", "csv"])
     assert again.exit_code == 1 and "use --force" in again.stderr
 

@@ -35,6 +35,10 @@ NUM = "#NUM!"
 
 _DESCRIPTION_LIMIT = 255  # what Excel's function wizard shows at most
 
+SPILL_AS_ROW = frozenset({"CX_NPS_CHANGE"})
+"""Functions whose named results spill as one row under a header row (a test result read
+across), not as the label-value column of a breakdown."""
+
 
 def _is_nan(v: Any) -> bool:
     return isinstance(v, float | np.floating) and math.isnan(v)
@@ -106,7 +110,10 @@ def evaluate(kpi: Kpi, args: tuple[Any, ...]) -> Any:
     except Exception as e:  # never a traceback in a cell: say what happened
         raise xw.XlwingsError(f"{kpi.excel_name}: unexpected {type(e).__name__}: {e}") from None
     try:
-        return _to_excel(result, alternative)
+        shown = _to_excel(result, alternative)
+        if kpi.excel_name in SPILL_AS_ROW and isinstance(result, dict):
+            shown = [list(row) for row in zip(*shown, strict=True)]
+        return shown
     except Exception as e:
         raise xw.XlwingsError(f"{kpi.excel_name}: could not show the result: {e}") from None
 

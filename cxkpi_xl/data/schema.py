@@ -275,6 +275,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("date_order", "auto", "Order of day and month in dates typed as text such as "
             "03/04/2026: auto (from the column's dates that fit only one order), DMY, MDY "
             "or YMD", ("auto", "DMY", "MDY", "YMD")),
+    Setting("churn_hazard_strata", "segment", "Does CX pay?: segment (compare NPS categories "
+            "within each segment, a baseline churn hazard per segment) or none",
+            ("segment", "none")),
 )  # fmt: skip
 
 SETTINGS_BY_NAME: dict[str, Setting] = {s.name: s for s in SETTINGS}

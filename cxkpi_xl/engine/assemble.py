@@ -22,6 +22,7 @@ from .breakdowns import _churn_by_reason, _cx_to_revenue, _group_breakdowns, _re
 from .cohorts import _cohorts
 from .customers import _customer_kpis, _health_kpis, _order_kpis
 from .feedback import _survey_kpis, _themes
+from .impact import CxImpact, cx_impact
 from .predictive import _predictive
 from .subscriptions import MOVEMENTS, _Base, _subscription_kpis
 
@@ -56,16 +57,20 @@ class Report:
     breakdowns: dict[str, pd.DataFrame] = field(default_factory=dict)
     issues: list[Issue] = field(default_factory=list)
     settings: Settings = field(default_factory=Settings)
+    impact: CxImpact | None = None  # "Does CX pay?", computed with the breakdowns
 
     def as_json(self) -> dict[str, Any]:
         """``{"granularity", "periods", "kpis": {id: [value or None, ...]}, "issues": [{"table",
         "row", "column", "value", "problem", "action"}, ...]}``, JSON-native values only."""
-        return {
+        out = {
             "granularity": self.granularity,
             "periods": list(self.periods),
             "kpis": {k: [_json_number(v) for v in values] for k, values in self.kpis.items()},
             "issues": [i.as_json() for i in self.issues],
         }
+        if self.impact is not None:
+            out["cx_impact"] = self.impact.as_json()
+        return out
 
     def frame(self) -> pd.DataFrame:
         """KPIs as rows, periods as columns."""
@@ -119,14 +124,15 @@ def _encode_ids(data: Dataset) -> Dataset:
     return dataclasses.replace(data, tables=tables)
 
 
-def compute(data: Dataset, *, breakdowns: bool = True) -> Report:
+def compute(data: Dataset, *, breakdowns: bool = True, impact: bool | None = None) -> Report:
     """Every KPI of the report for every period of ``data.settings``' granularity.
 
     Periods run from ``report_start`` to ``report_end`` (by default the first and last
     month with data). With ``breakdowns`` the report also holds the KPIs by segment and
     by owner, the cohort matrices, the CX-to-revenue split, churn by reason, referral
     revenue by the referrer's segment, feature adoption, repeat purchase tiers and the
-    feedback themes.
+    feedback themes. With ``impact`` (default: as ``breakdowns``) it holds the "Does CX
+    pay?" analysis (``report.impact``, ``"cx_impact"`` in the JSON).
     """
     settings = data.settings
     granularity = settings["granularity"]
@@ -172,4 +178,6 @@ def compute(data: Dataset, *, breakdowns: bool = True) -> Report:
         b["repeat_purchase_tiers"] = tiers[labels] if not tiers.empty else tiers
         b["feedback_themes"] = _themes(data, axis)
         b.update(_predictive(data, base, axis, report.issues))
+    if breakdowns if impact is None else impact:
+        report.impact = cx_impact(data, extra["base"], axis)
     return report

@@ -164,6 +164,11 @@ def report_sheet(report: Report) -> Sheet:
         sheet.rows.append([])
         sheet.rows.append([text(title, "section")])
         sheet.rows.extend(_section(key, frame, periods))
+    if report.impact is not None:  # "Does CX pay?"
+        from .impact import impact_rows
+
+        sheet.rows.append([])
+        sheet.rows.extend(impact_rows(report.impact))
     return sheet
 
 

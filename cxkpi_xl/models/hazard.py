@@ -1,0 +1,183 @@
+"""Churn hazard by category: a Cox proportional-hazards fit on start/stop rows, and the
+check of its proportional-hazards assumption.
+
+The fit is statsmodels' ``PHReg`` (imported when called, so the package imports without
+statsmodels), on counting-process rows ``(entry, exit]`` with one categorical covariate
+coded against a reference level, Efron's method for tied churn times (monthly data ties
+heavily) and optional strata (a baseline hazard per stratum). The proportional-hazards
+check is the Grambsch-Therneau test on scaled Schoenfeld residuals against the rank of
+the event time (as ``cox.zph`` in R's survival and lifelines'
+``proportional_hazard_test`` with ``time_transform="rank"``).
+
+References: Cox (1972); Efron (1977); Grambsch & Therneau (1994), Biometrika 81(3).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class HazardRatios:
+    """A Cox fit of one categorical covariate: per level (the reference first, with a
+    hazard ratio of 1 and no interval) the hazard ratio against the reference, its
+    interval and p-value (Wald), the subjects and events seen in the level, and the
+    proportional-hazards test's p-value per level and over all levels."""
+
+    levels: tuple[str, ...]
+    reference: str
+    hazard_ratio: np.ndarray
+    ci_low: np.ndarray
+    ci_high: np.ndarray
+    p_value: np.ndarray
+    subjects: np.ndarray
+    events: np.ndarray
+    log_hr: np.ndarray
+    log_hr_se: np.ndarray
+    ph_p_value: np.ndarray
+    ph_global_p_value: float
+    confidence: float
+    covariance: np.ndarray  # of the log hazard ratios of the levels after the reference
+
+    def as_dict(self) -> dict[str, dict[str, float]]:
+        """``{level: {"hazard_ratio", "ci_low", "ci_high", "p_value", "customers",
+        "events"}}``."""
+        return {
+            level: {
+                "hazard_ratio": float(self.hazard_ratio[i]),
+                "ci_low": float(self.ci_low[i]),
+                "ci_high": float(self.ci_high[i]),
+                "p_value": float(self.p_value[i]),
+                "customers": int(self.subjects[i]),
+                "events": int(self.events[i]),
+            }
+            for i, level in enumerate(self.levels)
+        }
+
+
+def cox_hazard_ratios(
+    entry: Any,
+    exit: Any,
+    event: Any,
+    category: Any,
+    *,
+    reference: str,
+    subject: Any = None,
+    strata: Any = None,
+    confidence: float = 0.95,
+    levels: Sequence[str] | None = None,
+) -> HazardRatios:
+    """Hazard ratio of each level of ``category`` against ``reference``, from a Cox model
+    of the start/stop rows ``(entry, exit]`` with ``event`` 1 where the row ends in the
+    event (churn). A subject's covariate may change from row to row (time-varying), so a
+    subject has as many rows as spells. ``subject`` (an id per row) counts subjects per
+    level; without it each row is a subject.
+
+    Returns :class:`HazardRatios`; levels are ``levels`` (default: the sorted values, the
+    reference first). A level with no rows is left out. Raises ``ValueError`` for an
+    unknown reference, no events, or rows with ``exit <= entry``.
+
+    Examples
+    --------
+    Six subjects, one row each; ``a`` leaves at months 1 and 5 (censored at 3), ``b`` at 2,
+    4 and 6. With x the hazard ratio of ``b``, the partial likelihood is
+    x^2 / ((3 + 3x)(2 + 3x)(1 + 2x)(1 + x)), greatest at x = 0.760:
+
+    >>> fit = cox_hazard_ratios([0, 0, 0, 0, 0, 0], [1, 2, 3, 4, 5, 6], [1, 1, 0, 1, 1, 1],
+    ...                         ["a", "b", "a", "b", "a", "b"], reference="a")
+    >>> fit.levels, [round(float(h), 3) for h in fit.hazard_ratio]
+    (('a', 'b'), [1.0, 0.76])
+    """
+    from scipy import stats
+    from statsmodels.duration.hazard_regression import PHReg
+
+    entry_ = np.asarray(entry, dtype=float)
+    exit_ = np.asarray(exit, dtype=float)
+    event_ = np.asarray(event, dtype=float)
+    cat = np.asarray(category, dtype=object)
+    if not (len(entry_) == len(exit_) == len(event_) == len(cat)):
+        raise ValueError("entry, exit, event and category must have the same length")
+    if np.any(exit_ <= entry_):
+        raise ValueError("every row must end after it starts (exit > entry)")
+    if not 0 < confidence < 1:
+        raise ValueError(f"confidence must be between 0 and 1, not {confidence}")
+    present = set(cat.tolist())
+    if reference not in present:
+        raise ValueError(f"the reference level {reference!r} has no rows")
+    order = list(levels) if levels is not None else sorted(map(str, present))
+    order = [reference] + [lv for lv in order if lv != reference and lv in present]
+    if event_.sum() == 0:
+        raise ValueError("no events: a hazard ratio needs at least one")
+    exog = np.column_stack([(cat == lv).astype(float) for lv in order[1:]])
+    # PHReg counts a row in the risk set from its entry time on (Stata's convention); a
+    # start/stop row (entry, exit] is at risk only after its entry (R's survival). Without
+    # the nudge a customer whose category changes at a churn time would be at risk twice
+    # then (the row that ends and the row that starts).
+    nudged = np.nextafter(entry_, np.inf)
+    model = PHReg(exit_, exog, status=event_, entry=nudged, strata=strata, ties="efron")
+    result = model.fit()
+    beta = np.asarray(result.params, dtype=float)
+    cov = np.asarray(result.cov_params(), dtype=float)
+    se = np.sqrt(np.diag(cov))
+    z = stats.norm.ppf(0.5 + confidence / 2)
+    with np.errstate(over="ignore", invalid="ignore"):
+        p = 2 * stats.norm.sf(np.abs(beta / se))
+    ph, ph_global = _ph_test(result.schoenfeld_residuals, exit_, event_, cov)
+    ids = np.asarray(subject, dtype=object) if subject is not None else np.arange(len(cat))
+    subjects = np.array([len(set(ids[cat == lv].tolist())) for lv in order])
+    events = np.array([int(event_[cat == lv].sum()) for lv in order])
+    one = np.ones(1)
+    nan = np.full(1, np.nan)
+    return HazardRatios(
+        levels=tuple(order),
+        reference=reference,
+        hazard_ratio=np.concatenate([one, np.exp(beta)]),
+        ci_low=np.concatenate([nan, np.exp(beta - z * se)]),
+        ci_high=np.concatenate([nan, np.exp(beta + z * se)]),
+        p_value=np.concatenate([nan, p]),
+        subjects=subjects,
+        events=events,
+        log_hr=np.concatenate([np.zeros(1), beta]),
+        log_hr_se=np.concatenate([nan, se]),
+        ph_p_value=np.concatenate([nan, ph]),
+        ph_global_p_value=ph_global,
+        confidence=confidence,
+        covariance=cov,
+    )
+
+
+def _ph_test(
+    residuals: np.ndarray, exit: np.ndarray, event: np.ndarray, cov: np.ndarray
+) -> tuple[np.ndarray, float]:
+    """Grambsch-Therneau test of proportional hazards: the scaled Schoenfeld residuals
+    ``r* = d V r`` (d events, V the covariance of the estimates, r the Schoenfeld residual
+    of an event) regressed on g, the rank of the event time. Per covariate
+    ``T = (sum (g - mean g) r*)^2 / (d V_jj sum (g - mean g)^2)``, chi-square with 1
+    degree of freedom; globally ``U' (d V sum (g - mean g)^2)^-1 U`` with
+    ``U = sum (g - mean g) r*``, chi-square with one degree per covariate."""
+    from scipy import stats
+
+    rows = (event > 0) & np.all(np.isfinite(residuals), axis=1)
+    r = residuals[rows]
+    d = len(r)
+    p = cov.shape[0]
+    if d < 3:
+        return np.full(p, np.nan), math.nan
+    g = stats.rankdata(exit[rows])
+    g = g - g.mean()
+    scaled = d * r @ cov
+    u = g @ scaled
+    ss = float(g @ g)
+    if ss == 0:
+        return np.full(p, np.nan), math.nan
+    per = u**2 / (d * np.diag(cov) * ss)
+    try:
+        total = float(u @ np.linalg.solve(d * cov * ss, u))
+    except np.linalg.LinAlgError:
+        total = math.nan
+    return stats.chi2.sf(per, 1), float(stats.chi2.sf(total, p))
