@@ -2,7 +2,7 @@
 and ``FX`` tables become the customer-by-month ``MRR`` table the engine already reads,
 so nothing past ``data/`` knows where MRR came from.
 
-The rules (also in the README and in the MRR row of the Definitions sheet, :data:`RULES`):
+The rules (also in the README and in the MRR row of the Definitions sheet):
 
 - a customer's MRR in a month is the sum, over its ``subscription`` and ``credit`` lines
   whose service period covers the month's last day (``service_start <= last day <
@@ -36,17 +36,6 @@ from .schema import INVOICE_KINDS, Settings
 
 DAYS_PER_MONTH = 365.25 / 12
 COUNTED = ("subscription", "credit")
-
-RULES = (
-    "From Invoices (when the MRR table is empty, or mrr_source = invoices): per customer "
-    "and month, the sum over its subscription and credit lines (usage lines too when "
-    "include_usage = Yes; one_time lines never) whose service period covers the month's "
-    "last day (service_end exclusive) of (amount - tax) / interval_months, a prorated "
-    "line times full interval / prorated days (ChartMogul's prorate factor), converted at "
-    "the FX rate of the line's service_start month and held for its period. A negative "
-    "month is 0 (a data issue). Discounts: amount is after every discount, as ChartMogul "
-    "counts it (Stripe's own MRR leaves once and repeating coupons out)."
-)
 
 
 def _month_index(dates: pd.Series) -> np.ndarray:
@@ -249,4 +238,4 @@ def use_invoices(settings: Settings, mrr: pd.DataFrame, invoices: pd.DataFrame) 
     return source == "invoices"
 
 
-__all__ = ["RULES", "mrr_from_invoices", "report_currency", "use_invoices"]
+__all__ = ["mrr_from_invoices", "report_currency", "use_invoices"]
