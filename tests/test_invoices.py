@@ -341,3 +341,28 @@ def test_direct_call_without_the_reader():
     )
     frame, issues = mrr_from_invoices(lines, pd.DataFrame(), read({}).settings)
     assert frame["mrr"].tolist() == [100.0, 100.0, 100.0] and issues == []
+
+
+@pytest.mark.parametrize(
+    ("fx_rate", "march", "moves"),
+    [
+        # line: March's line converts at March's 1.20: 50 * 1.20 = 60, and the rate move
+        # shows as an expansion of 60 - 55 = 5 at the renewal (the documented limit).
+        ("line", 60.0, {("2026-02", "mrr_new"): 55.0, ("2026-03", "mrr_expansion"): 5.0,
+                        ("2026-04", "mrr_churn"): 60.0}),
+        # subscription: every line of sub_1 converts at its first month's rate (February's
+        # 1.10): 55 in both months, so the rate move makes no movement at all.
+        ("subscription", 55.0, {("2026-02", "mrr_new"): 55.0,
+                                ("2026-04", "mrr_churn"): 55.0}),
+    ],
+)  # fmt: skip
+def test_fx_rate_setting_keeps_rate_moves_out_of_movements(fx_rate, march, moves):
+    # A monthly EUR plan of 50 renewed in March; EUR is 1.10 in February, 1.20 in March.
+    fx = [("2026-02", "EUR", 1.10), ("2026-03", "EUR", 1.20)]
+    lines = [
+        _line("a", "2026-02-01", "2026-03-01", 50.0, currency="EUR", subscription_id="sub_1"),
+        _line("a", "2026-03-01", "2026-04-01", 50.0, currency="EUR", subscription_id="sub_1"),
+    ]
+    data = _data(lines, {"fx_rate": fx_rate}, fx)
+    assert _mrr(data) == {"2026-02": 55.0, "2026-03": march}
+    assert _nonzero(_moves(data)) == moves

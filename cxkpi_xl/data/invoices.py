@@ -19,7 +19,10 @@ The rules (also in the README and in the MRR row of the Definitions sheet):
 - each line is converted to the report currency at the FX rate of its ``service_start``
   month (the latest earlier month's rate when that month has none) and that rate is held
   for the whole service period: an exchange-rate move never changes MRR within a line's
-  period; a line in a currency without a rate is left out with a data issue;
+  period; with ``fx_rate = subscription`` every line of a subscription takes the rate of
+  the subscription's first month, so that a rate move never changes MRR at all (a
+  constant-currency view); a line in a currency without a rate is left out with a data
+  issue;
 - a month's total is rounded to cents; a negative total counts as 0 with a data issue;
 - churn follows from the lines: a customer's MRR is 0 in the first month its last
   service period does not cover (the month the last period ends, when it ends on the 1st
@@ -85,6 +88,20 @@ def _rates(currency: np.ndarray, month: np.ndarray, fx: pd.DataFrame, report: st
     return rate
 
 
+def _first_month(
+    invoices: pd.DataFrame, currency: np.ndarray, ms: np.ndarray, use: np.ndarray
+) -> np.ndarray:
+    """For each used line, the first service_start month of its subscription (by
+    ``subscription_id``; without one, by customer and currency)."""
+    sub = invoices["subscription_id"].to_numpy(object)[use]
+    customer = invoices["customer_id"].to_numpy(object)[use]
+    key = [
+        f"s\x00{s}" if s is not None and s == s else f"c\x00{c}\x00{cur}"
+        for s, c, cur in zip(sub, customer, currency[use], strict=True)
+    ]
+    return pd.Series(ms[use]).groupby(key).transform("min").to_numpy(np.int64)
+
+
 def mrr_from_invoices(
     invoices: pd.DataFrame,
     fx: pd.DataFrame,
@@ -143,7 +160,11 @@ def mrr_from_invoices(
     currency = currency.astype(str).str.strip().str.upper().to_numpy(object)
     currency = np.where(currency == "", report, currency)
     ms = _month_index(start.where(use, pd.Timestamp("2000-01-01")))
-    rate = _rates(currency, ms, fx, report)
+    rate_month = ms
+    if settings["fx_rate"] == "subscription" and use.any():
+        rate_month = ms.copy()
+        rate_month[use] = _first_month(invoices, currency, ms, use)
+    rate = _rates(currency, rate_month, fx, report)
     no_rate = use & np.isnan(rate)
     for i in np.flatnonzero(no_rate):
         issues.append(

@@ -327,7 +327,11 @@ SETTINGS: tuple[Setting, ...] = (
             "when the MRR table is empty), mrr_table or invoices",
             ("auto", "mrr_table", "invoices")),
     Setting("include_usage", "No", "Count usage (metered) invoice lines in MRR: Yes or No",
-            ("Yes", "No")),
+            ("Yes", "No"), aliases=(("y", "Yes"), ("true", "Yes"), ("n", "No"),
+                                    ("false", "No"))),
+    Setting("fx_rate", "line", "Rate for an Invoices line in another currency: line (its "
+            "service_start month's, held for its period) or subscription (its subscription's "
+            "first month's: rate moves never change MRR)", ("line", "subscription")),
     Setting("report_currency", None, "Currency that Invoices are converted to with the FX "
             "table; blank: the currency setting"),
     Setting("date_order", "auto", "Order of day and month in dates typed as text such as "
