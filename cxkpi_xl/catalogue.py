@@ -137,7 +137,13 @@ CATALOGUE: tuple[Kpi, ...] = (
     # Retention, churn and revenue movements
     _k("mrr", "Monthly recurring revenue", "money", "retention",
        "sum of MRR at the period's end; an MRR cell that cannot be read keeps the "
-       "customer's previous month's MRR", "ChartMogul; seed 003"),
+       "customer's previous month's MRR. From Invoices (MRR table empty, or mrr_source = "
+       "invoices): per customer and month, sum of (amount - tax) / interval_months over "
+       "the subscription and credit lines (usage if include_usage) whose service period "
+       "covers the month's last day, a prorated line times full interval / prorated days, "
+       "at the FX rate of the line's service_start month held for its period; a negative "
+       "month is 0",
+       "ChartMogul; seed 003; ChartMogul's invoice import rules"),
     _k("mrr_new", "New MRR", "money", "retention",
        "MRR of customers who never paid before", "ChartMogul"),
     _k("mrr_reactivation", "Reactivation MRR", "money", "retention",

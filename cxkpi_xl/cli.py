@@ -455,5 +455,13 @@ def _print_table() -> None:
     Console(width=max(120, Console().width)).print(table)
 
 
+def _add_import() -> None:
+    from .billing_import import import_group
+
+    main.add_command(import_group, "import")
+
+
+_add_import()
+
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())

@@ -1252,6 +1252,13 @@ def read(
             table, raw_tables[table.name].sheet, frame, rows, issues, settings, source_order
         )
     _cross_table_rules(tables, raw_tables, issues)
+    from .invoices import mrr_from_invoices, use_invoices
+
+    if use_invoices(settings, tables["MRR"], tables["Invoices"]):
+        sheet = raw_tables["Invoices"].sheet if "Invoices" in raw_tables else "Invoices"
+        tables["MRR"], found = mrr_from_invoices(tables["Invoices"], tables["FX"], settings, sheet)
+        issues.extend(found)
+        absent.pop("MRR", None)
     return Dataset(tables, settings, issues, label, absent)
 
 
@@ -1274,7 +1281,7 @@ def _cross_table_rules(
     if customers.empty:
         return
     known = pd.Index(customers["customer_id"])
-    for name in ("MRR", "Orders"):
+    for name in ("MRR", "Orders", "Invoices"):
         frame = tables[name]
         if frame.empty:
             continue

@@ -20,6 +20,7 @@ NO_VALUES = frozenset({"no", "n", "false", "0", "0.0", ""})
 
 SURVEY_TYPES = ("NPS", "CSAT", "CES", "STAR")
 ORDER_CATEGORIES = ("primary", "secondary")
+INVOICE_KINDS = ("subscription", "credit", "one_time", "usage")
 
 
 @dataclass(frozen=True)
@@ -172,6 +173,56 @@ TABLES: tuple[Table, ...] = (
         customer_column=None,
     ),
     Table(
+        "Invoices",
+        (
+            _c("invoice_id", ID, True, "Invoice id"),
+            _c("customer_id", ID, True, "customer_id"),
+            _c("invoice_date", DATE, False, "Date of the invoice"),
+            _c("line_id", ID, False, "Line id, unique within the invoice"),
+            _c(
+                "kind", TEXT, True, "subscription, credit, one_time or usage", choices=INVOICE_KINDS
+            ),
+            _c("service_start", DATE, True, "First day of the service period"),
+            _c(
+                "service_end",
+                DATE,
+                True,
+                "End of the service period, exclusive (a monthly line runs Jan 1 to Feb 1)",
+            ),
+            _c(
+                "amount",
+                NUMBER,
+                True,
+                "Charged for the line after discounts, tax included; negative for a credit",
+            ),
+            _c("tax", NUMBER, False, "The tax inside amount; blank is 0"),
+            _c("currency", TEXT, False, "Currency code; blank is the report currency"),
+            _c(
+                "interval_months",
+                NUMBER,
+                False,
+                "The plan's billing interval in months; blank: the service period in whole months",
+                low=0,
+            ),
+            _c("prorated", YESNO, False, "Yes for a line billing part of an interval"),
+            _c("subscription_id", ID, False, "Subscription id"),
+            _c("plan", TEXT, False, "Plan name"),
+            _c("quantity", NUMBER, False, "Seats or units", low=0),
+        ),
+        "MRR from invoices (when the MRR table is empty; mrr_source)",
+        customer_column="customer_id",
+    ),
+    Table(
+        "FX",
+        (
+            _c("month", MONTH, True, "Any date in the month"),
+            _c("currency", TEXT, True, "Currency code"),
+            _c("rate", NUMBER, True, "Report-currency units per unit of currency", low=0),
+        ),
+        "currency conversion of Invoices",
+        customer_column=None,
+    ),
+    Table(
         "HealthWeights",
         (
             _c("measure", TEXT, True, "Measure name, as in Health"),
@@ -272,6 +323,17 @@ SETTINGS: tuple[Setting, ...] = (
             "(1,200.50) or , (1.200,50); the other one groups thousands",
             (".", ","), aliases=(("dot", "."), ("point", "."), ("period", "."),
                                  ("comma", ","))),
+    Setting("mrr_source", "auto", "Where MRR comes from: auto (the MRR table, or Invoices "
+            "when the MRR table is empty), mrr_table or invoices",
+            ("auto", "mrr_table", "invoices")),
+    Setting("include_usage", "No", "Count usage (metered) invoice lines in MRR: Yes or No",
+            ("Yes", "No"), aliases=(("y", "Yes"), ("true", "Yes"), ("n", "No"),
+                                    ("false", "No"))),
+    Setting("fx_rate", "line", "Rate for an Invoices line in another currency: line (its "
+            "service_start month's, held for its period) or subscription (its subscription's "
+            "first month's: rate moves never change MRR)", ("line", "subscription")),
+    Setting("report_currency", None, "Currency that Invoices are converted to with the FX "
+            "table; blank: the currency setting"),
     Setting("date_order", "auto", "Order of day and month in dates typed as text such as "
             "03/04/2026: auto (from the column's dates that fit only one order), DMY, MDY "
             "or YMD", ("auto", "DMY", "MDY", "YMD")),
