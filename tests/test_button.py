@@ -263,3 +263,25 @@ def test_libreoffice_opens_the_xlsm_and_renders_the_buttons(books, tmp_path):
     # the Report's first page: its first column reads kpi, then the KPI ids from nps
     report = [p for p in pages if re.match(r"kpi\nnps\n", p)]
     assert report and "Refresh KPIs" in report[0]
+
+
+def test_the_report_buttons_script_refreshes_through_xlwings_dispatch():
+    """cx_refresh_report, run as xlwings Lite/Server run a script, writes the Report and
+    Data Issues sheets as cx_refresh does."""
+    import asyncio
+
+    from xlwings.server import custom_scripts_call
+
+    from cxkpi_xl.data.sample import generate
+    from cxkpi_xl.data.schema import TABLES
+
+    from .test_excel_script import payload
+
+    names = {t.name for t in TABLES} - {"HealthWeights"}
+    tables = {k: v for k, v in generate("tiny", seed=5).items() if k in names}
+    books = [xlwings.Book(json=payload(tables, {})) for _ in range(2)]
+    for book, script in zip(books, ("cx_refresh_report", "cx_refresh"), strict=True):
+        asyncio.run(custom_scripts_call(excel, script, typehint_to_value={xlwings.Book: book}))
+    first, second = (b.json()["actions"] for b in books)
+    assert [a["func"] for a in first].count("addSheet") == 2
+    assert first == second
