@@ -80,7 +80,7 @@ requirements.txt tab. The functions appear in Excel once the packages are instal
 """
 
 from cxkpi_xl.udfs import *  # noqa: F403 - registers every CX_ function
-from cxkpi_xl.excel import cx_refresh  # noqa: F401 - the Refresh script (Run, or a button)
+from cxkpi_xl.excel import cx_refresh, cx_refresh_report  # noqa: F401 - the Refresh KPIs buttons
 '''
 
 SERVER_MODULE = '''"""cxkpi-xl's Excel functions for xlwings Server.
@@ -94,10 +94,21 @@ namespace (XLWINGS.CX_NPS unless you configure another one).
 from cxkpi_xl.udfs import *  # noqa: F403 - re-exports every CX_ function
 '''
 
+SERVER_SCRIPTS = '''"""cxkpi-xl's Refresh KPIs scripts for xlwings Server.
 
-RUN_MAIN = '''"""Refresh {name} from Excel: "Run main" in the xlwings ribbon (classic xlwings)
-imports this file, named after the workbook, and runs main(). It writes the Report and
-Data Issues sheets through Excel, which keeps everything else in the workbook.
+Put this file into your xlwings Server project's app/custom_scripts/ folder and add
+`from .cxkpi_scripts import *` to app/custom_scripts/__init__.py. The scripts are bound to
+the shape named cxkpi_refresh on Start here and on the Report's header.
+"""
+
+from cxkpi_xl.excel import cx_refresh, cx_refresh_report  # noqa: F401
+'''
+
+
+RUN_MAIN = '''"""Refresh {name} from Excel (classic xlwings): the Refresh KPIs button of the
+.xlsm (its SampleCall macro) and "Run main" in the xlwings ribbon import this file, named
+after the workbook, and run main(). It writes the Report and Data Issues sheets through
+Excel, which keeps everything else in the workbook.
 """
 
 from cxkpi_xl.excel import main
@@ -118,39 +129,83 @@ def _write_new(path: Path, text: str, force: bool) -> None:
     click.echo(f"wrote {path}")
 
 
+def _write_wheel(directory: Path, force: bool) -> Path:
+    from .wheel import wheel_name, write_wheel
+
+    if (directory / wheel_name()).exists() and not force:
+        raise click.ClickException(
+            f"{directory / wheel_name()} exists; use --force to overwrite it"
+        )
+    path = write_wheel(directory)
+    click.echo(f"wrote {path}")
+    return path
+
+
 @main.command()
 @click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
 @click.option(
+    "--wheel-url",
+    default=None,
+    help="The URL where you host the wheel this command writes (it goes into requirements.txt).",
+)
+@click.option(
     "--requirement",
-    default=f"cxkpi-xl=={__version__}",
-    show_default=True,
-    help="How xlwings Lite installs cxkpi-xl: a PyPI pin or the URL of a wheel you host.",
+    default=None,
+    help="Instead of --wheel-url, any requirement line (e.g. cxkpi-xl==X once it is on PyPI).",
 )
 @click.option("--force", is_flag=True, help="Overwrite existing files.")
-def lite(directory: Path, requirement: str, force: bool) -> None:
-    """Write main.py and requirements.txt for the xlwings Lite editor."""
+def lite(directory: Path, wheel_url: str | None, requirement: str | None, force: bool) -> None:
+    """Write main.py, requirements.txt and the cxkpi-xl wheel for the xlwings Lite editor."""
     import xlwings
 
+    wheel = _write_wheel(directory, force)
     _write_new(directory / "main.py", LITE_MAIN, force)
-    _write_new(
-        directory / "requirements.txt", f"xlwings=={xlwings.__version__}\n{requirement}\n", force
-    )
-    click.echo(
-        "Next: in Excel open the xlwings Lite add-in, paste main.py into its editor and "
-        "requirements.txt into its requirements.txt tab."
-    )
+    line = requirement or wheel_url
+    if line is None:
+        line = (
+            f"# cxkpi-xl: put the URL where you host {wheel.name} on this line (see the steps\n"
+            f"# that `cxkpi lite` printed); cxkpi-xl=={__version__} works once it is on PyPI."
+        )
+    _write_new(directory / "requirements.txt", f"xlwings=={xlwings.__version__}\n{line}\n", force)
+    if line.startswith("#"):
+        click.echo(
+            f"Next:\n"
+            f"1. Host {wheel.name} at an https URL that allows cross-origin requests (xlwings\n"
+            f"   Lite downloads it from the browser), e.g. commit it to a GitHub repository and\n"
+            f"   use https://raw.githubusercontent.com/<owner>/<repo>/<branch>/{wheel.name}\n"
+            f"2. cxkpi lite {directory} --wheel-url <that URL> --force\n"
+            f"   (or put the URL on line 2 of requirements.txt yourself)\n"
+            f"3. In Excel open the xlwings Lite add-in, paste main.py into its editor and\n"
+            f"   requirements.txt into its requirements.txt tab.\n"
+            f"cxkpi-xl is not on PyPI yet: cxkpi-xl=={__version__} in requirements.txt works once "
+            "it is released there."
+        )
+    else:
+        click.echo(
+            "Next: in Excel open the xlwings Lite add-in, paste main.py into its editor and "
+            f"requirements.txt into its requirements.txt tab ({line} must serve {wheel.name})."
+        )
 
 
 @main.command()
 @click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
-@click.option("--force", is_flag=True, help="Overwrite an existing file.")
+@click.option("--force", is_flag=True, help="Overwrite existing files.")
 def server(directory: Path, force: bool) -> None:
-    """Write the custom-functions module that re-exports the CX_ functions for xlwings
-    Server."""
+    """Write the custom-functions and custom-scripts modules, the cxkpi-xl wheel and a
+    requirements.txt for an xlwings Server project."""
+    wheel = _write_wheel(directory, force)
     _write_new(directory / "cxkpi_functions.py", SERVER_MODULE, force)
+    _write_new(directory / "cxkpi_scripts.py", SERVER_SCRIPTS, force)
+    _write_new(directory / "requirements.txt", f"./{wheel.name}\n", force)
     click.echo(
-        "Next: copy it to app/custom_functions/ of your xlwings Server project and add "
-        "`from .cxkpi_functions import *` to app/custom_functions/__init__.py."
+        "Next:\n"
+        "1. Copy cxkpi_functions.py to app/custom_functions/ of your xlwings Server project\n"
+        "   and add `from .cxkpi_functions import *` to app/custom_functions/__init__.py.\n"
+        "2. Copy cxkpi_scripts.py to app/custom_scripts/ and add\n"
+        "   `from .cxkpi_scripts import *` to app/custom_scripts/__init__.py.\n"
+        f"3. Copy {wheel.name} and requirements.txt to the project's root folder and run\n"
+        "   `pip install -r requirements.txt` there (or add its line to your requirements).\n"
+        f"cxkpi-xl is not on PyPI yet: cxkpi-xl=={__version__} works once it is released there."
     )
 
 
@@ -309,7 +364,10 @@ def template(path: Path, sample_data: bool, size: str, formulas: str, force: boo
     runner = path.with_suffix(".py")
     if not runner.exists() or force:
         runner.write_text(RUN_MAIN.format(name=path.name), encoding="utf-8")
-        click.echo(f"wrote {runner} (classic xlwings' Run main refreshes the workbook)")
+        click.echo(
+            f"wrote {runner} (classic xlwings: the Refresh KPIs button of an .xlsm and "
+            "Run main in the xlwings ribbon run its main())"
+        )
     if not path.stem.isidentifier():
         click.echo(
             f"note: classic xlwings' Run main imports {runner.name} as a module, which needs "

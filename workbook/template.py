@@ -8,6 +8,7 @@ from :mod:`cxkpi_xl.workbook.formulas`.
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +40,7 @@ from cxkpi_xl.schema import (
     Table,
 )
 
+from .button import ButtonError, add_button
 from .formulas import CALC, CALC_COLUMNS, CALC_SHEET, HELPER_NAMES, SUMMARY
 
 SUMMARY_SHEET = "KPI Summary"
@@ -389,11 +391,11 @@ START_TEXT = (
      "gross margin, and the health measure weights.", None),
     ("3. Read the KPI Summary: live formulas for the month in its Month cell (blank: the "
      "latest month). Every value has a name, e.g. =kpi_nps.", None),
-    ("4. For every KPI of every month, quarter or year, with breakdowns and charts, refresh: "
-     "'cxkpi refresh <this file>' on the command line, 'Run main' in the xlwings ribbon "
-     "(classic xlwings, with the .py file of this workbook's name beside it), or the "
-     "cx_refresh script in xlwings Lite. It writes the Report and Data Issues sheets and "
-     "changes nothing else.", None),
+    ("4. For every KPI of every month, quarter or year, with breakdowns and charts, click "
+     "Refresh KPIs below (the .xlsm runs Python through xlwings with the .py file of this "
+     "workbook's name beside it; in xlwings Lite the button runs the cx_refresh script), or "
+     "run 'cxkpi refresh <this file>' on the command line. It writes the Report and Data "
+     "Issues sheets and changes nothing else.", None),
     ("5. The Definitions sheet says how each KPI is computed. Excel functions such as "
      "=CX_NPS(Surveys[score]) work once xlwings is set up (see the README).", None),
 )  # fmt: skip
@@ -432,8 +434,11 @@ def build(
     path = Path(path)
     if formulas not in ("native", "udf"):
         raise TemplateError(f'formulas must be "native" or "udf", not {formulas!r}')
-    if path.suffix.lower() != ".xlsx":
-        raise TemplateError(f"{path.name}: the template is an .xlsx file")
+    if path.suffix.lower() not in (".xlsx", ".xlsm"):
+        raise TemplateError(
+            f"{path.name}: the template is an .xlsx file (or .xlsm, with xlwings' VBA)"
+        )
+    macro_enabled = path.suffix.lower() == ".xlsm"
     if path.exists() and not force:
         raise TemplateError(f"{path} exists; use --force to overwrite it")
     if not path.parent.exists():
@@ -453,9 +458,19 @@ def build(
     _conf_sheet(wb)
     wb.active = 0
     wb.calculation.fullCalcOnLoad = True
+    if macro_enabled:  # the code names the VBA project's document modules go with
+        wb.code_name = "ThisWorkbook"
+        for i, ws in enumerate(wb.worksheets, 1):
+            ws.sheet_properties.codeName = f"Sheet{i}"
+    saved = io.BytesIO()
+    wb.save(saved)
+    try:
+        data = add_button(saved.getvalue(), START_SHEET, macro_enabled=macro_enabled)
+    except ButtonError as e:
+        raise TemplateError(str(e)) from None
     # written whole next to it and moved into place, with the mode the umask gives
     # (a symbolic link stays a link to the new file)
-    replace_atomically(path, wb.save)
+    replace_atomically(path, lambda f: f.write(data))
     return path
 
 

@@ -2,11 +2,14 @@
 ``cxkpi refresh``, written through xlwings' Book API so Excel itself keeps the rest of
 the workbook.
 
-- xlwings Lite and xlwings Server: the script ``cx_refresh`` (``@xw.script``, a sheet
-  button ``[cxkpi_refresh]Start here!A14``, or the Run button of the task pane). Import it
-  in the Lite editor's main.py: ``from cxkpi_xl.excel import cx_refresh``.
-- classic xlwings (Windows): "Run main" in the xlwings ribbon runs ``main()`` of the
-  ``.py`` file named after the workbook, which ``cxkpi template`` writes next to it.
+- xlwings Lite and xlwings Server: the script ``cx_refresh`` (``@xw.script``, bound to
+  the Refresh KPIs shape ``[cxkpi_refresh]Start here!A14``, or the Run button of the task
+  pane) and ``cx_refresh_report`` (the same shape in the Report's header). Import them in
+  the Lite editor's main.py: ``from cxkpi_xl.excel import cx_refresh, cx_refresh_report``.
+- classic xlwings (Windows, macOS): the Refresh KPIs shape of the ``.xlsm`` template runs
+  xlwings' ``SampleCall`` macro, which imports the ``.py`` file named after the workbook
+  (``cxkpi template`` writes it next to it) and runs its ``main()``; "Run main" in the
+  xlwings ribbon does the same.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from ..data.reader import Dataset, cell_index, read
 from ..data.sample import is_formula_like
 from ..data.schema import SETTINGS_BY_NAME, TABLE_SHEETS, TABLES
 from ..engine import Report, compute
+from ..report.button import report_button, start_button
 from ..report.layout import (
     OWNED_HEADERS,
     REPORT_SHEET,
@@ -32,8 +36,12 @@ from ..report.layout import (
     sheet_key,
 )
 
-BUTTON = "[cxkpi_refresh]Start here!A14"
-"""The sheet button of the Lite/Server script: the shape named cxkpi_refresh."""
+BUTTON = start_button(None).reference
+"""The sheet button of the Lite/Server script: the shape named cxkpi_refresh on Start
+here (``[cxkpi_refresh]Start here!A14``), which the template draws."""
+REPORT_BUTTON = report_button(None).reference
+"""The same button in the Report's header (``[cxkpi_refresh]Report!B1``), which every
+refresh draws."""
 
 
 def read_book(book: Any) -> Dataset:
@@ -153,6 +161,13 @@ def refresh_book(book: Any) -> Report:
 def cx_refresh(book: xw.Book) -> None:
     """Refresh the Report and Data Issues sheets (xlwings Lite and Server). Any failure is
     one line in the task pane, never a traceback."""
+    report = _one_line_errors(refresh_book, book)
+    print(f"cxkpi-xl refreshed {REPORT_SHEET}: {outcome(report)}")
+
+
+@xw.script(button=REPORT_BUTTON, show_taskpane=True)
+def cx_refresh_report(book: xw.Book) -> None:
+    """The Report header's Refresh KPIs button: the same refresh as ``cx_refresh``."""
     report = _one_line_errors(refresh_book, book)
     print(f"cxkpi-xl refreshed {REPORT_SHEET}: {outcome(report)}")
 

@@ -46,7 +46,7 @@ from typing import Any
 from xml.sax.saxutils import escape, quoteattr
 
 from ..data.cells import cell_index
-from .layout import Chart, Sheet, column_letter, sheet_key, styles_used
+from .layout import REPORT_SHEET, Chart, Sheet, column_letter, sheet_key, styles_used
 
 NS_MAIN = "http://schemas.openxmlformats.org/spreadsheetml/2006/main"
 NS_R = "http://schemas.openxmlformats.org/officeDocument/2006/relationships"
@@ -718,8 +718,9 @@ def _plan(
             )
             next_sheet_id += 1
         drawing_rid = None
-        if sheet.charts and not strict:
-            drawing, charts = chart_parts(sheet.name, sheet.charts)
+        button = sheet.name == REPORT_SHEET and not strict  # the Refresh KPIs button
+        if (sheet.charts or button) and not strict:
+            drawing, charts = chart_parts(sheet.name, sheet.charts) if sheet.charts else (None, [])
             dpart = _free_name(used, posixpath.join(folder, "drawings/drawing{}.xml"))
             chart_names = [
                 _free_name(used, posixpath.join(folder, "charts/chart{}.xml")) for _ in charts
@@ -727,10 +728,19 @@ def _plan(
             for i, name in enumerate(chart_names):
                 out[name] = charts[i]
                 new_overrides.append((name, CT_CHART))
-            out[dpart] = drawing
-            out[_rels_path(dpart)] = _rels_xml(
+            drawing_rels = [
                 (f"rId{i + 1}", ns_r + "/chart", "/" + name) for i, name in enumerate(chart_names)
-            )
+            ]
+            if button:  # it runs the workbook's macro where there is VBA, else Lite's script
+                from .button import MACRO, add_to_drawing, report_button
+
+                vba = any(_kind(r) == "vbaProject" for r in wb_rels)
+                drawing, drawing_rels = add_to_drawing(
+                    drawing, drawing_rels, report_button(MACRO if vba else None)
+                )
+            assert drawing is not None
+            out[dpart] = drawing
+            out[_rels_path(dpart)] = _rels_xml(drawing_rels)
             used.add(_rels_path(dpart).lower())
             new_overrides.append((dpart, CT_DRAWING))
             drawing_rid = "rId1"
