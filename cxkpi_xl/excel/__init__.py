@@ -21,6 +21,7 @@ from ..data.reader import Dataset, cell_index, read
 from ..data.sample import is_formula_like
 from ..data.schema import SETTINGS_BY_NAME, TABLE_SHEETS, TABLES
 from ..engine import Report, compute
+from ..report.board import report_sheet
 from ..report.layout import (
     OWNED_HEADERS,
     REPORT_SHEET,
@@ -28,7 +29,6 @@ from ..report.layout import (
     column_letter,
     issues_sheet,
     outcome,
-    report_sheet,
     sheet_key,
 )
 
@@ -126,12 +126,14 @@ def _write_sheet(sheet: Any, layout: Sheet) -> None:
     for col, w in layout.widths.items():
         sheet.range(f"{column_letter(col)}:{column_letter(col)}").column_width = w
     for spec in layout.charts:
-        last = column_letter(2 + spec.periods)
+        # Office.js charts take one block of cells: the series' rows from their names to
+        # their last charted period (the package writer draws the full charts).
+        last = column_letter(spec.first_col + spec.periods - 1)
         first, final = min(spec.rows), max(spec.rows)
         left, top = _position(layout, spec.anchor)
         chart = sheet.charts.add(left, top, width=425, height=240)
-        chart.chart_type = "column_clustered" if spec.kind == "bar" else "line"
-        chart.set_source_data(sheet.range(f"B{first}:{last}{final}"))
+        chart.chart_type = "column_stacked" if spec.kind == "movements" else "line"
+        chart.set_source_data(sheet.range(f"{column_letter(spec.name_col)}{first}:{last}{final}"))
 
 
 def _position(layout: Sheet, cell: str) -> tuple[float, float]:
