@@ -23,6 +23,7 @@ from ..data.schema import SETTINGS_BY_NAME, TABLE_SHEETS, TABLES
 from ..engine import Report, compute
 from ..report.board import report_sheet
 from ..report.layout import (
+    FORMER_HEADERS,
     OWNED_HEADERS,
     REPORT_SHEET,
     Sheet,
@@ -30,6 +31,7 @@ from ..report.layout import (
     issues_sheet,
     outcome,
     sheet_key,
+    style_spec,
 )
 
 BUTTON = "[cxkpi_refresh]Start here!A14"
@@ -75,9 +77,9 @@ def write_book(book: Any, report: Report) -> None:
         by_key = {sheet_key(s.name): s for s in book.sheets}
         sheet = by_key.get(sheet_key(layout.name))
         if sheet is not None:
-            header = OWNED_HEADERS[layout.name]
-            found = sheet.range((1, 1), (1, len(header))).value
-            if [str(v or "") for v in found] != list(header):
+            known = (OWNED_HEADERS[layout.name], *FORMER_HEADERS.get(layout.name, ()))
+            found = sheet.range((1, 1), (1, 2)).value
+            if tuple(str(v or "") for v in found) not in {tuple(h[:2]) for h in known}:
                 raise ValueError(
                     f"the workbook has its own sheet named {sheet.name!r} (not written by "
                     "cxkpi): rename it and refresh again"
@@ -119,7 +121,7 @@ def _write_sheet(sheet: Any, layout: Sheet) -> None:
             if style is not None and style != "text":
                 rng = sheet.range((r, start + 1), (r, end + 1))
                 if style.startswith("num:"):
-                    rng.number_format = style[4:]
+                    rng.number_format = style_spec(style)["number_format"]
                 else:
                     rng.font.bold = True
             start = end + 1

@@ -268,7 +268,7 @@ def charts(report: Report, layout: Layout, sheet: Sheet, currency: str) -> list[
     band = layout.block("chart_data")
     if "kpis:nps" in row and band is not None:
         add(
-            kind="band", title="Net Promoter Score with its 95 % margin of error",
+            kind="band", title="NPS and its 95 % margin of error",
             y_format="0", y_title="NPS (points)", rows=(band.first + 2, band.first + 3),
             lines=(row["kpis:nps"],), header_row=band.first + 1,
         )  # fmt: skip

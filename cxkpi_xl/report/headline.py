@@ -101,7 +101,7 @@ def headline_rows(report: Report, unit_label: Any) -> list[list[tuple[Any, str] 
     year = PERIODS_PER_YEAR.get(report.granularity, 12)
     prev = report.periods[-2] if len(report.periods) > 1 else "previous"
     ago = report.periods[-1 - year] if len(report.periods) > year else "a year earlier"
-    head = [f"Headline: {latest}", "unit", latest, prev, "change", ago, "change", ""]
+    head = [f"Headline: {latest}", "unit", latest, prev, "change", ago, "change"]
     rows: list[list[tuple[Any, str] | None]] = [[(h, "header") for h in head]]
     for f in figures(report):
         fmt = BY_ID[f.kpi].number_format
@@ -114,8 +114,8 @@ def headline_rows(report: Report, unit_label: Any) -> list[list[tuple[Any, str] 
         row.append(_change_cell(f, f.previous, fmt))
         row.append((f.year_ago, f"num:{fmt}") if math.isfinite(f.year_ago) else None)
         row.append(_change_cell(f, f.year_ago, fmt))
-        if f.note:
-            row.append((f.note, "text"))
+        if f.note:  # one column apart: LibreOffice paints over a fill beside overflowing text
+            row.extend([None, (f.note, "text")])
         rows.append(row)
     return rows
 
