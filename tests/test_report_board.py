@@ -215,6 +215,21 @@ def test_the_headline_compares_with_last_period_and_a_year_earlier():
     assert math.isnan(f.year_ago) and f.verdict(f.year_ago) is None
 
 
+def test_charts_show_the_last_24_periods_and_the_table_all():
+    months = [f"{2024 + m // 12}-{m % 12 + 1:02d}" for m in range(30)]
+    kpis = {
+        k: np.linspace(0.1, 0.3, 30)
+        for k in ("nps", "nps_margin_of_error", "customer_churn_rate", "net_revenue_retention")
+    }
+    sheet = report_sheet(Report("month", months, kpis))
+    assert len(sheet.charts) == 3  # no MRR movements without them
+    for chart in sheet.charts:
+        assert chart.periods == 24
+        assert chart.first_col == 3 + 6  # periods 7..30, from column I
+    header = next(r for r in sheet.rows if r and r[0] == ("KPI", "header"))
+    assert [c[0] for c in header[2:-1]] == months  # the table keeps all 30
+
+
 def test_page_breaks_fall_between_blocks_unless_one_is_longer_than_a_page():
     def blocks(*sizes: int) -> list[Block]:
         out, row = [], 1
@@ -254,6 +269,18 @@ def test_refresh_pdf_says_when_libreoffice_is_missing(tmp_path: Path, monkeypatc
     assert out.exit_code == 0, out.output
     assert "no PDF: LibreOffice is not installed" in out.output
     assert not book.with_suffix(".pdf").exists()
+
+
+def test_print_titles_are_set_once_however_often_refreshed(tmp_path: Path):
+    book = build(tmp_path / "b.xlsx", generate("tiny", seed=3))
+    for _ in range(2):
+        out = CliRunner().invoke(main, ["refresh", str(book), "-q"])
+        assert out.exit_code == 0, out.output
+    wb = _parts(book)["xl/workbook.xml"].decode()
+    position = re.findall(r'<sheet name="([^"]+)"', wb).index(REPORT_SHEET)
+    ours = re.findall(rf'name="_xlnm.Print_Titles" localSheetId="{position}">([^<]*)<', wb)
+    assert ours == ["'Report'!$A:$A"]  # one, however often refreshed
+    assert openpyxl.load_workbook(book)[REPORT_SHEET].print_title_cols == "$A:$A"
 
 
 def test_a_report_from_before_the_headline_is_replaced_not_refused(tmp_path: Path):

@@ -1,10 +1,12 @@
 """What the Report and Data Issues sheets hold, cell by cell, independent of how they are
 written (the package writer of ``cxkpi refresh``, or xlwings' Book API inside Excel).
 
-The Report starts at A1 with the KPI table (``kpi``, ``title``, one column per period),
-then room for the two charts (MRR movements, NPS trend), then one section per breakdown.
-Every text cell is a literal string: text from the user's cells (names, segments,
-comments) never becomes a formula, whatever it starts with.
+Here are the cells and their formats: text and number cells, the styles, each
+breakdown section's rows, the Data Issues sheet. How the Report is put together from
+them (title, headline, charts, KPI table, sections, page breaks) is in
+:mod:`cxkpi_xl.report.board`. Every text cell is a literal string: text from the
+user's cells (names, segments, comments) never becomes a formula, whatever it starts
+with.
 """
 
 from __future__ import annotations
