@@ -423,8 +423,14 @@ def _run_refresh(  # type: ignore[no-untyped-def]
     is_flag=True,
     help="Refresh a digitally signed workbook anyway, removing its signature.",
 )
+@click.option(
+    "--pdf",
+    "pdf",
+    is_flag=True,
+    help="Also print the Report to BOOK.pdf (beside the refreshed workbook) with LibreOffice.",
+)
 def refresh(
-    book: Path, output: Path | None, sets: tuple[str, ...], quiet: bool, force: bool
+    book: Path, output: Path | None, sets: tuple[str, ...], quiet: bool, force: bool, pdf: bool
 ) -> None:
     """Recompute every KPI from BOOK's input Tables and write its Report and Data Issues
     sheets. Everything else in the workbook stays exactly as it was. Any failure is one
@@ -432,6 +438,10 @@ def refresh(
     done = _run_refresh(book, output, sets, quiet, force)
     _print_issues(done.report.issues, hint=": the Data Issues sheet lists them all")
     click.echo(done.summary())
+    if pdf:
+        from .report.pdf import print_report
+
+        click.echo(print_report(done.report, done.target, done.empty_tables))
 
 
 @main.command()

@@ -10,16 +10,17 @@ import time
 import zipfile
 import zlib
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from .data.reader import SourceError, check_package, read
 from .engine import Report, compute
+from .report.board import report_sheet
 from .report.layout import (
     OWNED_HEADERS,
     issues_sheet,
     outcome,
-    report_sheet,
 )
 from .report.package import PackageError, check_sheets, check_writable, write_sheets
 
@@ -35,9 +36,11 @@ class Refreshed:
     report: Report
     target: Path
     seconds: float
+    empty_tables: list[str] = field(default_factory=list)
 
     def summary(self) -> str:
-        return f"Refreshed {self.target.name}: {outcome(self.report)}, {self.seconds:.1f} s"
+        said = outcome(self.report, self.empty_tables)
+        return f"Refreshed {self.target.name}: {said}, {self.seconds:.1f} s"
 
 
 def refresh(
@@ -75,7 +78,8 @@ def refresh(
         tell("computing")
         report = compute(data)
         tell("writing")
-        sheets = [report_sheet(report), issues_sheet(report.issues)]
+        empty = empty_tables(data.tables)
+        sheets = [report_sheet(report, empty), issues_sheet(report.issues)]
 
         def unchanged() -> None:
             # Excel (or anyone) may have saved the file while we computed: keep theirs.
@@ -89,7 +93,14 @@ def refresh(
         raise
     except BaseException as e:
         raise RefreshError(failure_reason(e, source, target)) from None
-    return Refreshed(report, target, time.perf_counter() - t0)
+    return Refreshed(report, target, time.perf_counter() - t0, empty)
+
+
+def empty_tables(tables: dict[str, Any]) -> list[str]:
+    """The input tables without a row (absent ones included), in the schema's order."""
+    from .data.schema import TABLES
+
+    return [t.name for t in TABLES if len(tables.get(t.name, ())) == 0]
 
 
 NOTHING_CHANGED = "nothing was changed"

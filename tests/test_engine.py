@@ -268,21 +268,49 @@ def test_stickiness_and_usage_by_hand():
     assert quarter.kpis["stickiness"][0] == pytest.approx((3 / 62 + 1 / 28) / 2)
 
 
-def test_feedback_themes_count_responses_not_words():
+def test_feedback_themes_are_phrases_counted_per_comment_with_an_example():
     from cxkpi_xl.engine import feedback_themes
 
     comments = [
-        "Great support, great product",
-        "great support",
-        "Slow reports",
+        "Great support team, and easy to use",
+        "great support team",
+        "Easy to use. Great support team!",
+        "Hard to use and slow reports",
+        "Slow reports every week, slow reports",
         None,
-        "GREAT SUPPORT",
+        "   ",
     ]
-    themes = dict(feedback_themes(comments))
-    # "great" appears in 3 responses (twice in the first, counted once); the phrase
-    # "great support" in 3; stop words ("the") and blanks are left out.
-    assert themes["great"] == 3 and themes["great support"] == 3 and themes["support"] == 3
-    assert themes["slow reports"] == 1
+    themes = {t.phrase: t for t in feedback_themes(comments)}
+    # Worked by hand: "great support team" is in comments 1-3 (case and punctuation
+    # ignored); "easy to use" in 1 and 3 (an inner stop word is kept); "slow reports" in
+    # 4 and 5 (twice in 5, counted once). "great support" and "support team" only ever
+    # occur inside "great support team" (3 each), so the longer phrase stands for them;
+    # "to use", "every week", "team and easy" (across "and") and single words never
+    # appear; phrases of one comment ("hard to use") go when others recur.
+    assert {p: t.comments for p, t in themes.items()} == {
+        "great support team": 3,
+        "easy to use": 2,
+        "slow reports": 2,
+    }
+    assert themes["great support team"].example == "great support team"  # the shortest
+    assert themes["slow reports"].example in comments
+    assert feedback_themes(comments)[0].phrase == "great support team"
+
+
+def test_feedback_themes_use_the_comments_language():
+    from cxkpi_xl.engine.themes import feedback_themes, language_of
+
+    french = ["Le support est trop lent", "Support trop lent", "Le prix est trop cher"]
+    assert language_of(french) == "fr"
+    assert language_of(["The support is slow"]) == "en"
+    # By hand, with the French stop words (le, est, trop): comment 1 gives no phrase
+    # ("le support", "est trop lent", "trop lent" start or end with one), comment 3
+    # none, comment 2 "support trop lent". With English stop words instead, "trop lent"
+    # would be a phrase of two comments.
+    assert any(t.phrase == "trop lent" for t in feedback_themes(french, language="en"))
+    phrases = {t.phrase: t.comments for t in feedback_themes(french)}
+    assert phrases == {"support trop lent": 1}
+    assert feedback_themes([]) == [] and feedback_themes([None, 3]) == []
 
 
 # --- issue 11: customers older than the data, unreadable MRR, large books ---------------

@@ -17,10 +17,12 @@ from xlwings.server import custom_scripts_call
 
 import cxkpi_xl.excel as excel
 from cxkpi_xl.engine import compute
-from cxkpi_xl.layout import REPORT_SHEET
+from cxkpi_xl.layout import REPORT_HEADER, REPORT_SHEET
 from cxkpi_xl.reader import read
 from cxkpi_xl.sample import generate
 from cxkpi_xl.schema import TABLES
+
+from .workbooks import kpi_table
 
 EXCEL_EPOCH = dt.datetime(1899, 12, 30)
 
@@ -109,10 +111,11 @@ def test_script_writes_the_report_values_through_the_remote_book(tables):
     assert added == [[report_position, REPORT_SHEET], [report_position + 1, "Data Issues"]]
     grid = _set_values(actions, report_position)
     expected = compute(read(dict(tables)))
-    assert grid[0][:3] == ["kpi", "title", expected.periods[0]]
-    by_id = {row[0]: row for row in grid[1:] if row and isinstance(row[0], str)}
+    assert tuple(grid[0][:2]) == REPORT_HEADER
+    periods, by_id = kpi_table(grid)
+    assert periods == expected.periods
     for kpi_id, values in expected.kpis.items():
-        got = by_id[kpi_id][2 : 2 + len(values)]
+        got = by_id[kpi_id]
         for g, e in zip(got, values, strict=True):
             if math.isnan(e):
                 assert g in (None, ""), kpi_id

@@ -13,7 +13,6 @@ import subprocess
 import sys
 import time
 import zipfile
-from itertools import takewhile
 from pathlib import Path
 
 import numpy as np
@@ -28,6 +27,7 @@ from cxkpi_xl.refresh import RefreshError, refresh
 from cxkpi_xl.sample import generate
 
 from .lo import recalculate
+from .workbooks import kpi_table
 
 # openpyxl warns that it would drop the sparklines: the tests only read with it.
 pytestmark = pytest.mark.filterwarnings("ignore:Sparkline Group extension:UserWarning")
@@ -116,16 +116,9 @@ def _report_frame(path: Path) -> pd.DataFrame:
 
 
 def _kpi_table(raw: pd.DataFrame) -> tuple[list[str], dict[str, list[float | None]]]:
-    """The KPI table at A1: the period labels of the header row (they end where the
-    wider sections below leave the header blank) and each KPI row's values."""
-    periods = list(takewhile(lambda v: isinstance(v, str), raw.iloc[0].tolist()[2:]))
-    n = 2 + len(periods)
-    kpis = {}
-    for _, row in raw.iloc[1:].iterrows():
-        if not isinstance(row[0], str) or pd.isna(row[1]):
-            break
-        kpis[row[0]] = [None if pd.isna(v) else float(v) for v in row.iloc[2:n]]
-    return periods, kpis
+    """The KPI table below the headline block (see tests/workbooks.kpi_table)."""
+    rows = [[None if pd.isna(v) else v for v in r] for r in raw.itertuples(index=False)]
+    return kpi_table(rows)
 
 
 def test_refresh_twice_leaves_every_other_part_byte_identical(book: Path, tmp_path: Path):
@@ -178,7 +171,7 @@ def test_refreshed_book_opens_everywhere_and_matches_kpis_json(book: Path, tmp_p
     lo = openpyxl.load_workbook(converted, data_only=True)
     assert REPORT_SHEET in lo.sheetnames and ISSUES_SHEET in lo.sheetnames
     ws = lo[REPORT_SHEET]
-    nps_row = next(r for r in ws.iter_rows(min_row=2) if r[0].value == "nps")
+    nps_row = next(r for r in ws.iter_rows(min_row=2) if r[2 + len(periods)].value == "nps")
     lo_nps = [c.value for c in nps_row[2 : 2 + len(periods)]]
     assert lo_nps == [pytest.approx(v) if v is not None else None for v in expected["kpis"]["nps"]]
     assert lo["Notes"]["B8"].value == 25
@@ -187,13 +180,15 @@ def test_refreshed_book_opens_everywhere_and_matches_kpis_json(book: Path, tmp_p
 def test_report_has_native_charts_in_their_own_parts(book: Path):
     refresh(book)
     p = parts(book)
-    charts = [n for n in p if n.startswith("xl/charts/chart")]
-    assert len(charts) == 2
-    text = b"".join(p[n] for n in charts).decode()
-    assert re.search(r"<(\w+:)?barChart>", text) and re.search(r"<(\w+:)?lineChart>", text)
-    assert f"'{REPORT_SHEET}'!$C$1" in text  # categories: the period labels
+    charts = sorted(n for n in p if n.startswith("xl/charts/chart"))
+    assert len(charts) == 4  # movements, NPS with its band, churn, NRR and GRR
+    text = [p[n].decode() for n in charts]
+    assert re.search(r"<(\w+:)?barChart>", text[0])
+    assert re.search(r'<(\w+:)?grouping val="stacked"', text[0])
+    assert re.search(r"<(\w+:)?areaChart>", text[1]) and re.search(r"<(\w+:)?lineChart>", text[1])
+    assert all(f"'{REPORT_SHEET}'!$C$" in t for t in text)  # categories: the period labels
     wb = openpyxl.load_workbook(book)
-    assert len(wb[REPORT_SHEET]._charts) == 2
+    assert len(wb[REPORT_SHEET]._charts) == 4
 
 
 def test_output_writes_a_copy_and_leaves_the_original(book: Path, tmp_path: Path):

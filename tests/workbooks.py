@@ -31,3 +31,19 @@ def write_tables(path: Path, tables: dict[str, pd.DataFrame], settings: dict | N
             wb.defined_names[key] = DefinedName(key, attr_text=f"Settings!$B${i}")
     wb.save(path)
     return path
+
+
+def kpi_table(rows: list[list]) -> tuple[list[str], dict[str, list]]:  # type: ignore[type-arg]
+    """The Report's KPI table from its rows (as calamine or a grid gives them): the row
+    headed ``KPI | unit | periods... | id`` and below it, until a blank title, each KPI's
+    values by its id (the table's last column)."""
+    at = next(i for i, r in enumerate(rows) if list(r[:2]) == ["KPI", "unit"])
+    header = list(rows[at])
+    end = header.index("id")
+    periods = [str(p) for p in header[2:end]]
+    kpis = {}
+    for row in rows[at + 1 :]:
+        if len(row) <= end or not isinstance(row[0], str) or not row[0] or not row[end]:
+            break
+        kpis[row[end]] = [None if v in ("", None) else float(v) for v in row[2:end]]
+    return periods, kpis

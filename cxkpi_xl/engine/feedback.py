@@ -1,13 +1,7 @@
 """The survey KPIs (NPS, its margin of error, CSAT, CES, star rating) per period, and
-the themes of the NPS comments."""
+the themes of the NPS comments (phrases: see :mod:`cxkpi_xl.engine.themes`)."""
 
 from __future__ import annotations
-
-import re
-from collections import Counter
-from collections.abc import Iterable
-from itertools import pairwise
-from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -17,6 +11,7 @@ from ..data.reader import Dataset
 from ..data.schema import Settings
 from ..kpis import surveys
 from .axis import _Axis, _each, _split_by_period
+from .themes import STOP_WORDS_BY_LANGUAGE, feedback_themes, language_of
 
 SURVEY_KINDS = ("NPS", "CSAT", "CES", "STAR")
 
@@ -41,28 +36,8 @@ def _survey_kpis(data: Dataset, axis: _Axis, settings: Settings, k: dict[str, np
     k["star_rating"] = _each(groups["STAR"], surveys.star_rating)
 
 
-_WORD = re.compile(r"[a-z][a-z']+")
-STOP_WORDS = frozenset(
-    "a about after all also am an and any are as at be because been but by can could did do "
-    "does for from get got had has have he her him his how i if in into is it its just me more "
-    "most my no not now of on one only or other our out really so some than that the their them "
-    "then there these they this to too up us very was we were what when which who will with "
-    "would you your it's i'm don't".split()
-)
-
-
-def feedback_themes(comments: Iterable[Any], top: int = 10) -> list[tuple[str, int]]:
-    """The most frequent words and two-word phrases of free-text comments, stop words
-    left out (seed 004's qualitative feedback). Ties are in alphabetical order, so the
-    same comments always give the same list."""
-    counts: Counter[str] = Counter()
-    texts = pd.Series(list(comments), dtype=object)
-    texts = texts[texts.map(lambda t: isinstance(t, str))]
-    for text, n in texts.str.lower().value_counts().items():  # each distinct text once
-        words = [w for w in _WORD.findall(text) if w not in STOP_WORDS]
-        for term in set(words) | {f"{x} {y}" for x, y in pairwise(words)}:
-            counts[term] += int(n)
-    return sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:top]
+STOP_WORDS = STOP_WORDS_BY_LANGUAGE["en"]
+THEMES_PER_CATEGORY = 6
 
 
 def _themes(data: Dataset, axis: _Axis) -> pd.DataFrame:
@@ -80,10 +55,12 @@ def _themes(data: Dataset, axis: _Axis) -> pd.DataFrame:
         "promoter",
         np.where(score <= surveys.DETRACTOR_UP_TO, "detractor", "passive"),
     )
+    comments = nps_rows["comment"]
+    language = language_of(c for c in comments if isinstance(c, str))
     rows = []
     for name in ("promoter", "passive", "detractor"):
-        for rank, (theme, count) in enumerate(
-            feedback_themes(nps_rows["comment"][category == name]), 1
-        ):
-            rows.append((name, rank, theme, count))
-    return pd.DataFrame(rows, columns=["nps_category", "rank", "theme", "responses"])
+        found = feedback_themes(comments[category == name], THEMES_PER_CATEGORY, language)
+        for rank, theme in enumerate(found, 1):
+            rows.append((name, rank, theme.phrase, theme.comments, theme.example))
+    columns = ["nps_category", "rank", "theme", "responses", "example"]
+    return pd.DataFrame(rows, columns=columns)

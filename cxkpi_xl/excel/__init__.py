@@ -25,15 +25,17 @@ from ..data.sample import is_formula_like
 from ..data.schema import SETTINGS_BY_NAME, TABLE_SHEETS, TABLES
 from ..engine import Report, compute
 from ..report.button import report_button, start_button
+from ..report.board import report_sheet
 from ..report.layout import (
+    FORMER_HEADERS,
     OWNED_HEADERS,
     REPORT_SHEET,
     Sheet,
     column_letter,
     issues_sheet,
     outcome,
-    report_sheet,
     sheet_key,
+    style_spec,
 )
 
 BUTTON = start_button(None).reference
@@ -83,9 +85,9 @@ def write_book(book: Any, report: Report) -> None:
         by_key = {sheet_key(s.name): s for s in book.sheets}
         sheet = by_key.get(sheet_key(layout.name))
         if sheet is not None:
-            header = OWNED_HEADERS[layout.name]
-            found = sheet.range((1, 1), (1, len(header))).value
-            if [str(v or "") for v in found] != list(header):
+            known = (OWNED_HEADERS[layout.name], *FORMER_HEADERS.get(layout.name, ()))
+            found = sheet.range((1, 1), (1, 2)).value
+            if tuple(str(v or "") for v in found) not in {tuple(h[:2]) for h in known}:
                 raise ValueError(
                     f"the workbook has its own sheet named {sheet.name!r} (not written by "
                     "cxkpi): rename it and refresh again"
@@ -127,19 +129,21 @@ def _write_sheet(sheet: Any, layout: Sheet) -> None:
             if style is not None and style != "text":
                 rng = sheet.range((r, start + 1), (r, end + 1))
                 if style.startswith("num:"):
-                    rng.number_format = style[4:]
+                    rng.number_format = style_spec(style)["number_format"]
                 else:
                     rng.font.bold = True
             start = end + 1
     for col, w in layout.widths.items():
         sheet.range(f"{column_letter(col)}:{column_letter(col)}").column_width = w
     for spec in layout.charts:
-        last = column_letter(2 + spec.periods)
+        # Office.js charts take one block of cells: the series' rows from their names to
+        # their last charted period (the package writer draws the full charts).
+        last = column_letter(spec.first_col + spec.periods - 1)
         first, final = min(spec.rows), max(spec.rows)
         left, top = _position(layout, spec.anchor)
         chart = sheet.charts.add(left, top, width=425, height=240)
-        chart.chart_type = "column_clustered" if spec.kind == "bar" else "line"
-        chart.set_source_data(sheet.range(f"B{first}:{last}{final}"))
+        chart.chart_type = "column_stacked" if spec.kind == "movements" else "line"
+        chart.set_source_data(sheet.range(f"{column_letter(spec.name_col)}{first}:{last}{final}"))
 
 
 def _position(layout: Sheet, cell: str) -> tuple[float, float]:

@@ -1,17 +1,18 @@
 """What the Report and Data Issues sheets hold, cell by cell, independent of how they are
 written (the package writer of ``cxkpi refresh``, or xlwings' Book API inside Excel).
 
-The Report starts at A1 with the KPI table (``kpi``, ``title``, one column per period),
-then room for the two charts (MRR movements, NPS trend), then one section per breakdown.
-Every text cell is a literal string: text from the user's cells (names, segments,
-comments) never becomes a formula, whatever it starts with.
+Here are the cells and their formats: text and number cells, the styles, each
+breakdown section's rows, the Data Issues sheet. How the Report is put together from
+them (title, headline, charts, KPI table, sections, page breaks) is in
+:mod:`cxkpi_xl.report.board`. Every text cell is a literal string: text from the
+user's cells (names, segments, comments) never becomes a formula, whatever it starts
+with.
 """
 
 from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,15 +20,20 @@ import pandas as pd
 
 from ..catalogue import BY_ID, NUMBER_FORMATS
 from ..data.issues import ISSUE_COLUMNS, Issue
-from ..engine import MOVEMENTS, Report
+from ..engine import Report
+from .charts import Chart
 
 REPORT_SHEET = "Report"
 ISSUES_SHEET = "Data Issues"
-REPORT_HEADER = ("kpi", "title")
+REPORT_HEADER = ("CX KPI report", "cxkpi-xl")
 """The first two cells of the Report: how refresh knows the sheet is its own."""
+LEGACY_REPORT_HEADER = ("kpi", "title")
+"""The first cells of a Report written before the headline block (still ours)."""
 ISSUES_HEADER = tuple(ISSUE_COLUMNS[:2])
 OWNED_HEADERS = {REPORT_SHEET: REPORT_HEADER, ISSUES_SHEET: ISSUES_HEADER}
 """The sheets refresh writes, and the first cells by which it knows them as its own."""
+FORMER_HEADERS = {REPORT_SHEET: (LEGACY_REPORT_HEADER,)}
+"""First cells by which earlier versions' sheets are known as ours too."""
 
 
 def sheet_key(name: str) -> str:
@@ -41,10 +47,11 @@ _XML_BAD = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")  # not allowed
 MONEY = NUMBER_FORMATS["money"]
 PERCENT = NUMBER_FORMATS["fraction"]
 COUNT = NUMBER_FORMATS["count"]
-CHART_ROWS = 18  # rows left free below the KPI table for the charts
+CHART_PERIODS = 24
+"""Charts show at most the last 24 periods; the tables show them all."""
 
 SECTIONS = (
-    ("mrr_movements", "MRR movements"),
+    ("mrr_movements", "MRR movements (contraction and churn below zero)"),
     ("segment", "KPIs by segment"),
     ("owner", "KPIs by owner"),
     ("nps_category", "CX to revenue: KPIs by NPS category"),
@@ -54,25 +61,33 @@ SECTIONS = (
     ("referrals_by_segment", "Referral revenue by the referrer's segment"),
     ("feature_adoption", "Feature adoption (share of active customers)"),
     ("repeat_purchase_tiers", "Customers by number of orders to date"),
-    ("feedback_themes", "Feedback themes (top words and pairs in comments)"),
+    ("feedback_themes", "Feedback themes (phrases in NPS comments, with an example)"),
     ("predicted_clv_by_segment", "Predicted CLV by segment (BG/NBD and Gamma-Gamma)"),
     ("p_alive_distribution", "Customers by probability alive"),
     ("projected_retention", "Projected retention (shifted-beta-geometric)"),
 )
 """The breakdowns of the report, in the order they appear below the KPI table."""
+HEAT_MAPS = ("cohort_logos", "cohort_revenue")
+"""Sections whose numbers get a colour scale (red low, green high)."""
 
 STYLES: dict[str, dict[str, Any]] = {
     "header": {"bold": True, "fill": "FFDDEBF7"},
     "section": {"bold": True},
+    "title": {"bold": True},
     "text": {"quote": True},
 }
 """The named cell styles: bold, a solid fill (ARGB), quotePrefix for text (so Excel never
-takes it for a formula when edited). ``num:FORMAT`` is a number in that format."""
+takes it for a formula when edited). ``num:FORMAT`` is a number in that format, and
+``num:FORMAT|fill:ARGB`` one with a solid fill too."""
 
 
 def style_spec(key: str) -> dict[str, Any]:
-    """What a style key means: ``STYLES[key]``, or ``{"number_format": ...}``."""
-    return {"number_format": key[4:]} if key.startswith("num:") else STYLES[key]
+    """What a style key means: ``STYLES[key]``, or ``{"number_format": ...}`` (and
+    ``"fill"``)."""
+    if not key.startswith("num:"):
+        return STYLES[key]
+    fmt, _, fill = key[4:].partition("|fill:")
+    return {"number_format": fmt, **({"fill": fill} if fill else {})}
 
 
 def styles_used(sheets: list[Sheet]) -> dict[str, dict[str, Any]]:
@@ -81,29 +96,26 @@ def styles_used(sheets: list[Sheet]) -> dict[str, dict[str, Any]]:
     return {k: style_spec(k) for k in sorted(keys)}
 
 
-@dataclass(frozen=True)
-class Chart:
-    """A native chart over the KPI table: ``rows`` are 1-based rows of the series (title
-    in column B, values from column C), ``anchor`` the top-left cell."""
-
-    kind: str  # "bar" or "line"
-    title: str
-    rows: tuple[int, ...]
-    periods: int
-    anchor: str
-    y_format: str
+Cell = tuple[Any, str] | None
+Row = list[Cell]
 
 
 @dataclass
 class Sheet:
-    """Rows of ``(value, style)`` cells (``None`` for an empty cell), column widths and the
-    charts."""
+    """Rows of ``(value, style)`` cells (``None`` for an empty cell), column widths, the
+    charts, and how it prints: ``breaks`` (a page break after each of these 1-based
+    rows), ``print_titles`` (columns repeated on every page, e.g. ``"A:B"``), and
+    ``color_scales`` (ranges with a red-to-green colour scale)."""
 
     name: str
-    rows: list[list[tuple[Any, str] | None]] = field(default_factory=list)
+    rows: list[Row] = field(default_factory=list)
     widths: dict[int, float] = field(default_factory=dict)  # 1-based column -> width
     freeze: str | None = None  # top-left cell of the scrolling pane
     charts: list[Chart] = field(default_factory=list)
+    breaks: list[int] = field(default_factory=list)
+    print_titles: str | None = None
+    color_scales: list[str] = field(default_factory=list)
+    fit_width: bool = False
 
     @property
     def width(self) -> int:
@@ -131,70 +143,68 @@ def number(value: Any, number_format: str) -> tuple[float, str] | None:
     return v, f"num:{number_format}"
 
 
-def report_sheet(report: Report) -> Sheet:
-    """The Report sheet of ``report``."""
-    sheet = Sheet(REPORT_SHEET, freeze="C2")
-    periods = list(report.periods)
-    sheet.rows.append([text(h, "header") for h in (*REPORT_HEADER, *periods)])
-    row_of: dict[str, int] = {}
-    for kpi_id, values in report.kpis.items():
-        entry = BY_ID[kpi_id]
-        fmt = entry.number_format
-        sheet.rows.append([text(kpi_id), text(entry.title), *(number(v, fmt) for v in values)])
-        row_of[kpi_id] = len(sheet.rows)
-    sheet.widths = {1: 28, 2: 44, **{c: 12 for c in range(3, 3 + max(len(periods), 1))}}
-    if periods:
-        top = len(sheet.rows) + 2
-        sheet.charts = [
-            Chart(
-                "bar",
-                "MRR movements",
-                tuple(row_of[m] for m in MOVEMENTS if m in row_of),
-                len(periods),
-                f"A{top}",
-                MONEY,
-            ),
-            Chart("line", "NPS", (row_of["nps"],), len(periods), f"D{top}", "0"),
-        ]
-        sheet.rows.extend([] for _ in range(CHART_ROWS + 1))
-    for key, title in SECTIONS:
-        frame = report.breakdowns.get(key)
-        if frame is None or frame.empty:
-            continue
-        sheet.rows.append([])
-        sheet.rows.append([text(title, "section")])
-        sheet.rows.extend(_section(key, frame, periods))
-    if report.impact is not None:  # "Does CX pay?"
-        from .impact import impact_rows
-
-        sheet.rows.append([])
-        sheet.rows.extend(impact_rows(report.impact))
-    return sheet
+def unit_label(unit: str, currency: str = "") -> str:
+    """The unit column's text for a catalogue unit: ``%``, ``USD``, ``points``, ..."""
+    return {"fraction": "%", "money": currency, "ratio": "x", "table": "", "text": ""}.get(
+        unit, unit
+    )
 
 
-def _section(
-    key: str, frame: pd.DataFrame, periods: list[str]
-) -> Iterator[list[tuple[Any, str] | None]]:
-    if key == "mrr_movements":  # measures as rows, periods across, like the KPI table
-        frame = frame.T
-        frame.insert(0, "title", [BY_ID[m].title for m in frame.index])
-        frame.index.name = "kpi"
+def section_rows(
+    key: str, frame: pd.DataFrame, periods: list[str], currency: str = ""
+) -> list[Row]:
+    """The rows of one breakdown section: a header, then its rows; period columns line up
+    with the KPI table's (from column C)."""
+    if key == "mrr_movements":
+        return _movement_rows(frame, currency)
+    frame = frame.copy()
+    kpi_ids = None
+    if "kpi" in frame.columns:  # titles for the reader; the formats still by id
+        kpi_ids = frame["kpi"].astype(str).tolist()
+        frame["kpi"] = [BY_ID[k].title if k in BY_ID else k for k in kpi_ids]
     has_index = not isinstance(frame.index, pd.RangeIndex)
     head = [str(frame.index.name or _INDEX_NAMES.get(key, ""))] if has_index else []
     label_cols = [c for c in frame.columns if not pd.api.types.is_numeric_dtype(frame[c])]
-    # Period columns line up with the KPI table's (from column C).
     pad = int(has_index) + len(label_cols) == 1 and any(c in periods for c in frame.columns)
-    head_cells = [text(h, "header") for h in (*head, *map(str, frame.columns))]
-    yield head_cells[:1] + [text("", "header")] * pad + head_cells[1:]
-    for idx, row in zip(frame.index, frame.itertuples(index=False), strict=True):
-        cells: list[tuple[Any, str] | None] = [text(idx)] if has_index else []
-        fmt = _row_format(key, idx, dict(zip(frame.columns, row, strict=True)))
+    names = [_HEADINGS.get(str(c), str(c)) for c in frame.columns]
+    head_cells = [text(h, "header") for h in (*head, *names)]
+    out: list[Row] = [head_cells[:1] + [text("", "header")] * pad + head_cells[1:]]
+    for i, (idx, row) in enumerate(zip(frame.index, frame.itertuples(index=False), strict=True)):
+        cells: Row = [text(idx)] if has_index else []
+        values = dict(zip(frame.columns, row, strict=True))
+        if kpi_ids is not None:
+            values["kpi"] = kpi_ids[i]
+        fmt = _row_format(key, idx, values)
         for col, value in zip(frame.columns, row, strict=True):
             if col in label_cols:
                 cells.append(None if _blank(value) else text(value))
             else:
                 cells.append(number(value, _column_format(key, col, fmt)))
-        yield cells[:1] + [None] * pad + cells[1:]
+        out.append(cells[:1] + [None] * pad + cells[1:])
+    return out
+
+
+MOVEMENT_SIGNS = {
+    "mrr_new": 1,
+    "mrr_reactivation": 1,
+    "mrr_expansion": 1,
+    "mrr_contraction": -1,
+    "mrr_churn": -1,
+    "net_new_mrr": 1,
+}
+"""How each movement adds to MRR: contraction and churn are shown (and charted) below
+zero, so that the movements of a period sum to its net new MRR."""
+
+
+def _movement_rows(frame: pd.DataFrame, currency: str) -> list[Row]:
+    out: list[Row] = [[text(h, "header") for h in ("movement", "unit", *map(str, frame.index))]]
+    for m in frame.columns:
+        if m not in MOVEMENT_SIGNS:
+            continue
+        sign = MOVEMENT_SIGNS[m]
+        values = [number(sign * v if v is not None else v, MONEY) for v in frame[m].tolist()]
+        out.append([text(BY_ID[m].title), text(currency), *values])
+    return out
 
 
 _INDEX_NAMES = {
@@ -202,6 +212,15 @@ _INDEX_NAMES = {
     "cohort_revenue": "signup month",
     "feature_adoption": "feature",
     "repeat_purchase_tiers": "orders to date",
+}
+_HEADINGS = {
+    "kpi": "KPI",
+    "nps_category": "NPS category",
+    "referrer_segment": "referrer's segment",
+    "predicted_clv_mean": "predicted CLV, mean",
+    "predicted_clv_total": "predicted CLV, total",
+    "retention_rate": "retention rate",
+    "churn_reason": "churn reason",
 }
 
 
@@ -219,7 +238,10 @@ def _row_format(key: str, idx: Any, row: dict[Any, Any]) -> str | None:
     if key == "referrals_by_segment":
         return MONEY
     if key == "projected_retention":
-        return "0.000" if str(idx) in ("alpha", "beta") else None
+        if str(idx) in ("alpha", "beta"):
+            return "0.000"  # the fitted beta distribution's parameters
+        if str(idx) == "derl":
+            return BY_ID["derl"].number_format  # periods, not a share
     return None
 
 
@@ -240,12 +262,29 @@ def _blank(value: Any) -> bool:
     return value is None or (isinstance(value, float) and math.isnan(value))
 
 
-def outcome(report: Report) -> str:
-    """What a refresh wrote, for the closing line: periods, KPIs and data issues."""
+def outcome(report: Report, empty_tables: list[str] | None = None) -> str:
+    """What a refresh wrote, for the closing line: periods, KPIs and data issues; for a
+    workbook without data, which tables to fill."""
     n = len(report.issues)
-    return (
-        f"{len(report.periods)} {report.granularity} periods, {len(report.kpis)} KPIs, "
+    issues = (
         f"{n} data issue{'s' if n != 1 else ''}{f' (see the {ISSUES_SHEET} sheet)' if n else ''}"
+    )
+    if not report.periods:
+        return f"no data to report yet: {fill_hint(empty_tables)}; {issues}"
+    return f"{len(report.periods)} {report.granularity} periods, {len(report.kpis)} KPIs, {issues}"
+
+
+CORE_TABLES = ("Customers", "MRR", "Surveys")
+"""The tables most of the Report comes from, named first when a workbook has no data."""
+
+
+def fill_hint(empty_tables: list[str] | None) -> str:
+    """Which input tables to fill, for a workbook that gave no period with data."""
+    empty = list(empty_tables) if empty_tables else list(CORE_TABLES)
+    first = [t for t in CORE_TABLES if t in empty] + [t for t in empty if t not in CORE_TABLES]
+    return (
+        f"fill the input Tables ({', '.join(first)}) with dated rows (at least Customers "
+        "and MRR) and refresh again"
     )
 
 
@@ -297,7 +336,7 @@ def issues_sheet(issues: list[Issue]) -> Sheet:
                 text(s),
                 number(row, COUNT) if row is not None else None,
                 text(column) if column else None,
-                None if value in (None, "") else text(value),
+                _issue_value(value),
                 text(problem),
                 text(action),
                 number(count, COUNT),
@@ -319,6 +358,18 @@ def issues_sheet(issues: list[Issue]) -> Sheet:
     return sheet
 
 
+def _issue_value(value: Any) -> Cell:
+    """A data issue's value: a number as a number (so Excel does not flag it as a number
+    stored as text), anything else as text."""
+    if value in (None, ""):
+        return None
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return number(value, "General")
+    if isinstance(value, str) and re.fullmatch(r"-?(0|[1-9]\d*)(\.\d+)?", value):
+        return number(float(value), "General")
+    return text(value)
+
+
 def column_letter(col: int) -> str:
     """1 -> A, 27 -> AA."""
     out = ""
@@ -329,6 +380,7 @@ def column_letter(col: int) -> str:
 
 
 __all__ = [
+    "FORMER_HEADERS",
     "ISSUES_SHEET",
     "ISSUES_SHEET_COLUMNS",
     "OWNED_HEADERS",
@@ -337,11 +389,13 @@ __all__ = [
     "Chart",
     "Sheet",
     "column_letter",
+    "fill_hint",
     "issue_rows",
     "issues_sheet",
     "outcome",
-    "report_sheet",
+    "section_rows",
     "sheet_key",
     "style_spec",
     "styles_used",
+    "unit_label",
 ]

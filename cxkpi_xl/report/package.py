@@ -46,7 +46,9 @@ from typing import Any
 from xml.sax.saxutils import escape, quoteattr
 
 from ..data.cells import cell_index
-from .layout import REPORT_SHEET, Chart, Sheet, column_letter, sheet_key, styles_used
+from .charts import chart_parts
+from .layout import FORMER_HEADERS, REPORT_SHEET, Sheet, column_letter, sheet_key, styles_used
+from .printing import page_setup_xml, print_titles_name, sheet_pr_xml, with_print_titles
 
 NS_MAIN = "http://schemas.openxmlformats.org/spreadsheetml/2006/main"
 NS_R = "http://schemas.openxmlformats.org/officeDocument/2006/relationships"
@@ -414,6 +416,7 @@ def sheet_xml(
     w('<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n')
     ns, ns_r = (NS_MAIN_STRICT, NS_R_STRICT) if strict else (NS_MAIN, NS_R)
     w(f'<worksheet xmlns="{ns}" xmlns:r="{ns_r}">')
+    w(sheet_pr_xml(sheet))
     last_col = column_letter(max(sheet.width, 1))
     w(f'<dimension ref="A1:{last_col}{max(len(sheet.rows), 1)}"/>')
     w('<sheetViews><sheetView workbookViewId="0">')
@@ -448,45 +451,11 @@ def sheet_xml(
                 w(f'<c r="{letters[i]}{r}" s="{s}"><v>{float(value)!r}</v></c>')
         w("</row>")
     w("</sheetData>")
-    w('<pageMargins left="0.7" right="0.7" top="0.75" bottom="0.75" header="0.3" footer="0.3"/>')
-    w('<pageSetup orientation="landscape" fitToHeight="0"/>')
+    w(page_setup_xml(sheet))
     if drawing_rid:
         w(f'<drawing r:id="{drawing_rid}"/>')
     w("</worksheet>")
     return out.getvalue().encode("utf-8")
-
-
-def chart_parts(sheet_name: str, charts: list[Chart]) -> tuple[bytes, list[bytes]]:
-    """The drawing part and the chart parts of ``charts``, rendered by openpyxl."""
-    from openpyxl import Workbook
-    from openpyxl.chart import BarChart, LineChart, Reference
-
-    wb = Workbook()
-    ws = wb.active
-    ws.title = sheet_name
-    for spec in charts:
-        chart: Any = BarChart() if spec.kind == "bar" else LineChart()
-        chart.title = spec.title
-        chart.height, chart.width = 8.5, 15
-        chart.y_axis.numFmt = spec.y_format
-        chart.y_axis.majorGridlines = None if spec.kind == "bar" else chart.y_axis.majorGridlines
-        # openpyxl >= 3.1 hides axes unless told otherwise
-        chart.x_axis.delete = False
-        chart.y_axis.delete = False
-        last = 2 + spec.periods
-        for row in spec.rows:
-            ref = Reference(ws, min_col=2, max_col=last, min_row=row, max_row=row)
-            chart.add_data(ref, from_rows=True, titles_from_data=True)
-        chart.set_categories(Reference(ws, min_col=3, max_col=last, min_row=1, max_row=1))
-        for series in chart.series:  # a trend is drawn point to point, not smoothed
-            series.smooth = False
-        ws.add_chart(chart, spec.anchor)
-    buf = io.BytesIO()
-    wb.save(buf)
-    with zipfile.ZipFile(buf) as z:
-        drawing = z.read("xl/drawings/drawing1.xml")
-        charts_xml = [z.read(f"xl/charts/chart{i + 1}.xml") for i in range(len(charts))]
-    return drawing, charts_xml
 
 
 # --- writing ------------------------------------------------------------------------
@@ -756,6 +725,7 @@ def _plan(
         app = _app_titles(pkg, [s.name for s in sheets if s.name not in replaced], sheet_elems)
         if app is not None:
             out[pkg.find("docProps/app.xml") or "docProps/app.xml"] = app
+    out.update(_print_titles(pkg, wb_part, wb_text, out, sheets, sheet_elems, replaced, strict))
     if new_wb_rels:
         if rels_text is None:
             raise PackageError(f"{pkg.name} has no relationships for {wb_part}: it is damaged")
@@ -789,6 +759,32 @@ def _plan(
     return out
 
 
+def _print_titles(
+    pkg: Package,
+    wb_part: str,
+    wb_text: str,
+    out: dict[str, bytes | None],
+    sheets: list[Sheet],
+    sheet_elems: list[Any],
+    replaced: dict[str, str],
+    strict: bool,
+) -> dict[str, bytes | None]:
+    """The workbook part with each sheet's repeated print titles (see
+    :mod:`cxkpi_xl.report.printing`), or nothing when no sheet has them."""
+    titled = [(s, print_titles_name(s)) for s in sheets if print_titles_name(s)]
+    if not titled or strict:
+        return {}
+    done = out.get(wb_part)
+    text = done.decode("utf-8") if done else wb_text
+    order = [el.get("name", "") for el in sheet_elems]
+    order += [s.name for s in sheets if s.name not in replaced]
+    keys = [sheet_key(n) for n in order]
+    for sheet, value in titled:
+        if sheet_key(sheet.name) in keys and value:
+            text = with_print_titles(text, keys.index(sheet_key(sheet.name)), value)
+    return {wb_part: text.encode("utf-8")} if text != wb_text else {}
+
+
 def _replaced_sheets(
     pkg: Package, wb_part: str, names: list[str], owned_by: dict[str, tuple[str, ...]]
 ) -> dict[str, str]:
@@ -814,7 +810,8 @@ def _replaced_sheets(
                 f"wrote): rename it and refresh again"
             )
         header = owned_by.get(name, ())
-        if tuple(_first_cells(pkg, wb_part, rel["part"], len(header))) != header:
+        known = (header, *FORMER_HEADERS.get(name, ()))  # an earlier version's sheet too
+        if not any(tuple(_first_cells(pkg, wb_part, rel["part"], len(h))) == h for h in known):
             raise PackageError(
                 f"the workbook has its own sheet named {shown!r} (not written by cxkpi): "
                 "rename it and refresh again"
