@@ -24,8 +24,8 @@ from ..data.reader import Dataset, cell_index, read
 from ..data.sample import is_formula_like
 from ..data.schema import SETTINGS_BY_NAME, TABLE_SHEETS, TABLES
 from ..engine import Report, compute
-from ..report.button import report_button, start_button
 from ..report.board import report_sheet
+from ..report.button import report_button, start_button
 from ..report.layout import (
     FORMER_HEADERS,
     OWNED_HEADERS,
