@@ -28,8 +28,9 @@ from cxkpi_xl.engine import compute
 from cxkpi_xl.engine.impact import MIN_EVENTS, churn_spells
 from cxkpi_xl.models.hazard import cox_hazard_ratios
 from cxkpi_xl.refresh import refresh
+from cxkpi_xl.report.board import report_sheet
 from cxkpi_xl.report.impact import forest_plot
-from cxkpi_xl.report.layout import REPORT_SHEET, report_sheet
+from cxkpi_xl.report.layout import REPORT_SHEET
 
 from .lo import recalculate
 
