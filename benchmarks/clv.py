@@ -11,13 +11,12 @@ run. Target: our time / lifetimes' time <= 1.0. Best of --repeat runs.
 from __future__ import annotations
 
 import argparse
-import time
 import warnings
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
+from _timing import best
 
 from cxkpi_xl.models import BetaGeoModel, GammaGammaModel, rfm_summary
 
@@ -40,15 +39,6 @@ def load(name: str) -> pd.DataFrame:
         raw = raw.rename(columns={"customer_id": "id", "dollar_value": "dollars"})
     raw["date"] = pd.to_datetime(raw["date"], format="%Y%m%d")
     return rfm_summary(raw, "id", "date", "dollars", observation_end="1997-09-30", freq="W")
-
-
-def best(fn: Callable[[], Any], repeat: int) -> tuple[float, Any]:
-    times, out = [], None
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        out = fn()
-        times.append(time.perf_counter() - t0)
-    return min(times), out
 
 
 def bench(name: str, rfm: pd.DataFrame, repeat: int, lifetimes: Any) -> None:
