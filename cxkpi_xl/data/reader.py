@@ -21,7 +21,7 @@ import datetime as dt
 import math
 import re
 import zipfile
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
@@ -86,6 +86,11 @@ class Dataset:
     absent: dict[str, frozenset[str]] = field(default_factory=dict)
     """Per table read from the source, the schema's optional columns it did not have:
     a KPI that needs one is unknown (blank), never computed from blanks as if zero."""
+    digests: dict[str, str] = field(default_factory=dict)
+    """Per table, a digest of everything its validated rows depend on (its source bytes,
+    the settings that affect reading, the product's version), where the source can give
+    one cheaply (a workbook's zip directory); a table not listed has no digest. Equal
+    digests mean equal validated tables, so work on them may be reused."""
 
     def table(self, name: str) -> pd.DataFrame:
         return self.tables[name]
@@ -937,8 +942,11 @@ def _streamed_rows(
         wb.close()
 
 
-def _workbook_tables(path: Path) -> tuple[dict[str, _RawTable], dict[str, Any]]:
-    """Raw input tables and the Settings values of a workbook."""
+def _workbook_tables(
+    path: Path, only: Collection[str] | None = None
+) -> tuple[dict[str, _RawTable], dict[str, Any]]:
+    """Raw input tables and the Settings values of a workbook; with ``only``, just the
+    tables named there (the settings always)."""
     from python_calamine import CalamineWorkbook
 
     try:
@@ -972,6 +980,8 @@ def _workbook_tables(path: Path) -> tuple[dict[str, _RawTable], dict[str, Any]]:
             f"named {', '.join(t.name for t in inputs)} (in any case)"
         )
     for table in TABLES:
+        if only is not None and table.name not in only:
+            continue
         found = by_lower.get(table.name.lower())
         home = table_sheet.get(table.name.lower())
         if home is not None:
