@@ -41,35 +41,67 @@ class GammaGammaModel:
     mean_spend_: float | None = None
 
     @staticmethod
-    def _log_likelihood(params: np.ndarray, x: np.ndarray, m: np.ndarray) -> float:
-        from scipy.special import gammaln
+    def _nll_and_gradient(params: np.ndarray, x: np.ndarray, m: np.ndarray) -> Any:
+        """The mean negative log-likelihood over log parameters, and its gradient.
+
+        Per customer, ll = ln G(px + q) - ln G(px) - ln G(q) + q ln v + (px - 1) ln m
+        + px ln x - (px + q) ln(xm + v); its derivatives: d/dp = x (psi(px + q) - psi(px)
+        + ln m + ln x - ln(xm + v)), d/dq = psi(px + q) - psi(q) + ln v - ln(xm + v),
+        d/dv = q / v - (px + q) / (xm + v), each times its parameter for the log scale."""
+        from scipy.special import digamma, gammaln
 
         p, q, v = np.exp(params)
         px = p * x
+        log_xmv = np.log(x * m + v)
         ll = (
             gammaln(px + q) - gammaln(px) - gammaln(q) + q * np.log(v)
-            + (px - 1) * np.log(m) + px * np.log(x) - (px + q) * np.log(x * m + v)
+            + (px - 1) * np.log(m) + px * np.log(x) - (px + q) * log_xmv
         )  # fmt: skip
-        return float(-ll.mean())
+        psi_pxq = digamma(px + q)
+        d_p = x * (psi_pxq - digamma(px) + np.log(m) + np.log(x) - log_xmv)
+        d_q = psi_pxq - digamma(q) + np.log(v) - log_xmv
+        d_v = q / v - (px + q) / (x * m + v)
+        grad = -np.array([p * d_p.mean(), q * d_q.mean(), v * d_v.mean()])
+        return float(-ll.mean()), grad
 
     @staticmethod
-    def _alike_nll(params: np.ndarray, x: np.ndarray, m: np.ndarray) -> float:
-        """The "alike" limit: x * mean spend ~ gamma(p x, rate nu x), one nu for all."""
-        from scipy.special import gammaln
+    def _log_likelihood(params: np.ndarray, x: np.ndarray, m: np.ndarray) -> float:
+        """The mean negative log-likelihood (the objective the fit minimises)."""
+        return GammaGammaModel._nll_and_gradient(params, x, m)[0]
+
+    @staticmethod
+    def _alike_nll_and_gradient(params: np.ndarray, x: np.ndarray, m: np.ndarray) -> Any:
+        """The "alike" limit: x * mean spend ~ gamma(p x, rate nu x), one nu for all;
+        ll = px ln(nu x) + (px - 1) ln m - nu x m - ln G(px), d/dp = x (ln(nu x) + ln m
+        - psi(px)), d/dnu = px / nu - x m."""
+        from scipy.special import digamma, gammaln
 
         p, nu = np.exp(params)
         px = p * x
         ll = px * np.log(nu * x) + (px - 1) * np.log(m) - nu * x * m - gammaln(px)
-        return float(-ll.mean())
+        d_p = x * (np.log(nu * x) + np.log(m) - digamma(px))
+        d_nu = px / nu - x * m
+        return float(-ll.mean()), -np.array([p * d_p.mean(), nu * d_nu.mean()])
 
     @staticmethod
-    def _steady_nll(params: np.ndarray, x: np.ndarray, m: np.ndarray) -> float:
-        """The "steady" limit: mean spends ~ inverse gamma(q, scale s)."""
-        from scipy.special import gammaln
+    def _alike_nll(params: np.ndarray, x: np.ndarray, m: np.ndarray) -> float:
+        return GammaGammaModel._alike_nll_and_gradient(params, x, m)[0]
+
+    @staticmethod
+    def _steady_nll_and_gradient(params: np.ndarray, x: np.ndarray, m: np.ndarray) -> Any:
+        """The "steady" limit: mean spends ~ inverse gamma(q, scale s); ll = q ln s
+        - ln G(q) - (q + 1) ln m - s / m, d/dq = ln s - psi(q) - ln m, d/ds = q / s - 1 / m."""
+        from scipy.special import digamma, gammaln
 
         q, s = np.exp(params)
         ll = q * np.log(s) - gammaln(q) - (q + 1) * np.log(m) - s / m
-        return float(-ll.mean())
+        d_q = np.log(s) - digamma(q) - np.log(m)
+        d_s = q / s - 1 / m
+        return float(-ll.mean()), -np.array([q * d_q.mean(), s * d_s.mean()])
+
+    @staticmethod
+    def _steady_nll(params: np.ndarray, x: np.ndarray, m: np.ndarray) -> float:
+        return GammaGammaModel._steady_nll_and_gradient(params, x, m)[0]
 
     def fit(self, frequency: Any, monetary_value: Any) -> GammaGammaModel:
         """Fit on the customers with repeat purchases (frequency > 0); one of the limits
@@ -89,10 +121,11 @@ class GammaGammaModel:
         money = float(m.mean())
         names = ("p", "q", "v")
         found, edges, value = _minimize(
-            lambda par: self._log_likelihood(par, x, m),
+            lambda par: self._nll_and_gradient(par, x, m),
             np.log([1.0, 1.0, money]),
             "Gamma-Gamma",
             names,
+            jac=True,
             scale=np.array([1.0, 1.0, money]),
             allow_edge=True,
         )
@@ -104,10 +137,11 @@ class GammaGammaModel:
         far = 1e3
         if (edges and set(edges.items()) <= {("q", 1), ("v", 1)}) or (not edges and q > far):
             p, nu = _minimize(
-                lambda par: self._alike_nll(par, x, m),
+                lambda par: self._alike_nll_and_gradient(par, x, m),
                 np.log([p, q / v]),
                 "Gamma-Gamma",
                 ("p", "nu"),
+                jac=True,
                 scale=np.array([1.0, 1 / money]),
             )
             if self._alike_nll(np.log([p, nu]), x, m) <= value + 1e-9 * max(1.0, abs(value)):
@@ -116,10 +150,11 @@ class GammaGammaModel:
                 return self
         elif (edges and set(edges.items()) <= {("p", 1), ("v", -1)}) or (not edges and p > far):
             q, s = _minimize(
-                lambda par: self._steady_nll(par, x, m),
+                lambda par: self._steady_nll_and_gradient(par, x, m),
                 np.log([q, p * v]),
                 "Gamma-Gamma",
                 ("q", "s"),
+                jac=True,
                 scale=np.array([1.0, money]),
             )
             if (
