@@ -254,3 +254,53 @@ def test_dates_as_python_dates_are_read_as_before(tmp_path: Path, monkeypatch): 
     dates = two.tables["Customers"]["signup_date"].tolist()
     assert dates == [pd.Timestamp("2026-01-05"), pd.Timestamp("2026-01-06")]
     pd.testing.assert_frame_equal(one.tables["Customers"], two.tables["Customers"])
+
+
+def sheet_without_dimension(path: Path, refs: list[str], errors: dict[str, str]) -> Path:
+    """A package holding one sheet part whose cells are at ``refs`` (no <dimension>),
+    with the error cells ``errors`` (ref -> error) among them."""
+    import re
+    import zipfile
+
+    def row_of(ref: str) -> int:
+        return int(re.sub(r"[A-Z]", "", ref))
+
+    rows: dict[int, list[str]] = {}
+    for ref in refs:
+        cell = (
+            f'<c r="{ref}" t="e"><v>{errors[ref]}</v></c>'
+            if ref in errors
+            else f'<c r="{ref}"><v>1</v></c>'
+        )
+        rows.setdefault(row_of(ref), []).append(cell)
+    body = "".join(f'<row r="{r}">{"".join(c)}</row>' for r, c in sorted(rows.items()))
+    xml = f"<worksheet><sheetData>{body}</sheetData></worksheet>"
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as z:
+        z.writestr("xl/worksheets/sheet1.xml", xml)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("refs", "width"),
+    [
+        (["A1", "C5"], 26),
+        (["A1", "AB2", "C5"], 702),
+        (["A1", "AB2", "XFD3", "C5"], 16384),
+        (["A1", "XFD2", "AB3", "C5"], 16384),
+        (["ZZ1", "A7"], 702),
+        (["AAA1", "A7"], 16384),
+    ],
+)
+def test_the_scan_bounds_a_grid_without_dimension_by_its_widest_reference(
+    tmp_path: Path, refs: list[str], width: int
+):
+    import zipfile
+
+    errors = {refs[-1]: "#N/A"}
+    book = sheet_without_dimension(tmp_path / "s.xlsx", refs, errors)
+    with zipfile.ZipFile(book) as z:
+        scan = reader._scan_sheet(z, "xl/worksheets/sheet1.xml")
+    last_row = max(int("".join(ch for ch in r if ch.isdigit())) for r in refs)
+    assert scan.cells == last_row * width
+    ((ref, error),) = errors.items()
+    assert scan.errors == {reader.cell_index(ref): error}
