@@ -304,3 +304,48 @@ def test_the_scan_bounds_a_grid_without_dimension_by_its_widest_reference(
     assert scan.cells == last_row * width
     ((ref, error),) = errors.items()
     assert scan.errors == {reader.cell_index(ref): error}
+
+
+def test_dates_made_once_per_distinct_value_equal_dates_made_per_row():
+    from cxkpi_xl.data.cells import parse_date
+    from cxkpi_xl.data.schema import TABLES_BY_NAME, Settings
+
+    signup = [
+        "2026-01-05",
+        dt.datetime(2026, 1, 5),
+        46000,
+        "15/03/2026",
+        None,
+        "2026-01-05",
+        pd.Timestamp("2026-02-01").as_unit("ns"),
+        "  ",
+        46000.0,
+    ]
+    raw = pd.DataFrame({"customer_id": [str(i) for i in range(len(signup))], "signup_date": signup})
+    rows = np.arange(2, 2 + len(signup))
+    issues: list = []
+    got = reader._normalise_table(
+        TABLES_BY_NAME["Customers"], "Customers", raw, rows, issues, Settings()
+    )
+    kept = [i for i, v in enumerate(signup) if v is not None and str(v).strip()]
+    per_row = pd.to_datetime(
+        pd.Series([parse_date(signup[i], "DMY") for i in kept]), errors="coerce"
+    )
+    assert got[reader.ROW].tolist() == [int(rows[i]) for i in kept]
+    pd.testing.assert_series_equal(got["signup_date"], per_row, check_names=False)
+    months = pd.DataFrame(
+        {
+            "customer_id": ["1", "1", "2", "2"],
+            "month": ["2026-01-15", dt.datetime(2026, 2, 3), "Mar 2026", None],
+            "mrr": [1.0, 2.0, 3.0, 4.0],
+        }
+    )
+    got = reader._normalise_table(
+        TABLES_BY_NAME["MRR"], "MRR", months, np.arange(2, 6), issues, Settings()
+    )
+    per_row = pd.to_datetime(
+        pd.Series([parse_date(v) for v in months["month"][:3]]), errors="coerce"
+    )
+    expected = per_row.dt.to_period("M").dt.to_timestamp()
+    pd.testing.assert_series_equal(got["month"], expected, check_names=False)
+    assert got["month"].dt.day.tolist() == [1, 1, 1]

@@ -405,9 +405,9 @@ def _normalise_table(
             else:
                 bad = np.zeros(len(codes), dtype=bool)
             lookup = np.array([*converted, None], dtype=object)
-            column = lookup[codes]  # code -1 takes the trailing None
-            if col.type in (DATE, MONTH):
-                dates = pd.to_datetime(pd.Series(column), errors="coerce")
+            if col.type in (DATE, MONTH):  # each distinct date made once, then taken by row
+                distinct = pd.to_datetime(pd.Series(lookup), errors="coerce")
+                dates = distinct.iloc[codes].reset_index(drop=True)  # -1 takes the last, NaT
                 far = _far_dates(dates)
                 if far.any():
                     lo, hi = dates[~far].min(), dates[~far].max()
@@ -420,13 +420,15 @@ def _normalise_table(
                     )
                     v.skip |= far
                     dates[far] = pd.NaT
-                out[col.name] = (
-                    dates.dt.to_period("M").dt.to_timestamp() if col.type == MONTH else dates
-                )
+                if col.type == MONTH:
+                    months = distinct.dt.to_period("M").dt.to_timestamp()
+                    dates = months.iloc[codes].reset_index(drop=True)
+                    dates[far] = pd.NaT
+                out[col.name] = dates
             elif col.type == YESNO:
-                out[col.name] = pd.Series(column).fillna(False).astype(bool)
-            else:
-                out[col.name] = pd.Series(column, dtype=object)
+                out[col.name] = pd.Series(lookup[codes]).fillna(False).astype(bool)
+            else:  # code -1 takes the trailing None
+                out[col.name] = pd.Series(lookup[codes], dtype=object)
             blank = blank | bad
         if col.required:
             missing = blank & ~bad
