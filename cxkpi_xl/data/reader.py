@@ -1043,6 +1043,9 @@ def _workbook_tables(
         )
     threads = read_threads()
     pool = BookPool(book, lambda: CalamineWorkbook.from_path(str(path), load_tables=True))
+    # Held while a table's rows become Python objects and a frame: that work holds the
+    # GIL, so one table at a time costs no time, and memory holds one table's row lists.
+    building = threading.Lock()
 
     def read_table(table: Table) -> _RawTable | None:
         found = by_lower.get(table.name.lower())
@@ -1065,18 +1068,20 @@ def _workbook_tables(
             )
         if found is not None:
             with pool.book() as b:
-                t = b.get_table_by_name(found)
+                t = b.get_table_by_name(found)  # calamine parses here, without the GIL
+            with building:
                 data = t.to_python()
-            start_row = t.start[0]  # 0-based index of the first data row
-            raw = _RawTable(
-                t.sheet,
-                _frame_from_rows(data, list(t.columns)),
-                np.arange(start_row + 1, start_row + 1 + len(data)),
-                start_row,
-                t.start[1],
-            )
-            del data
-            _put_errors(raw, scan(t.sheet).errors)
+                (start_row, start_col), home, header = t.start, t.sheet, list(t.columns)
+                del t  # calamine's grid (32 bytes a cell), before the frame is built
+                raw = _RawTable(
+                    home,
+                    _frame_from_rows(data, header),
+                    np.arange(start_row + 1, start_row + 1 + len(data)),  # 0-based start_row
+                    start_row,
+                    start_col,
+                )
+                del data
+            _put_errors(raw, scan(home).errors)
             return raw
         sheet_name = sheets.get(TABLE_SHEETS[table.name].lower())
         if sheet_name is None or table.name == "HealthWeights":
@@ -1088,19 +1093,23 @@ def _workbook_tables(
         else:
             with pool.book() as b:
                 sheet = b.get_sheet_by_name(sheet_name)
+            with building:
                 values = sheet.to_python()
-            first_row, first_col = sheet.start if sheet.start else (0, 0)
-        if not values or not values[0]:
-            return None
-        header, data = values[0], values[1:]
-        del values
-        raw = _RawTable(
-            sheet_name,
-            _frame_from_rows(data, header),
-            np.arange(first_row + 2, first_row + 2 + len(data)),
-            first_row + 1,
-            first_col,
-        )
+                first_row, first_col = sheet.start if sheet.start else (0, 0)
+                del sheet
+        with building:
+            if not values or not values[0]:
+                return None
+            header, data = values[0], values[1:]
+            del values
+            raw = _RawTable(
+                sheet_name,
+                _frame_from_rows(data, header),
+                np.arange(first_row + 2, first_row + 2 + len(data)),
+                first_row + 1,
+                first_col,
+            )
+            del data
         if not oversized.get(sheet_name):
             _put_errors(raw, scan(sheet_name).errors)
         return raw
