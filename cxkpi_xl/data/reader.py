@@ -19,11 +19,14 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import operator
 import re
+import threading
 import zipfile
 from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from functools import partial
+from itertools import compress, repeat
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +46,7 @@ from .cells import (
     show_value,
 )
 from .issues import ISSUE_COLUMNS, Issue
+from .parallel_read import BookPool, gc_paused, read_threads, run_all
 from .schema import (
     DATE,
     ID,
@@ -214,10 +218,16 @@ def _normalise_by_unique(
     """Convert each distinct value once. Returns (values per unique, reasons for the bad
     uniques by code, codes per row); every blank gets code -1."""
     codes, uniques = factorized or pd.factorize(raw, use_na_sentinel=True)
+    values = _unique_values(uniques)
+    if convert in (_to_id, _to_text) and set(map(type, values)) == {str}:
+        texts, reasons, blanks = _text_by_unique(values, as_id=convert is _to_id)
+        if blanks:
+            codes = np.where(np.isin(codes, blanks), -1, codes)
+        return texts, reasons, codes
     converted: list[Any] = []
     bad: dict[int, str] = {}
     blank_codes = []
-    for code, v in enumerate(uniques):
+    for code, v in enumerate(values):
         if _blank(v):
             converted.append(None)
             blank_codes.append(code)
@@ -235,6 +245,37 @@ def _normalise_by_unique(
     if blank_codes:
         codes = np.where(np.isin(codes, blank_codes), -1, codes)
     return converted, bad, codes
+
+
+def _unique_values(uniques: Any) -> list[Any]:
+    """The distinct values factorize found, as a plain list (stepping through pandas'
+    string array one element at a time costs a microsecond each)."""
+    if getattr(getattr(uniques, "dtype", None), "kind", "") == "O":  # object, str
+        return np.asarray(uniques, dtype=object).tolist()
+    return list(uniques)
+
+
+def _text_by_unique(values: list[str], as_id: bool) -> tuple[list[Any], dict[int, str], list[int]]:
+    """What :func:`_normalise_by_unique` makes of distinct text values with
+    :func:`_to_id` (``as_id``) or :func:`_to_text`, a column at a time instead of a value
+    at a time (``map`` over str's own methods runs at C speed): (values, reasons for the
+    bad by code, the blank codes)."""
+    converted: list[Any] = list(map(str.strip, values))
+    codes = range(len(values))
+    blank = list(compress(codes, map(operator.not_, converted))) if "" in converted else []
+    if as_id:  # 1001.0 typed as text by a CSV export
+        for i in compress(codes, map(str.endswith, converted, repeat(".0"))):
+            if converted[i][:-2].isdigit():
+                converted[i] = converted[i][:-2]
+    bad: dict[int, str] = {}
+    for i in compress(codes, map(str.startswith, values, repeat("#"))):
+        error = excel_error(values[i])
+        if error is not None:
+            converted[i] = None
+            bad[i] = error_problem(error)
+    for i in blank:
+        converted[i] = None
+    return converted, bad, blank
 
 
 def _number_column(
@@ -364,9 +405,9 @@ def _normalise_table(
             else:
                 bad = np.zeros(len(codes), dtype=bool)
             lookup = np.array([*converted, None], dtype=object)
-            column = lookup[codes]  # code -1 takes the trailing None
-            if col.type in (DATE, MONTH):
-                dates = pd.to_datetime(pd.Series(column), errors="coerce")
+            if col.type in (DATE, MONTH):  # each distinct date made once, then taken by row
+                distinct = pd.to_datetime(pd.Series(lookup), errors="coerce")
+                dates = distinct.iloc[codes].reset_index(drop=True)  # -1 takes the last, NaT
                 far = _far_dates(dates)
                 if far.any():
                     lo, hi = dates[~far].min(), dates[~far].max()
@@ -379,13 +420,15 @@ def _normalise_table(
                     )
                     v.skip |= far
                     dates[far] = pd.NaT
-                out[col.name] = (
-                    dates.dt.to_period("M").dt.to_timestamp() if col.type == MONTH else dates
-                )
+                if col.type == MONTH:
+                    months = distinct.dt.to_period("M").dt.to_timestamp()
+                    dates = months.iloc[codes].reset_index(drop=True)
+                    dates[far] = pd.NaT
+                out[col.name] = dates
             elif col.type == YESNO:
-                out[col.name] = pd.Series(column).fillna(False).astype(bool)
-            else:
-                out[col.name] = pd.Series(column, dtype=object)
+                out[col.name] = pd.Series(lookup[codes]).fillna(False).astype(bool)
+            else:  # code -1 takes the trailing None
+                out[col.name] = pd.Series(lookup[codes], dtype=object)
             blank = blank | bad
         if col.required:
             missing = blank & ~bad
@@ -657,8 +700,16 @@ def _drop_blank_rows(raw: pd.DataFrame, rows: np.ndarray) -> tuple[pd.DataFrame,
         return raw, rows
     filled = np.zeros(len(raw), dtype=bool)
     for i in range(raw.shape[1]):
+        todo = np.flatnonzero(~filled)  # a row with a value in an earlier column is data
+        if not len(todo):
+            break
         s = raw.iloc[:, i]
-        filled |= ~(s.isna() | s.eq("")).to_numpy()
+        if len(todo) < len(raw):
+            s = s.iloc[todo]
+        empty = s.isna() | s.eq("") if s.dtype.kind == "O" else s.isna()
+        filled[todo] = ~empty.to_numpy()
+    if filled.all():
+        return raw, rows
     return raw.loc[filled].reset_index(drop=True), rows[filled]
 
 
@@ -864,10 +915,10 @@ def _scan_sheet(z: zipfile.ZipFile, part: str) -> _SheetScan:
                 continue
             body, rest = block[: cut + 6], block[cut + 6 :]
             if cells is None:
-                if width < 16384 and _WIDE_CELL[3].search(body):
-                    width = 16384
-                elif width < 702 and _WIDE_CELL[2].search(body):
-                    width = 702
+                wide = _WIDE_CELL[2].search(body) if width < 16384 else None
+                if wide is not None:  # one pass for most sheets: the first two-letter cell
+                    three = _WIDE_CELL[3].search(body, wide.start())  # comes before any three
+                    width = 16384 if three is not None else max(width, 702)
                 last_row = body.rfind(b"<row ")
                 m = _ROW.match(body, last_row) if last_row != -1 else None
                 if m is not None:
@@ -946,30 +997,41 @@ def _workbook_tables(
     path: Path, only: Collection[str] | None = None
 ) -> tuple[dict[str, _RawTable], dict[str, Any]]:
     """Raw input tables and the Settings values of a workbook; with ``only``, just the
-    tables named there (the settings always)."""
+    tables named there (the settings always).
+
+    The tables are read in parallel threads (:func:`~.parallel_read.read_threads`), each
+    with its own calamine workbook, and with the garbage collector paused while their row
+    lists are made; the result is the same as one table after another."""
     from python_calamine import CalamineWorkbook
 
     try:
         book = CalamineWorkbook.from_path(str(path), load_tables=True)
         with zipfile.ZipFile(path) as z:
             parts = _package_sheets(z)
+            sizes = {i.filename: i.file_size for i in z.infolist()}
     except SourceError:
         raise
     except Exception as e:  # calamine's errors are not one class
         raise SourceError(f"{path.name} cannot be read: {e}") from None
-    tables: dict[str, _RawTable] = {}
     by_lower = {n.lower(): n for n in book.table_names or []}
     sheets = {n.lower(): n for n in book.sheet_names}
     scans: dict[str, _SheetScan] = {}
     oversized: dict[str, bool] = {}
+    scan_locks: dict[str, threading.Lock] = {}
+    locks_lock = threading.Lock()
 
     def scan(sheet: str) -> _SheetScan:
-        """The sheet's scan, made when the sheet is first needed."""
-        if sheet not in scans:
-            part = parts.get(sheet)
-            with zipfile.ZipFile(path) as z:
-                scans[sheet] = _scan_sheet(z, part.name) if part else _SheetScan(0, {})
-                oversized[sheet] = bool(part) and _oversized(z, part.name, scans[sheet])
+        """The sheet's scan, made when the sheet is first needed (once, whichever thread
+        needs it first)."""
+        with locks_lock:
+            lock = scan_locks.setdefault(sheet, threading.Lock())
+        with lock:
+            if sheet not in scans:
+                part = parts.get(sheet)
+                with zipfile.ZipFile(path) as z:
+                    found = _scan_sheet(z, part.name) if part else _SheetScan(0, {})
+                    oversized[sheet] = bool(part) and _oversized(z, part.name, found)
+                scans[sheet] = found
         return scans[sheet]
 
     table_sheet = {t: name for name, p in parts.items() for t in p.tables}
@@ -979,9 +1041,13 @@ def _workbook_tables(
             f"{path.name} has none of the input tables: looked for Excel Tables or sheets "
             f"named {', '.join(t.name for t in inputs)} (in any case)"
         )
-    for table in TABLES:
-        if only is not None and table.name not in only:
-            continue
+    threads = read_threads()
+    pool = BookPool(book, lambda: CalamineWorkbook.from_path(str(path), load_tables=True))
+    # Held while a table's rows become Python objects and a frame: that work holds the
+    # GIL, so one table at a time costs no time, and memory holds one table's row lists.
+    building = threading.Lock()
+
+    def read_table(table: Table) -> _RawTable | None:
         found = by_lower.get(table.name.lower())
         home = table_sheet.get(table.name.lower())
         if home is not None:
@@ -993,50 +1059,78 @@ def _workbook_tables(
             last = r1 + 1 - totals_rows
             grid, _, _ = _streamed_rows(path, home, (r0 + 1, c0 + 1, last, c1 - c0 + 1))
             header, data = grid[0], grid[header_rows:]
-            tables[table.name] = _RawTable(
+            return _RawTable(
                 home,
                 _frame_from_rows(data, header),
                 np.arange(r0 + header_rows + 1, r0 + header_rows + 1 + len(data)),
                 r0 + 1,
                 c0,
             )
-            continue
         if found is not None:
-            t = book.get_table_by_name(found)
-            data = t.to_python()
-            start_row = t.start[0]  # 0-based index of the first data row
-            tables[table.name] = _RawTable(
-                t.sheet,
-                _frame_from_rows(data, list(t.columns)),
-                np.arange(start_row + 1, start_row + 1 + len(data)),
-                start_row,
-                t.start[1],
-            )
-            _put_errors(tables[table.name], scan(t.sheet).errors)
-            continue
+            with pool.book() as b:
+                t = b.get_table_by_name(found)  # calamine parses here, without the GIL
+            with building:
+                data = t.to_python()
+                (start_row, start_col), home, header = t.start, t.sheet, list(t.columns)
+                del t  # calamine's grid (32 bytes a cell), before the frame is built
+                raw = _RawTable(
+                    home,
+                    _frame_from_rows(data, header),
+                    np.arange(start_row + 1, start_row + 1 + len(data)),  # 0-based start_row
+                    start_row,
+                    start_col,
+                )
+                del data
+            _put_errors(raw, scan(home).errors)
+            return raw
         sheet_name = sheets.get(TABLE_SHEETS[table.name].lower())
         if sheet_name is None or table.name == "HealthWeights":
-            continue
+            return None
         scan(sheet_name)
         if oversized.get(sheet_name):
             values, first_row, first_col = _streamed_rows(path, sheet_name)
             first_row, first_col = first_row - 1, first_col - 1
         else:
-            sheet = book.get_sheet_by_name(sheet_name)
-            values = sheet.to_python()
-            first_row, first_col = sheet.start if sheet.start else (0, 0)
-        if not values or not values[0]:
-            continue
-        header, data = values[0], values[1:]
-        tables[table.name] = _RawTable(
-            sheet_name,
-            _frame_from_rows(data, header),
-            np.arange(first_row + 2, first_row + 2 + len(data)),
-            first_row + 1,
-            first_col,
-        )
+            with pool.book() as b:
+                sheet = b.get_sheet_by_name(sheet_name)
+            with building:
+                values = sheet.to_python()
+                first_row, first_col = sheet.start if sheet.start else (0, 0)
+                del sheet
+        with building:
+            if not values or not values[0]:
+                return None
+            header, data = values[0], values[1:]
+            del values
+            raw = _RawTable(
+                sheet_name,
+                _frame_from_rows(data, header),
+                np.arange(first_row + 2, first_row + 2 + len(data)),
+                first_row + 1,
+                first_col,
+            )
+            del data
         if not oversized.get(sheet_name):
-            _put_errors(tables[table.name], scan(sheet_name).errors)
+            _put_errors(raw, scan(sheet_name).errors)
+        return raw
+
+    def part_size(table: Table) -> int:
+        """The size of the sheet XML a table is read from, to start the largest first."""
+        home = table_sheet.get(table.name.lower()) or sheets.get(
+            TABLE_SHEETS[table.name].lower(), ""
+        )
+        part = parts.get(home)
+        return sizes.get(part.name, 0) if part else 0
+
+    wanted = [t for t in TABLES if only is None or t.name in only]
+    try:
+        with gc_paused():
+            read = run_all(
+                [partial(read_table, t) for t in wanted], threads, [part_size(t) for t in wanted]
+            )
+    finally:
+        pool.close()
+    tables = {t.name: raw for t, raw in zip(wanted, read, strict=True) if raw is not None}
 
     def is_oversized(sheet: str) -> bool:
         scan(sheet)
