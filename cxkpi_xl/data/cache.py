@@ -41,6 +41,7 @@ import posixpath
 import re
 import shutil
 import stat
+import sys
 import tempfile
 import zipfile
 import zlib
@@ -78,9 +79,8 @@ def book_dir(path: Path, root: Path | None = None) -> Path:
 
 
 def _version() -> str:
-    from .. import __version__
-
-    return __version__
+    """The product's version (the package above is loaded whenever this module is)."""
+    return str(sys.modules[__name__.split(".")[0]].__version__)
 
 
 def zip_state(path: Path) -> dict[str, list[int]]:
