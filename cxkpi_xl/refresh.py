@@ -122,7 +122,7 @@ def refresh(
         if reader is not None:
             forget_stamp(target)  # until the new one is written
         write_sheets(source, target, sheets, OWNED_HEADERS, after_write=unchanged, force=force)
-        if reader is not None:
+        if reader is not None and reader.read_parts:  # the parts read: kept in the copy
             stamp(target, overrides, reader.read_parts)
     except (KeyboardInterrupt, SystemExit, GeneratorExit):
         raise

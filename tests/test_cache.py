@@ -581,3 +581,63 @@ def test_import_cxkpi_xl_is_lazy_and_every_public_name_resolves():
     )
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert run.stdout.split() == ["False", "False", "True", "True"], run.stderr
+
+
+def _dated_book(
+    path: Path, tables, customers_format: str, surveys_text: bool, both: bool = False
+) -> Path:
+    """Surveys first (its shared strings come first, so its part stays the same when
+    Customers changes), the Customers signup dates as text in ``customers_format``."""
+    surveys = tables["Surveys"].copy()
+    if surveys_text:  # days 1..12 only: each date fits both orders
+        dates = surveys["response_date"]
+        surveys["response_date"] = [f"{min(d.day, 12):02d}/{d.month:02d}/{d.year}" for d in dates]
+    customers = tables["Customers"].copy()
+    dates = customers["signup_date"]
+    if both:  # days 1..12 only
+        dates = [d.replace(day=min(d.day, 12)) for d in dates]
+    customers["signup_date"] = [
+        d.strftime(customers_format) if customers_format else d for d in dates
+    ]
+    write_tables(path, {"Surveys": surveys, "Customers": customers})
+    excel_save(path)
+    return path
+
+
+def test_a_kept_table_that_took_the_sources_date_order_is_read_again_when_it_changes(
+    tmp_path: Path, tables, root: Path
+):
+    """Surveys' dates fit both orders, so they take the order Customers' dates show; when
+    Customers turns from day-first to month-first, Surveys (unchanged) is read again."""
+    days = [d for d in tables["Customers"]["signup_date"] if d.day > 12]
+    assert days  # so that the text dates show their order
+    book = _dated_book(tmp_path / "dated.xlsx", tables, "%d/%m/%Y", True)
+    first, _, _ = cached_read(book)
+    surveys = sheet_part(book, "Surveys")
+    before = parts(book)[surveys]
+    _dated_book(book, tables, "%m/%d/%Y", True)
+    assert parts(book)[surveys] == before
+    plain = read(book)
+    data, _, reread = cached_read(book)
+    assert reread == ["Customers", "Surveys"]
+    assert_same_data(plain, data)
+    assert not first.tables["Surveys"]["response_date"].equals(
+        data.tables["Surveys"]["response_date"]
+    )
+
+
+def test_a_date_order_needed_from_tables_kept_without_it_reads_everything(
+    tmp_path: Path, tables, root: Path
+):
+    """At the first read no table needed the source's date order, so none was kept; now
+    Customers' text dates need it: every table is read again, none trusted."""
+    book = _dated_book(tmp_path / "dated.xlsx", tables, "", False)
+    cached_read(book)
+    surveys = sheet_part(book, "Surveys")
+    before = parts(book)[surveys]
+    _dated_book(book, tables, "%d/%m/%Y", False, both=True)
+    assert parts(book)[surveys] == before
+    plain = read(book)
+    data, reused, _ = cached_read(book)
+    assert reused == []
+    assert_same_data(plain, data)

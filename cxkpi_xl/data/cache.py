@@ -513,12 +513,18 @@ class Cache:
         self.reread: list[str] = []
 
     def read(self, path: Path, overrides: Mapping[str, Any] | None = None) -> Dataset:
-        from .reader import UnknownEvidence
+        from .reader import SourceError, UnknownEvidence, read
 
         try:
-            return self._read(path, overrides, reuse=True)
-        except UnknownEvidence:  # a kept table's date evidence is needed: read all
-            return self._read(path, overrides, reuse=False)
+            try:
+                return self._read(path, overrides, reuse=True)
+            except UnknownEvidence:  # a kept table's date evidence is needed: read all
+                return self._read(path, overrides, reuse=False)
+        except (SourceError, ValueError, MemoryError, KeyboardInterrupt, SystemExit):
+            raise
+        except Exception:  # anything odd in the cache's own work: read as if it were not there
+            self.read_parts, self.reused, self.reread = {}, [], []
+            return read(path, overrides)
 
     def _read(self, path: Path, overrides: Mapping[str, Any] | None, reuse: bool) -> Dataset:
         from . import reader as r
