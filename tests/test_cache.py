@@ -641,3 +641,20 @@ def test_a_date_order_needed_from_tables_kept_without_it_reads_everything(
     data, reused, _ = cached_read(book)
     assert reused == []
     assert_same_data(plain, data)
+
+
+def test_a_report_sheet_changed_by_hand_is_a_change_but_document_properties_are_not(
+    book: Path,
+):
+    refresh(book)
+    old = parts(book)
+    with zipfile.ZipFile(book) as z:
+        report = _package_sheets(z)["Report"].name
+    write_parts(book, {**old, "docProps/core.xml": old["docProps/core.xml"] + b" "})
+    assert nothing_changed(book, {})
+    typed = old[report].replace(
+        b"</sheetData>", b'<row r="9999"><c r="A9999"><v>1</v></c></row></sheetData>'
+    )
+    assert typed != old[report]
+    write_parts(book, {**old, report: typed})
+    assert not nothing_changed(book, {})

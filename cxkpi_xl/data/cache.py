@@ -201,7 +201,7 @@ def nothing_changed(
             "overrides": _overrides_key(overrides),
             "parts": _stamped_parts(zip_state(book)),
         }
-    except (OSError, zipfile.BadZipFile, ValueError):
+    except (OSError, zipfile.BadZipFile, ValueError, ImportError):
         return False
     return data == expected
 
