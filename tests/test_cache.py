@@ -658,3 +658,11 @@ def test_a_report_sheet_changed_by_hand_is_a_change_but_document_properties_are_
     assert typed != old[report]
     write_parts(book, {**old, report: typed})
     assert not nothing_changed(book, {})
+
+
+def test_cache_clear_removes_only_the_caches_own_folders(book: Path, root: Path):
+    read(book, cache=Cache())
+    root.joinpath("notes.txt").write_text("mine")
+    root.joinpath("photos").mkdir()
+    assert cache_module.clear() == 1
+    assert sorted(p.name for p in root.iterdir()) == ["notes.txt", "photos"]

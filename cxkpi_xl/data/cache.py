@@ -89,22 +89,32 @@ def zip_state(path: Path) -> dict[str, list[int]]:
         return {i.filename: [i.CRC, i.file_size] for i in z.infolist()}
 
 
-def clear(root: Path | None = None) -> int:
-    """Remove the whole cache; returns how many workbooks' entries it held."""
-    root = root or cache_root()
+_BOOK_DIR = re.compile(r"[0-9a-f]{32}")
+
+
+def _books(root: Path) -> list[Path]:
+    """The workbooks' folders in the cache (nothing else that may be in that folder)."""
     if not root.is_dir():
-        return 0
-    books = [p for p in root.iterdir() if p.is_dir()]
-    shutil.rmtree(root)
+        return []
+    return [p for p in root.iterdir() if p.is_dir() and _BOOK_DIR.fullmatch(p.name)]
+
+
+def clear(root: Path | None = None) -> int:
+    """Remove the cache's entries (only its own folders, whatever else
+    ``$CXKPI_CACHE_DIR`` holds); returns how many workbooks' entries it held."""
+    root = root or cache_root()
+    books = _books(root)
+    for folder in books:
+        shutil.rmtree(folder)
+    with contextlib.suppress(OSError):
+        root.rmdir()  # only if nothing else is in it
     return len(books)
 
 
 def info(root: Path | None = None) -> tuple[Path, int, int]:
     """(the cache's folder, how many workbooks it holds, its size in bytes)."""
     root = root or cache_root()
-    if not root.is_dir():
-        return root, 0, 0
-    books = [p for p in root.iterdir() if p.is_dir()]
+    books = _books(root)
     size = sum(f.stat().st_size for b in books for f in b.iterdir() if f.is_file())
     return root, len(books), size
 
