@@ -666,3 +666,18 @@ def test_cache_clear_removes_only_the_caches_own_folders(book: Path, root: Path)
     root.joinpath("photos").mkdir()
     assert cache_module.clear() == 1
     assert sorted(p.name for p in root.iterdir()) == ["notes.txt", "photos"]
+
+
+def test_a_changed_table_that_takes_the_sources_date_order_uses_the_kept_evidence(
+    tmp_path: Path, tables, root: Path
+):
+    """Surveys takes the order Customers' dates show; a changed Surveys score re-reads
+    Surveys alone, the order coming from what was kept of Customers."""
+    book = _dated_book(tmp_path / "dated.xlsx", tables, "%d/%m/%Y", True)
+    cached_read(book)
+    surveys = sheet_part(book, "Surveys")
+    excel_save(book, {(surveys, cell_ref(tables, "Surveys", "score", 0)): 3.0})
+    plain = read(book)
+    data, reused, reread = cached_read(book)
+    assert reread == ["Surveys"] and "Customers" in reused
+    assert_same_data(plain, data)

@@ -1346,6 +1346,8 @@ def _read_tables(
             bool(used),
             order_cache[0] if used else None,
         )
+    for name in matched:  # evidence looked at for a table normalised later counts too
+        out[name].evidence = evidence.get(name)
     return out
 
 
