@@ -9,7 +9,6 @@ from pathlib import Path
 import click
 
 from . import __version__
-from .catalogue import BY_ID, CATALOGUE, excel_signature, format_value, markdown_table
 
 
 class _Group(click.Group):
@@ -32,6 +31,18 @@ class _Group(click.Group):
             source = Path(files[0]) if files else Path("the input")
             raise click.ClickException(failure_reason(e, source)) from None
 
+    # ``cxkpi import`` is loaded when it is run or listed: it imports pandas, which the
+    # check that nothing changed since the last refresh must not wait for.
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), "import"})
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name == "import" and "import" not in self.commands:
+            from .billing_import import import_group
+
+            self.add_command(import_group, "import")
+        return super().get_command(ctx, name)
+
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="cxkpi")
@@ -50,6 +61,8 @@ def main() -> None:
 )
 def functions(fmt: str) -> None:
     """List every KPI: its id, unit, formula and Excel function with its arguments."""
+    from .catalogue import CATALOGUE, markdown_table
+
     if fmt == "markdown":
         click.echo(markdown_table(), nl=False)
         return
@@ -272,6 +285,7 @@ def kpis(source: str, fmt: str, sets: tuple[str, ...], all_issues: bool) -> None
     """Compute every KPI for every period of SOURCE: an .xlsx/.xlsm workbook or a folder
     of CSV files named after the tables (Customers.csv, MRR.csv, ...). Data issues go to
     stderr (all of them with --issues) and into the JSON output's "issues"."""
+    from .catalogue import BY_ID
     from .engine import compute
 
     data = _load(source, sets)
@@ -377,7 +391,12 @@ def template(path: Path, sample_data: bool, size: str, formulas: str, force: boo
 
 
 def _run_refresh(  # type: ignore[no-untyped-def]
-    book: Path, output: Path | None, sets: tuple[str, ...], quiet: bool, force: bool = False
+    book: Path,
+    output: Path | None,
+    sets: tuple[str, ...],
+    quiet: bool,
+    force: bool = False,
+    cache: bool = True,
 ):
     """Refresh with a progress bar on stderr; exit non-zero with a one-line reason."""
     from rich.console import Console
@@ -402,7 +421,9 @@ def _run_refresh(  # type: ignore[no-untyped-def]
             progress.update(task, description=name, completed=STAGES.index(name))
 
         try:
-            done = refresh(book, output=output, overrides=overrides, stage=stage, force=force)
+            done = refresh(
+                book, output=output, overrides=overrides, stage=stage, force=force, cache=cache
+            )
         except RefreshError as e:
             raise click.ClickException(str(e)) from None
         progress.update(task, completed=len(STAGES))
@@ -421,7 +442,14 @@ def _run_refresh(  # type: ignore[no-untyped-def]
 @click.option(
     "--force",
     is_flag=True,
-    help="Refresh a digitally signed workbook anyway, removing its signature.",
+    help="Recompute even when nothing changed since the last refresh, and refresh a "
+    "digitally signed workbook anyway, removing its signature.",
+)
+@click.option(
+    "--no-cache",
+    "no_cache",
+    is_flag=True,
+    help="Read every table from BOOK; neither read nor write the read cache.",
 )
 @click.option(
     "--pdf",
@@ -430,12 +458,28 @@ def _run_refresh(  # type: ignore[no-untyped-def]
     help="Also print the Report to BOOK.pdf (beside the refreshed workbook) with LibreOffice.",
 )
 def refresh(
-    book: Path, output: Path | None, sets: tuple[str, ...], quiet: bool, force: bool, pdf: bool
+    book: Path,
+    output: Path | None,
+    sets: tuple[str, ...],
+    quiet: bool,
+    force: bool,
+    no_cache: bool,
+    pdf: bool,
 ) -> None:
     """Recompute every KPI from BOOK's input Tables and write its Report and Data Issues
     sheets. Everything else in the workbook stays exactly as it was. Any failure is one
-    line, and changes nothing."""
-    done = _run_refresh(book, output, sets, quiet, force)
+    line, and changes nothing. Tables that did not change since the last refresh come from
+    the read cache; if nothing changed at all, nothing is done (--force recomputes)."""
+    if not (force or no_cache or pdf) and output is None:
+        from .refresh import nothing_changed
+
+        if nothing_changed(book, _parse_sets(sets)):
+            click.echo(
+                f"{book.name}: nothing changed since the last refresh, the Report is up to "
+                "date (--force recomputes)"
+            )
+            return
+    done = _run_refresh(book, output, sets, quiet, force, cache=not no_cache)
     _print_issues(done.report.issues, hint=": the Data Issues sheet lists them all")
     click.echo(done.summary())
     if pdf:
@@ -476,6 +520,8 @@ def _print_latest(report) -> None:  # type: ignore[no-untyped-def]
     from rich.console import Console
     from rich.table import Table
 
+    from .catalogue import BY_ID, format_value
+
     if not report.periods:
         click.echo("No periods with data.")
         return
@@ -492,6 +538,8 @@ def _print_latest(report) -> None:  # type: ignore[no-untyped-def]
 def _print_report(report) -> None:  # type: ignore[no-untyped-def]
     from rich.console import Console
     from rich.table import Table
+
+    from .catalogue import BY_ID, format_value
 
     console = Console()
     shown = report.periods[-max(1, (console.width - 40) // 12) :]
@@ -514,6 +562,8 @@ def _print_table() -> None:
     from rich.console import Console
     from rich.table import Table
 
+    from .catalogue import CATALOGUE, excel_signature
+
     table = Table(title="cxkpi-xl KPIs", show_lines=False, expand=False)
     for heading in ("id", "unit", "Excel function", "formula"):
         table.add_column(heading, overflow="fold")
@@ -523,13 +573,30 @@ def _print_table() -> None:
     Console(width=max(120, Console().width)).print(table)
 
 
-def _add_import() -> None:
-    from .billing_import import import_group
+@main.group()
+def cache() -> None:
+    """The read cache: each input table of a refreshed workbook, kept so that the next
+    refresh re-reads only what changed (in the user's cache directory, or
+    $CXKPI_CACHE_DIR)."""
 
-    main.add_command(import_group, "import")
+
+@cache.command("clear")
+def cache_clear() -> None:
+    """Remove the read cache (every workbook's); the next refresh reads everything."""
+    from .data.cache import cache_root, clear
+
+    n = clear()
+    click.echo(f"Removed the read cache of {n} workbook{'s' if n != 1 else ''} ({cache_root()})")
 
 
-_add_import()
+@cache.command("info")
+def cache_info() -> None:
+    """Where the read cache is and how much it holds."""
+    from .data.cache import info
+
+    root, books, size = info()
+    click.echo(f"{root}: {books} workbook{'s' if books != 1 else ''}, {size / 2**20:.1f} MiB")
+
 
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())

@@ -5,6 +5,7 @@ was (see :mod:`cxkpi_xl.package`)."""
 from __future__ import annotations
 
 import hashlib
+import importlib
 import os
 import time
 import zipfile
@@ -12,17 +13,33 @@ import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from .data.reader import SourceError, check_package, read
-from .engine import Report, compute
-from .report.board import report_sheet
-from .report.layout import (
-    OWNED_HEADERS,
-    issues_sheet,
-    outcome,
-)
-from .report.package import PackageError, check_sheets, check_writable, write_sheets
+if TYPE_CHECKING:  # the rest is imported when a refresh runs: see nothing_changed
+    from .engine import Report
+
+_LAZY = {
+    "SourceError": "data.reader",
+    "check_package": "data.reader",
+    "read": "data.reader",
+    "compute": "engine",
+}
+"""Names of this module imported when first used (pandas with them), so that the check
+that nothing changed imports neither pandas nor numpy."""
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _LAZY:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__package__}.{_LAZY[name]}"), name)
+    globals()[name] = value
+    return value
+
+
+def _lazy(name: str) -> Any:
+    """A lazy name as the module holds it now (a test may have patched it)."""
+    return globals()[name] if name in globals() else __getattr__(name)
+
 
 STAGES = ("reading", "computing", "writing")
 
@@ -39,6 +56,8 @@ class Refreshed:
     empty_tables: list[str] = field(default_factory=list)
 
     def summary(self) -> str:
+        from .report.layout import outcome
+
         said = outcome(self.report, self.empty_tables)
         return f"Refreshed {self.target.name}: {said}, {self.seconds:.1f} s"
 
@@ -50,16 +69,27 @@ def refresh(
     overrides: dict[str, str] | None = None,
     stage: Callable[[str], None] | None = None,
     force: bool = False,
+    cache: bool = True,
 ) -> Refreshed:
     """Refresh the workbook at ``path`` in place, or write the refreshed copy to
     ``output`` and leave ``path`` untouched. ``stage`` is told of each stage as it
     starts (for a progress display). ``force`` refreshes a digitally signed workbook,
-    removing its signature (it would no longer match).
+    removing its signature (it would no longer match). With ``cache`` (the default) the
+    input tables whose parts did not change since the last read are reloaded from the
+    read cache (:mod:`cxkpi_xl.data.cache`) and the written workbook is stamped there, so
+    that :func:`nothing_changed` can tell next time; ``cache=False`` neither reads nor
+    writes the cache.
 
     Any failure, whatever raised it (a workbook open in Excel or LibreOffice, read-only,
     not an xlsx/xlsm package, damaged, a possible zip bomb, signed, structure-protected,
     a Report/Data Issues sheet that is the user's own, changed while we computed, out of
     memory), raises RefreshError with a one-line reason, having changed nothing."""
+    from .data.cache import Cache, forget_stamp, stamp
+    from .report.board import report_sheet
+    from .report.layout import OWNED_HEADERS, issues_sheet
+    from .report.package import check_sheets, check_writable, write_sheets
+
+    check_package, read, compute = (_lazy(n) for n in ("check_package", "read", "compute"))
     t0 = time.perf_counter()
     source = Path(path)
     target = Path(output) if output is not None else source
@@ -74,7 +104,8 @@ def refresh(
         before = fingerprint(source)
         check_sheets(source, OWNED_HEADERS, force=force)  # every edit, planned before computing
         tell("reading")
-        data = read(source, overrides)
+        reader = Cache() if cache else None
+        data = read(source, overrides, cache=reader)
         tell("computing")
         report = compute(data)
         tell("writing")
@@ -88,12 +119,25 @@ def refresh(
             check_writable(target)
 
         unchanged()  # before reading the package again to write it, and after writing
+        if reader is not None:
+            forget_stamp(target)  # until the new one is written
         write_sheets(source, target, sheets, OWNED_HEADERS, after_write=unchanged, force=force)
+        if reader is not None and reader.read_parts:  # the parts read: kept in the copy
+            stamp(target, overrides, reader.read_parts)
     except (KeyboardInterrupt, SystemExit, GeneratorExit):
         raise
     except BaseException as e:
         raise RefreshError(failure_reason(e, source, target)) from None
     return Refreshed(report, target, time.perf_counter() - t0, empty)
+
+
+def nothing_changed(path: str | os.PathLike[str], overrides: dict[str, str] | None) -> bool:
+    """Whether the workbook is exactly as the last refresh (with the read cache) wrote it,
+    with the same ``--set`` overrides and version: a refresh would write the same Report.
+    Reads only the zip directory; imports neither pandas nor numpy."""
+    from .data.cache import nothing_changed as unchanged
+
+    return unchanged(Path(path), overrides)
 
 
 def empty_tables(tables: dict[str, Any]) -> list[str]:
@@ -109,6 +153,10 @@ NOTHING_CHANGED = "nothing was changed"
 def failure_reason(e: BaseException, source: Path, target: Path | None = None) -> str:
     """One line for the user from any exception of a refresh: what is wrong, and that
     nothing was changed."""
+    from .report.package import PackageError
+
+    SourceError = _lazy("SourceError")
+
     if isinstance(e, RefreshError | SourceError | PackageError | ValueError):
         text = _one_line(str(e))  # our own reasons (ValueError: a bad --set value)
     elif isinstance(e, MemoryError):

@@ -530,25 +530,6 @@ def _column_date_order(
     return order, False
 
 
-def _source_date_order(frames: Mapping[str, pd.DataFrame]) -> str | None:
-    """The day/month order the source's date columns show (``DMY``, ``MDY``), or None
-    when they show none or both."""
-    seen: set[str] = set()
-    for name, frame in frames.items():
-        for col in TABLES_BY_NAME[name].columns:
-            if col.type not in (DATE, MONTH) or col.name not in frame:
-                continue
-            series = frame[col.name]
-            if series.dtype.kind in "fiumMb":  # numbers and dates show no order
-                continue
-            for u in pd.unique(series.to_numpy()):
-                e = date_order_evidence(u)
-                if e is not None:
-                    seen.add(e)
-                    break
-    return seen.pop() if len(seen) == 1 else None
-
-
 def _duplicated(frame: pd.DataFrame, columns: list[str], skip: np.ndarray) -> np.ndarray:
     """Rows repeating an earlier kept row's values in ``columns`` (skipped rows count for
     nothing)."""
@@ -1272,15 +1253,19 @@ def _frame_tables(
 
 
 def read(
-    source: str | Path | Mapping[str, Any], overrides: Mapping[str, Any] | None = None
+    source: str | Path | Mapping[str, Any],
+    overrides: Mapping[str, Any] | None = None,
+    cache: Any = None,
 ) -> Dataset:
     """Read, normalise and validate every input table of a source.
 
     ``source`` is an .xlsx/.xlsm path, a folder of CSV files named after the tables, or a
     mapping of table name to DataFrame (plus an optional ``"Settings"`` dict).
     ``overrides`` are settings given on the command line (``--set name=value``); they
-    win over the workbook's own. Raises :class:`SourceError` for a source that cannot be
-    read at all and ValueError for a bad setting override.
+    win over the workbook's own. ``cache`` (a :class:`~cxkpi_xl.data.cache.Cache`, for a
+    workbook) reloads the tables whose parts did not change and re-reads only the others.
+    Raises :class:`SourceError` for a source that cannot be read at all and ValueError
+    for a bad setting override.
     """
     if isinstance(source, Mapping):
         raw_tables, raw_settings = _frame_tables(source)
@@ -1297,8 +1282,18 @@ def read(
                     f"{path.name} is not an .xlsx/.xlsm workbook or a folder of CSV files"
                 )
             check_package(path)
+            if cache is not None:
+                return cache.read(path, overrides)
             raw_tables, raw_settings = _workbook_tables(path)
         label = str(path)
+    settings, issues = _resolve_settings(raw_settings, overrides)
+    return _dataset(_read_tables(raw_tables, settings), settings, issues, label)
+
+
+def _resolve_settings(
+    raw_settings: Mapping[str, Any], overrides: Mapping[str, Any] | None
+) -> tuple[Settings, list[Issue]]:
+    """The settings: defaults, the source's values (a bad one is an issue), overrides."""
     issues: list[Issue] = []
     settings = Settings()
     for name, value in raw_settings.items():
@@ -1314,11 +1309,75 @@ def read(
             issues.append(Issue(SETTINGS_SHEET, None, name, value, str(e), "used the default"))
     if overrides:
         settings.update(dict(overrides))
-    frames: dict[str, tuple[pd.DataFrame, np.ndarray]] = {}
+    return settings, issues
+
+
+@dataclass
+class TableRead:
+    """One input table as read from its raw table alone (what a read cache may keep):
+    the cross-table steps run on these every time."""
+
+    sheet: str
+    frame: pd.DataFrame | None
+    """The validated rows; None when the table was left out (a required column missing)."""
+    absent: frozenset[str]
+    matched_issues: list[Issue]
+    """Issues of its headers (found before any table is normalised)."""
+    issues: list[Issue]
+    """Issues of its values."""
+    evidence: frozenset[str] | None
+    """The day/month orders its text date columns show (None: not looked at)."""
+    order_used: bool
+    """Whether a date column took the order of the source's other date columns ..."""
+    order: str | None
+    """... and which (``DMY``, ``MDY`` or None for none)."""
+
+
+class StaleOrder(Exception):
+    """Known tables took a source date order that is no longer the source's."""
+
+    def __init__(self, tables: list[str]):
+        super().__init__(", ".join(tables))
+        self.tables = tables
+
+
+class UnknownEvidence(Exception):
+    """The source's date order is needed, and a known table's evidence was not kept."""
+
+
+def _date_evidence(name: str, frame: pd.DataFrame) -> frozenset[str]:
+    """The day/month orders (``DMY``, ``MDY``) the text date columns of one table show."""
+    seen: set[str] = set()
+    for col in TABLES_BY_NAME[name].columns:
+        if col.type not in (DATE, MONTH) or col.name not in frame:
+            continue
+        series = frame[col.name]
+        if series.dtype.kind in "fiumMb":  # numbers and dates show no order
+            continue
+        for u in pd.unique(series.to_numpy()):
+            e = date_order_evidence(u)
+            if e is not None:
+                seen.add(e)
+                break
+    return frozenset(seen)
+
+
+def _read_tables(
+    raw_tables: Mapping[str, _RawTable],
+    settings: Settings,
+    known: Mapping[str, TableRead] | None = None,
+) -> dict[str, TableRead]:
+    """Match, normalise and validate each raw table. ``known`` are tables read before
+    (from a cache): their date evidence counts for the source's date order; raises
+    StaleOrder if one of them took an order the source no longer shows."""
+    known = known or {}
+    matched: dict[str, tuple[pd.DataFrame, np.ndarray, list[Issue]]] = {}
+    out: dict[str, TableRead] = {}
     for table in TABLES:
         raw = raw_tables.get(table.name)
         if raw is None:
             continue
+        issues: list[Issue] = []
         frame, rows = _drop_blank_rows(_match_columns(table, raw, issues), raw.rows)
         missing = [c for c in table.required if c not in frame.columns]
         if missing:
@@ -1335,31 +1394,81 @@ def read(
                     f"left out the {table.name} table",
                 )
             )
+            out[table.name] = TableRead(
+                raw.sheet, None, frozenset(), issues, [], frozenset(), False, None
+            )
             continue
-        frames[table.name] = (frame, rows)
+        matched[table.name] = (frame, rows, issues)
+    evidence = {n: k.evidence for n, k in known.items() if k.frame is not None}
     order_cache: list[str | None] = []
 
     def source_order() -> str | None:
         if not order_cache:
-            order_cache.append(_source_date_order({k: f for k, (f, _) in frames.items()}))
+            for name, (frame, _, _) in matched.items():
+                evidence[name] = _date_evidence(name, frame)
+            shown = list(evidence.values())
+            if any(e is None for e in shown):
+                raise UnknownEvidence
+            seen = set().union(*shown)
+            order_cache.append(seen.pop() if len(seen) == 1 else None)
         return order_cache[0]
 
+    stale = [n for n, k in known.items() if k.order_used and k.order != source_order()]
+    if stale:
+        raise StaleOrder(stale)
+    for table in TABLES:
+        if table.name not in matched:
+            continue
+        frame, rows, header_issues = matched[table.name]
+        used: list[bool] = []
+
+        def order(used: list[bool] = used) -> str | None:
+            used.append(True)
+            return source_order()
+
+        issues = []
+        sheet = raw_tables[table.name].sheet
+        absent = frozenset(c.name for c in table.columns if c.name not in frame)
+        validated = _normalise_table(table, sheet, frame, rows, issues, settings, order)
+        out[table.name] = TableRead(
+            sheet,
+            validated,
+            absent,
+            header_issues,
+            issues,
+            evidence.get(table.name),
+            bool(used),
+            order_cache[0] if used else None,
+        )
+    for name in matched:  # evidence looked at for a table normalised later counts too
+        out[name].evidence = evidence.get(name)
+    return out
+
+
+def _dataset(
+    reads: Mapping[str, TableRead], settings: Settings, issues: list[Issue], label: str
+) -> Dataset:
+    """The Dataset from each table's read: the cross-table steps (customers known, MRR
+    from Invoices) run here, on every read."""
+    for table in TABLES:
+        if table.name in reads:
+            issues.extend(reads[table.name].matched_issues)
     tables: dict[str, pd.DataFrame] = {}
     absent: dict[str, frozenset[str]] = {}
     for table in TABLES:
-        if table.name not in frames:
+        got = reads.get(table.name)
+        if got is None or got.frame is None:
             tables[table.name] = _empty(table)
             continue
-        frame, rows = frames[table.name]
-        absent[table.name] = frozenset(c.name for c in table.columns if c.name not in frame)
-        tables[table.name] = _normalise_table(
-            table, raw_tables[table.name].sheet, frame, rows, issues, settings, source_order
-        )
-    _cross_table_rules(tables, raw_tables, issues)
+        absent[table.name] = got.absent
+        tables[table.name] = got.frame
+        issues.extend(got.issues)
+    sheets = {name: got.sheet for name, got in reads.items()}
+    _cross_table_rules(tables, sheets, issues)
     from .invoices import mrr_from_invoices, use_invoices
 
     if use_invoices(settings, tables["MRR"], tables["Invoices"]):
-        sheet = raw_tables["Invoices"].sheet if "Invoices" in raw_tables else "Invoices"
+        sheet = sheets.get("Invoices", "Invoices")
         tables["MRR"], found = mrr_from_invoices(tables["Invoices"], tables["FX"], settings, sheet)
         issues.extend(found)
         absent.pop("MRR", None)
@@ -1379,7 +1488,7 @@ def _empty(table: Table) -> pd.DataFrame:
 
 
 def _cross_table_rules(
-    tables: dict[str, pd.DataFrame], raw: dict[str, _RawTable], issues: list[Issue]
+    tables: dict[str, pd.DataFrame], sheets: Mapping[str, str], issues: list[Issue]
 ) -> None:
     customers = tables["Customers"]
     if customers.empty:
@@ -1390,7 +1499,7 @@ def _cross_table_rules(
         if frame.empty:
             continue
         unknown = ~frame["customer_id"].isin(known).to_numpy()
-        sheet = raw[name].sheet if name in raw else name
+        sheet = sheets.get(name, name)
         for i in np.flatnonzero(unknown):
             issues.append(
                 Issue(

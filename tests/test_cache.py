@@ -1,0 +1,683 @@
+"""The read cache (cxkpi_xl.data.cache) and the "nothing changed" refresh.
+
+Every change is made the way Excel saves a workbook, at package level: the sheet XML is
+rewritten and sharedStrings.xml rebuilt in order of first use across the sheets (so a new
+string renumbers the strings of every later sheet, and those sheets' XML changes too). A
+read through the cache must then equal a read without it: every table, dtype, issue."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+
+import cxkpi_xl
+from cxkpi_xl.cli import main
+from cxkpi_xl.data import cache as cache_module
+from cxkpi_xl.data.cache import Cache, book_dir, nothing_changed
+from cxkpi_xl.data.reader import _package_sheets, read
+from cxkpi_xl.data.sample import generate
+from cxkpi_xl.refresh import refresh
+
+from .workbooks import write_tables
+
+SST = "xl/sharedStrings.xml"
+_SI = re.compile(rb"<si>(.*?)</si>", re.DOTALL)
+_INLINE = re.compile(rb'(<c r="[A-Z]+\d+")([^>]*?) t="inlineStr"><is>(.*?)</is></c>', re.DOTALL)
+_STRING_CELL = re.compile(rb'(<c r="[A-Z]+\d+"[^>]*?t="s"[^>]*>)<v>(\d+)</v>')
+
+
+@pytest.fixture(scope="module")
+def tables() -> dict[str, pd.DataFrame]:
+    return generate("tiny")
+
+
+@pytest.fixture
+def root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A cache folder of this test's own."""
+    folder = tmp_path / "cache"
+    monkeypatch.setenv(cache_module.ENV, str(folder))
+    return folder
+
+
+@pytest.fixture
+def book(tmp_path: Path, tables, root: Path) -> Path:
+    path = write_tables(tmp_path / "book.xlsx", tables, {"csat_scale": 5})
+    excel_save(path)  # as Excel keeps it: text in the shared strings
+    assert b't="s"' in parts(path)[sheet_part(path, "Surveys")]
+    return path
+
+
+def parts(path: Path) -> dict[str, bytes]:
+    with zipfile.ZipFile(path) as z:
+        return {i.filename: z.read(i) for i in z.infolist()}
+
+
+def write_parts(path: Path, new: dict[str, bytes], stored: bool = False) -> None:
+    kind = zipfile.ZIP_STORED if stored else zipfile.ZIP_DEFLATED
+    with zipfile.ZipFile(path, "w", kind) as z:
+        for name, data in new.items():
+            z.writestr(name, data)
+
+
+def sheet_part(path: Path, sheet: str) -> str:
+    with zipfile.ZipFile(path) as z:
+        return _package_sheets(z)[sheet].name
+
+
+def cell_ref(tables: dict[str, pd.DataFrame], table: str, column: str, row: int) -> str:
+    """The cell of a table's value (``row`` 0-based among the data rows)."""
+    col = list(tables[table].columns).index(column)
+    return f"{chr(65 + col)}{row + 2}"
+
+
+def excel_save(
+    path: Path,
+    edits: dict[tuple[str, str], object] | None = None,
+    changes: dict[str, bytes] | None = None,
+) -> None:
+    """Save as Excel would: set the cells ``(part, ref) -> value`` (text goes to the shared
+    strings), then rebuild sharedStrings.xml in order of first use, sheet by sheet,
+    renumbering every sheet's text cells; ``changes`` replaces other parts."""
+    old = parts(path)
+    if SST not in old:  # the first save: every text cell goes to the shared strings
+        old[SST] = b'<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n<sst/>'
+        rels = "xl/_rels/workbook.xml.rels"
+        old[rels] = old[rels].replace(
+            b"</Relationships>",
+            b'<Relationship Id="rIdSst" Type="http://schemas.openxmlformats.org/'
+            b'officeDocument/2006/relationships/sharedStrings" Target="sharedStrings.xml"/>'
+            b"</Relationships>",
+        )
+        types = "[Content_Types].xml"
+        old[types] = old[types].replace(
+            b"</Types>",
+            b'<Override PartName="/xl/sharedStrings.xml" ContentType="application/'
+            b'vnd.openxmlformats-officedocument.spreadsheetml.sharedStrings+xml"/></Types>',
+        )
+    strings = _SI.findall(old[SST])
+    for part in [p for p in old if p.startswith("xl/worksheets/sheet")]:
+
+        def shared(m: re.Match[bytes]) -> bytes:
+            strings.append(m.group(3))
+            return m.group(1) + m.group(2) + b' t="s"><v>%d</v></c>' % (len(strings) - 1)
+
+        old[part] = _INLINE.sub(shared, old[part])
+    for (part, ref), value in (edits or {}).items():
+        xml = old[part]
+        m = re.search(rb'<c r="' + ref.encode() + rb'"([^>]*?)(/>|>.*?</c>)', xml, re.DOTALL)
+        assert m is not None, ref
+        style = re.search(rb's="\d+"', m.group(1))
+        s = b" " + style.group(0) if style else b""
+        if isinstance(value, str):
+            strings.append(f"<t>{value}</t>".encode())
+            new = b'<c r="%s"%s t="s"><v>%d</v></c>' % (ref.encode(), s, len(strings) - 1)
+        else:
+            new = b'<c r="%s"%s t="n"><v>%s</v></c>' % (ref.encode(), s, repr(value).encode())
+        old[part] = xml[: m.start()] + new + xml[m.end() :]
+    order: list[bytes] = []
+    index: dict[bytes, int] = {}
+
+    def renumber(m: re.Match[bytes]) -> bytes:
+        raw = strings[int(m.group(2))]
+        if raw not in index:
+            index[raw] = len(order)
+            order.append(raw)
+        return m.group(1) + b"<v>%d</v>" % index[raw]
+
+    sheets = sorted(
+        (p for p in old if p.startswith("xl/worksheets/sheet")),
+        key=lambda p: int(re.sub(r"\D", "", p)),
+    )
+    for part in sheets:
+        old[part] = _STRING_CELL.sub(renumber, old[part])
+    head = old[SST][: old[SST].index(b"<sst")]
+    old[SST] = (
+        head
+        + b'<sst xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main" '
+        + b'count="%d" uniqueCount="%d">' % (len(order), len(order))
+        + b"".join(b"<si>" + s + b"</si>" for s in order)
+        + b"</sst>"
+    )
+    old.update(changes or {})
+    write_parts(path, old)
+
+
+def assert_same_data(a, b) -> None:
+    """Two Datasets alike in every table (values, dtypes, None against NaN), issue,
+    absent column and setting."""
+    assert a.issues == b.issues
+    assert a.absent == b.absent
+    assert a.settings == b.settings
+    assert list(a.tables) == list(b.tables)
+    for name in a.tables:
+        x, y = a.tables[name], b.tables[name]
+        assert list(x.dtypes.astype(str)) == list(y.dtypes.astype(str)), name
+        pd.testing.assert_frame_equal(x, y, check_exact=True)
+        for col in [c for c in x.columns if x[c].dtype == object]:
+            assert [type(v) for v in x[col]] == [type(v) for v in y[col]], (name, col)
+
+
+def cached_read(path: Path, overrides=None) -> tuple:
+    c = Cache()
+    data = read(path, overrides, cache=c)
+    return data, sorted(c.reused), sorted(c.reread)
+
+
+ALL = sorted(
+    [
+        "Customers",
+        "MRR",
+        "Orders",
+        "Surveys",
+        "Tickets",
+        "Usage",
+        "Health",
+        "Funnel",
+        "Costs",
+        "HealthWeights",
+    ]
+)
+
+
+def test_cold_then_warm_read_equal_a_read_without_cache(book: Path):
+    plain = read(book)
+    cold, reused, reread = cached_read(book)
+    assert (reused, reread) == ([], ALL)
+    warm, reused, reread = cached_read(book)
+    assert (reused, reread) == (ALL, [])
+    assert_same_data(plain, cold)
+    assert_same_data(plain, warm)
+    assert cold.digests == warm.digests
+    assert set(ALL) <= set(warm.digests)
+
+
+def test_a_changed_text_cell_rereads_its_table_and_the_renumbered_ones(book: Path, tables):
+    cached_read(book)
+    surveys = sheet_part(book, "Surveys")
+    customers = sheet_part(book, "Customers")
+    before = parts(book)
+    row = int(tables["Surveys"]["comment"].notna().to_numpy().argmax())
+    excel_save(book, {(surveys, cell_ref(tables, "Surveys", "comment", row)): "Slow support"})
+    after = parts(book)
+    assert after[customers] == before[customers]  # earlier sheet: its indices stay
+    assert after[SST] != before[SST]
+    plain = read(book)
+    data, reused, reread = cached_read(book)
+    assert "Surveys" in reread
+    assert "Customers" in reused
+    renumbered = {n for n in ALL if after[sheet_part(book, n)] != before[sheet_part(book, n)]}
+    assert renumbered <= set(reread)
+    assert_same_data(plain, data)
+    assert "Slow support" in set(data.tables["Surveys"]["comment"])
+
+
+def test_a_shared_string_changed_under_an_unchanged_sheet_is_seen(book: Path, tables):
+    """Only the strings changed (a tool that rewrites one string in place): the sheet's
+    part is byte for byte the same, its values are not."""
+    cached_read(book)
+    customers = sheet_part(book, "Customers")
+    old = parts(book)
+    used = sorted({int(i) for i in _STRING_CELL_INDICES.findall(old[customers])})
+    strings = _SI.findall(old[SST])
+    segment = tables["Customers"]["segment"].iloc[0]
+    at = strings.index(f"<t>{segment}</t>".encode())
+    assert at in used
+    new_sst = old[SST].replace(
+        b"<si>" + strings[at] + b"</si>", b"<si><t>Renamed segment</t></si>", 1
+    )
+    write_parts(book, {**old, SST: new_sst})
+    plain = read(book)
+    data, _, reread = cached_read(book)
+    assert "Customers" in reread
+    assert_same_data(plain, data)
+    assert "Renamed segment" in set(data.tables["Customers"]["segment"])
+
+
+_STRING_CELL_INDICES = re.compile(rb'<c r="[A-Z]+\d+"[^>]*?t="s"[^>]*><v>(\d+)</v>')
+
+
+def test_a_changed_number_rereads_only_its_table(book: Path, tables):
+    cached_read(book)
+    surveys = sheet_part(book, "Surveys")
+    row = int((tables["Surveys"]["survey"] == "NPS").to_numpy().argmax())
+    score = float(tables["Surveys"]["score"].iloc[row])
+    excel_save(book, {(surveys, cell_ref(tables, "Surveys", "score", row)): 10 - score})
+    plain = read(book)
+    data, _reused, reread = cached_read(book)
+    assert reread == ["Surveys"]
+    assert_same_data(plain, data)
+
+
+def test_digests_change_with_their_table_only(book: Path, tables):
+    first = cached_read(book)[0].digests
+    surveys = sheet_part(book, "Surveys")
+    excel_save(book, {(surveys, cell_ref(tables, "Surveys", "score", 0)): 2.0})
+    second = cached_read(book)[0].digests
+    assert second["Surveys"] != first["Surveys"]
+    assert {n: d for n, d in second.items() if n != "Surveys"} == {
+        n: d for n, d in first.items() if n != "Surveys"
+    }
+
+
+def test_a_changed_setting_rereads_every_table(book: Path):
+    cached_read(book)
+    settings = sheet_part(book, "Settings")
+    excel_save(book, {(settings, "B1"): 10})
+    plain = read(book)
+    assert plain.settings["csat_scale"] == 10
+    data, reused, _ = cached_read(book)
+    assert reused == []
+    assert_same_data(plain, data)
+    data, reused, _reread = cached_read(book, {"csat_scale": "7"})
+    assert reused == [] and data.settings["csat_scale"] == 7
+
+
+def test_a_changed_table_range_rereads_that_table(book: Path, tables):
+    cached_read(book)
+    old = parts(book)
+    name = next(p for p, d in old.items() if p.startswith("xl/tables/") and b'"Surveys"' in d)
+    last = len(tables["Surveys"]) + 1
+    shorter = old[name].replace(f":F{last}".encode(), f":F{last - 5}".encode())
+    assert shorter != old[name]
+    excel_save(book, changes={name: shorter})
+    plain = read(book)
+    data, _reused, reread = cached_read(book)
+    assert reread == ["Surveys"]
+    assert len(data.tables["Surveys"]) < len(tables["Surveys"])
+    assert_same_data(plain, data)
+
+
+def _restyle(book: Path, style: int, number_format: int) -> None:
+    """Give cell style ``style`` another number format, as Excel would save it."""
+    old = parts(book)
+    xfs = re.search(rb"<cellXfs[^>]*>(.*?)</cellXfs>", old["xl/styles.xml"], re.DOTALL)
+    xf = re.findall(rb"<xf\b[^>]*?(?:/>|>.*?</xf>)", xfs.group(1), re.DOTALL)[style]
+    new_xf = re.sub(rb'numFmtId="\d+"', b'numFmtId="%d"' % number_format, xf)
+    assert new_xf != xf
+    at = old["xl/styles.xml"].index(xfs.group(1))
+    styles = old["xl/styles.xml"][:at] + xfs.group(1).replace(xf, new_xf, 1)
+    styles += old["xl/styles.xml"][at + len(xfs.group(1)) :]
+    excel_save(book, changes={"xl/styles.xml": styles})
+
+
+def test_a_date_cells_style_changed_rereads_its_table(book: Path, tables):
+    """Whether a number cell is a date is in styles.xml: the date cells' style turned to a
+    plain number format is a change (the reader takes the serial numbers as dates)."""
+    cached_read(book)
+    surveys = sheet_part(book, "Surveys")
+    ref = cell_ref(tables, "Surveys", "response_date", 0)
+    style = re.search(rb'<c r="' + ref.encode() + rb'" s="(\d+)"', parts(book)[surveys])
+    _restyle(book, int(style.group(1)), 2)
+    plain = read(book)
+    data, _, reread = cached_read(book)
+    assert "Surveys" in reread
+    assert_same_data(plain, data)
+
+
+def test_number_cells_styled_as_dates_are_seen(book: Path, tables):
+    """The plain cell style (the scores' style) given a date format: the scores read as
+    dates, which are not numbers: the rows are skipped, cache or not."""
+    old = parts(book)
+    surveys = sheet_part(book, "Surveys")
+    old[surveys] = re.sub(rb'(<c r="E\d+") t="n"', rb'\1 s="0" t="n"', old[surveys])
+    write_parts(book, old)  # the scores carry the plain style, as Excel writes them
+    cached_read(book)
+    _restyle(book, 0, 14)
+    plain = read(book)
+    data, _, reread = cached_read(book)
+    assert "Surveys" in reread
+    assert_same_data(plain, data)
+    assert len(data.tables["Surveys"]) < len(tables["Surveys"])
+
+
+def test_an_appended_style_keeps_every_table(book: Path):
+    """Our own refresh (and Excel) appends cell styles: the kept tables stay valid."""
+    cached_read(book)
+    old = parts(book)
+    styles = re.sub(
+        rb'<cellXfs count="(\d+)">(.*?)</cellXfs>',
+        lambda m: (
+            b'<cellXfs count="%d">' % (int(m.group(1)) + 1)
+            + m.group(2)
+            + b'<xf numFmtId="10" fontId="0" fillId="0" borderId="0" xfId="0"/></cellXfs>'
+        ),
+        old["xl/styles.xml"],
+        flags=re.DOTALL,
+    )
+    assert styles != old["xl/styles.xml"]
+    write_parts(book, {**old, "xl/styles.xml": styles})
+    data, reused, reread = cached_read(book)
+    assert (reused, reread) == (ALL, [])
+    assert_same_data(read(book), data)
+
+
+def test_same_size_book_with_its_mtime_restored_is_read_again(book: Path, tables):
+    """Neither the size nor the modification time says that the file changed: the
+    CRC-32s of the zip directory do."""
+    write_parts(book, parts(book), stored=True)
+    cached_read(book)
+    stat = book.stat()
+    surveys = sheet_part(book, "Surveys")
+    old = parts(book)
+    ref = cell_ref(tables, "Surveys", "score", 0)
+    m = re.search(rb'(<c r="' + ref.encode() + rb'"[^>]*><v>)(\d)(</v>)', old[surveys])
+    digit = b"3" if m.group(2) != b"3" else b"4"
+    changed = old[surveys][: m.start(2)] + digit + old[surveys][m.end(2) :]
+    write_parts(book, {**old, surveys: changed}, stored=True)
+    os.utime(book, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    assert book.stat().st_size == stat.st_size and book.stat().st_mtime_ns == stat.st_mtime_ns
+    data, _, reread = cached_read(book)
+    assert reread == ["Surveys"]
+    assert_same_data(read(book), data)
+
+
+def _entries(book: Path) -> Path:
+    return book_dir(book)
+
+
+@pytest.mark.parametrize("damage", ["corrupt", "truncated", "manifest", "missing", "version"])
+def test_a_damaged_cache_is_ignored_and_rebuilt(book: Path, damage: str):
+    cached_read(book)
+    folder = _entries(book)
+    data_file = next(folder.glob("Surveys-*.parquet"))
+    manifest = folder / "Surveys.json"
+    if damage == "corrupt":
+        raw = bytearray(data_file.read_bytes())
+        raw[len(raw) // 2] ^= 0xFF
+        data_file.write_bytes(bytes(raw))
+    elif damage == "truncated":
+        data_file.write_bytes(data_file.read_bytes()[:100])
+    elif damage == "manifest":
+        manifest.write_bytes(manifest.read_bytes()[:-20])
+    elif damage == "missing":
+        data_file.unlink()
+    else:
+        entry = json.loads(manifest.read_bytes())
+        entry["key"]["cache"] = cache_module.CACHE_VERSION + 1
+        manifest.write_text(json.dumps(entry))
+    data, _reused, reread = cached_read(book)
+    assert reread == ["Surveys"]
+    assert_same_data(read(book), data)
+    assert cached_read(book)[1] == ALL  # rebuilt
+
+
+def test_another_product_version_is_ignored(book: Path, monkeypatch):
+    cached_read(book)
+    monkeypatch.setattr(cxkpi_xl, "__version__", "99.0")
+    data, reused, _ = cached_read(book)
+    assert reused == []
+    assert_same_data(read(book), data)
+
+
+KILLER = """
+import os, signal, sys
+from pathlib import Path
+from cxkpi_xl.data import cache
+from cxkpi_xl.data.reader import read
+
+calls = []
+real = cache._write_atomic
+
+def dying(target, data, mode):
+    calls.append(target)
+    if len(calls) == int(sys.argv[2]):
+        with open(target, "wb") as f:  # a write cut short, not even through a temp file
+            f.write(data[: len(data) // 2])
+        os.kill(os.getpid(), signal.SIGKILL)
+    real(target, data, mode)
+
+cache._write_atomic = dying
+read(Path(sys.argv[1]), cache=cache.Cache())
+"""
+
+
+@pytest.mark.parametrize("at", [1, 2, 5])
+def test_a_run_killed_while_writing_the_cache_leaves_nothing_trusted(book: Path, at: int):
+    run = subprocess.run([sys.executable, "-c", KILLER, str(book), str(at)], env=os.environ)
+    assert run.returncode == -signal.SIGKILL
+    data, _, reread = cached_read(book)
+    assert reread  # the half-written entry was not used
+    assert_same_data(read(book), data)
+
+
+def test_cache_files_have_the_workbooks_mode(book: Path):
+    book.chmod(0o640)
+    cached_read(book)
+    files = list(_entries(book).iterdir())
+    assert files
+    assert {f.stat().st_mode & 0o777 for f in files} == {0o640}
+    assert _entries(book).stat().st_mode & 0o777 == 0o700
+
+
+def test_the_cache_holds_only_the_workbooks_tables(book: Path):
+    cached_read(book)
+    names = {f.name.split("-")[0].split(".")[0] for f in _entries(book).iterdir()}
+    assert names == set(ALL)
+
+
+# --- the refresh and the command line --------------------------------------------
+
+
+def _report(done) -> tuple:
+    report = done.report
+    kpis = {k: [None if v != v else v for v in vs] for k, vs in report.kpis.items()}
+    return report.periods, kpis, report.issues
+
+
+def test_refresh_after_an_excel_save_equals_a_refresh_without_cache(book: Path, tables):
+    refresh(book)
+    surveys = sheet_part(book, "Surveys")
+    nps = (tables["Surveys"]["survey"] == "NPS") & tables["Surveys"]["comment"].notna()
+    row = int(nps.to_numpy().argmax())
+    excel_save(
+        book,
+        {
+            (surveys, cell_ref(tables, "Surveys", "score", row)): 0.0,
+            (surveys, cell_ref(tables, "Surveys", "comment", row)): "Never again",
+            (surveys, cell_ref(tables, "Surveys", "score", row + 1)): 42.0,  # an issue
+        },
+    )
+    twin = book.with_name("twin.xlsx")
+    shutil.copy(book, twin)
+    cached = refresh(book)
+    fresh = refresh(twin, cache=False)
+    assert _report(cached) == _report(fresh)
+    assert any(i.value == 42.0 for i in cached.report.issues)
+    from python_calamine import CalamineWorkbook
+
+    def issues_sheet(path: Path) -> list:
+        return CalamineWorkbook.from_path(str(path)).get_sheet_by_name("Data Issues").to_python()
+
+    assert issues_sheet(book) == issues_sheet(twin)
+
+
+def test_nothing_changed_after_a_refresh_until_a_part_or_setting_changes(book: Path, tables):
+    assert not nothing_changed(book, {})
+    refresh(book)
+    assert nothing_changed(book, {})
+    assert not nothing_changed(book, {"csat_scale": "10"})
+    surveys = sheet_part(book, "Surveys")
+    excel_save(book, {(surveys, cell_ref(tables, "Surveys", "score", 0)): 1.0})
+    assert not nothing_changed(book, {})
+
+
+def test_cli_refresh_does_nothing_when_nothing_changed(book: Path):
+    runner = CliRunner()
+    first = runner.invoke(main, ["refresh", str(book), "-q"])
+    assert first.exit_code == 0, first.output
+    assert "Refreshed" in first.output
+    before = book.read_bytes()
+    again = runner.invoke(main, ["refresh", str(book), "-q"])
+    assert again.exit_code == 0
+    assert "nothing changed" in again.output
+    assert book.read_bytes() == before
+    forced = runner.invoke(main, ["refresh", str(book), "-q", "--force"])
+    assert forced.exit_code == 0 and "Refreshed" in forced.output
+    other = runner.invoke(main, ["refresh", str(book), "-q", "--set", "csat_scale=10"])
+    assert "Refreshed" in other.output
+
+
+def test_cli_no_cache_neither_reads_nor_writes_it(book: Path, root: Path):
+    runner = CliRunner()
+    done = runner.invoke(main, ["refresh", str(book), "-q", "--no-cache"])
+    assert done.exit_code == 0, done.output
+    assert not root.exists()
+    runner.invoke(main, ["refresh", str(book), "-q"])
+    assert (book_dir(book) / "stamp.json").exists()
+    again = runner.invoke(main, ["refresh", str(book), "-q", "--no-cache"])
+    assert "Refreshed" in again.output
+
+
+def test_cli_cache_clear_removes_it(book: Path, root: Path):
+    runner = CliRunner()
+    runner.invoke(main, ["refresh", str(book), "-q"])
+    assert any(root.iterdir())
+    info = runner.invoke(main, ["cache", "info"])
+    assert "1 workbook" in info.output
+    cleared = runner.invoke(main, ["cache", "clear"])
+    assert cleared.exit_code == 0 and "1 workbook" in cleared.output
+    assert not root.exists()
+    again = runner.invoke(main, ["refresh", str(book), "-q"])
+    assert "Refreshed" in again.output
+
+
+def test_nothing_changed_path_imports_no_pandas(book: Path):
+    refresh(book)
+    code = (
+        "import sys\n"
+        "from cxkpi_xl.cli import main\n"
+        "try:\n"
+        f"    main(['refresh', {str(book)!r}, '-q'])\n"
+        "except SystemExit as e:\n"
+        "    assert not e.code, e.code\n"
+        "print(sorted(m for m in ('pandas', 'numpy', 'pyarrow') if m in sys.modules))\n"
+    )
+    run = subprocess.run(
+        [sys.executable, "-c", code], env=os.environ, capture_output=True, text=True
+    )
+    assert run.returncode == 0, run.stderr
+    assert "nothing changed" in run.stdout
+    assert run.stdout.strip().endswith("[]")
+
+
+def test_import_cxkpi_xl_is_lazy_and_every_public_name_resolves():
+    code = (
+        "import sys, cxkpi_xl\n"
+        "print('pandas' in sys.modules, 'numpy' in sys.modules)\n"
+        "from cxkpi_xl import nps, cohort_retention, cltv_predicted\n"
+        "print(all(callable(getattr(cxkpi_xl, n)) for n in cxkpi_xl.__all__))\n"
+        "print(set(cxkpi_xl.__all__) <= set(dir(cxkpi_xl)))\n"
+    )
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert run.stdout.split() == ["False", "False", "True", "True"], run.stderr
+
+
+def _dated_book(
+    path: Path, tables, customers_format: str, surveys_text: bool, both: bool = False
+) -> Path:
+    """Surveys first (its shared strings come first, so its part stays the same when
+    Customers changes), the Customers signup dates as text in ``customers_format``."""
+    surveys = tables["Surveys"].copy()
+    if surveys_text:  # days 1..12 only: each date fits both orders
+        dates = surveys["response_date"]
+        surveys["response_date"] = [f"{min(d.day, 12):02d}/{d.month:02d}/{d.year}" for d in dates]
+    customers = tables["Customers"].copy()
+    dates = customers["signup_date"]
+    if both:  # days 1..12 only
+        dates = [d.replace(day=min(d.day, 12)) for d in dates]
+    customers["signup_date"] = [
+        d.strftime(customers_format) if customers_format else d for d in dates
+    ]
+    write_tables(path, {"Surveys": surveys, "Customers": customers})
+    excel_save(path)
+    return path
+
+
+def test_a_kept_table_that_took_the_sources_date_order_is_read_again_when_it_changes(
+    tmp_path: Path, tables, root: Path
+):
+    """Surveys' dates fit both orders, so they take the order Customers' dates show; when
+    Customers turns from day-first to month-first, Surveys (unchanged) is read again."""
+    days = [d for d in tables["Customers"]["signup_date"] if d.day > 12]
+    assert days  # so that the text dates show their order
+    book = _dated_book(tmp_path / "dated.xlsx", tables, "%d/%m/%Y", True)
+    first, _, _ = cached_read(book)
+    surveys = sheet_part(book, "Surveys")
+    before = parts(book)[surveys]
+    _dated_book(book, tables, "%m/%d/%Y", True)
+    assert parts(book)[surveys] == before
+    plain = read(book)
+    data, _, reread = cached_read(book)
+    assert reread == ["Customers", "Surveys"]
+    assert_same_data(plain, data)
+    assert not first.tables["Surveys"]["response_date"].equals(
+        data.tables["Surveys"]["response_date"]
+    )
+
+
+def test_a_date_order_needed_from_tables_kept_without_it_reads_everything(
+    tmp_path: Path, tables, root: Path
+):
+    """At the first read no table needed the source's date order, so none was kept; now
+    Customers' text dates need it: every table is read again, none trusted."""
+    book = _dated_book(tmp_path / "dated.xlsx", tables, "", False)
+    cached_read(book)
+    surveys = sheet_part(book, "Surveys")
+    before = parts(book)[surveys]
+    _dated_book(book, tables, "%d/%m/%Y", False, both=True)
+    assert parts(book)[surveys] == before
+    plain = read(book)
+    data, reused, _ = cached_read(book)
+    assert reused == []
+    assert_same_data(plain, data)
+
+
+def test_a_report_sheet_changed_by_hand_is_a_change_but_document_properties_are_not(
+    book: Path,
+):
+    refresh(book)
+    old = parts(book)
+    with zipfile.ZipFile(book) as z:
+        report = _package_sheets(z)["Report"].name
+    write_parts(book, {**old, "docProps/core.xml": old["docProps/core.xml"] + b" "})
+    assert nothing_changed(book, {})
+    typed = old[report].replace(
+        b"</sheetData>", b'<row r="9999"><c r="A9999"><v>1</v></c></row></sheetData>'
+    )
+    assert typed != old[report]
+    write_parts(book, {**old, report: typed})
+    assert not nothing_changed(book, {})
+
+
+def test_cache_clear_removes_only_the_caches_own_folders(book: Path, root: Path):
+    read(book, cache=Cache())
+    root.joinpath("notes.txt").write_text("mine")
+    root.joinpath("photos").mkdir()
+    assert cache_module.clear() == 1
+    assert sorted(p.name for p in root.iterdir()) == ["notes.txt", "photos"]
+
+
+def test_a_changed_table_that_takes_the_sources_date_order_uses_the_kept_evidence(
+    tmp_path: Path, tables, root: Path
+):
+    """Surveys takes the order Customers' dates show; a changed Surveys score re-reads
+    Surveys alone, the order coming from what was kept of Customers."""
+    book = _dated_book(tmp_path / "dated.xlsx", tables, "%d/%m/%Y", True)
+    cached_read(book)
+    surveys = sheet_part(book, "Surveys")
+    excel_save(book, {(surveys, cell_ref(tables, "Surveys", "score", 0)): 3.0})
+    plain = read(book)
+    data, reused, reread = cached_read(book)
+    assert reread == ["Surveys"] and "Customers" in reused
+    assert_same_data(plain, data)
