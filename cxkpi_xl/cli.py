@@ -253,6 +253,10 @@ def _print_issues(issues: list, limit: int | None = 5, hint: str = "") -> None: 
 
 
 SET_HELP = "Override a setting, e.g. --set granularity=quarter (repeatable)."
+SOURCE_HELP = (
+    "Read the input tables from here instead of BOOK: a folder of Parquet files, a DuckDB "
+    "file, or a connection URL (postgres://..., duckdb://..., spark://local/FOLDER)."
+)
 
 
 @main.command()
@@ -269,9 +273,11 @@ SET_HELP = "Override a setting, e.g. --set granularity=quarter (repeatable)."
     "--issues", "all_issues", is_flag=True, help="List every data issue, not just the first 5."
 )
 def kpis(source: str, fmt: str, sets: tuple[str, ...], all_issues: bool) -> None:
-    """Compute every KPI for every period of SOURCE: an .xlsx/.xlsm workbook or a folder
-    of CSV files named after the tables (Customers.csv, MRR.csv, ...). Data issues go to
-    stderr (all of them with --issues) and into the JSON output's "issues"."""
+    """Compute every KPI for every period of SOURCE: an .xlsx/.xlsm workbook, a folder
+    of CSV files named after the tables (Customers.csv, MRR.csv, ...), a folder of
+    Parquet files, a DuckDB file or a connection URL (postgres://..., spark://local/DIR).
+    Data issues go to stderr (all of them with --issues) and into the JSON output's
+    "issues"."""
     from .engine import compute
 
     data = _load(source, sets)
@@ -377,7 +383,12 @@ def template(path: Path, sample_data: bool, size: str, formulas: str, force: boo
 
 
 def _run_refresh(  # type: ignore[no-untyped-def]
-    book: Path, output: Path | None, sets: tuple[str, ...], quiet: bool, force: bool = False
+    book: Path,
+    output: Path | None,
+    sets: tuple[str, ...],
+    quiet: bool,
+    force: bool = False,
+    source: str | None = None,
 ):
     """Refresh with a progress bar on stderr; exit non-zero with a one-line reason."""
     from rich.console import Console
@@ -402,7 +413,9 @@ def _run_refresh(  # type: ignore[no-untyped-def]
             progress.update(task, description=name, completed=STAGES.index(name))
 
         try:
-            done = refresh(book, output=output, overrides=overrides, stage=stage, force=force)
+            done = refresh(
+                book, output=output, overrides=overrides, stage=stage, force=force, source=source
+            )
         except RefreshError as e:
             raise click.ClickException(str(e)) from None
         progress.update(task, completed=len(STAGES))
@@ -418,6 +431,7 @@ def _run_refresh(  # type: ignore[no-untyped-def]
 )
 @click.option("--set", "sets", multiple=True, metavar="NAME=VALUE", help=SET_HELP)
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+@click.option("--source", help=SOURCE_HELP)
 @click.option(
     "--force",
     is_flag=True,
@@ -430,12 +444,18 @@ def _run_refresh(  # type: ignore[no-untyped-def]
     help="Also print the Report to BOOK.pdf (beside the refreshed workbook) with LibreOffice.",
 )
 def refresh(
-    book: Path, output: Path | None, sets: tuple[str, ...], quiet: bool, force: bool, pdf: bool
+    book: Path,
+    output: Path | None,
+    sets: tuple[str, ...],
+    quiet: bool,
+    source: str | None,
+    force: bool,
+    pdf: bool,
 ) -> None:
     """Recompute every KPI from BOOK's input Tables and write its Report and Data Issues
     sheets. Everything else in the workbook stays exactly as it was. Any failure is one
     line, and changes nothing."""
-    done = _run_refresh(book, output, sets, quiet, force)
+    done = _run_refresh(book, output, sets, quiet, force, source)
     _print_issues(done.report.issues, hint=": the Data Issues sheet lists them all")
     click.echo(done.summary())
     if pdf:

@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .data.reader import SourceError, check_package, read
+from .data.choose import read_for_book
+from .data.reader import SourceError, check_package
 from .engine import Report, compute
 from .report.board import report_sheet
 from .report.layout import (
@@ -50,18 +51,21 @@ def refresh(
     overrides: dict[str, str] | None = None,
     stage: Callable[[str], None] | None = None,
     force: bool = False,
+    source: Any = None,
 ) -> Refreshed:
     """Refresh the workbook at ``path`` in place, or write the refreshed copy to
     ``output`` and leave ``path`` untouched. ``stage`` is told of each stage as it
     starts (for a progress display). ``force`` refreshes a digitally signed workbook,
-    removing its signature (it would no longer match).
+    removing its signature (it would no longer match). ``source`` (a Parquet folder, a
+    DuckDB file, a connection URL) is read instead of the workbook's own Tables; without
+    it, a ``source`` named in the workbook's Settings is.
 
     Any failure, whatever raised it (a workbook open in Excel or LibreOffice, read-only,
     not an xlsx/xlsm package, damaged, a possible zip bomb, signed, structure-protected,
     a Report/Data Issues sheet that is the user's own, changed while we computed, out of
     memory), raises RefreshError with a one-line reason, having changed nothing."""
     t0 = time.perf_counter()
-    source = Path(path)
+    data_source, source = source, Path(path)
     target = Path(output) if output is not None else source
     tell = stage or (lambda _: None)
     try:
@@ -74,7 +78,7 @@ def refresh(
         before = fingerprint(source)
         check_sheets(source, OWNED_HEADERS, force=force)  # every edit, planned before computing
         tell("reading")
-        data = read(source, overrides)
+        data = read_for_book(source, data_source, overrides)
         tell("computing")
         report = compute(data)
         tell("writing")
