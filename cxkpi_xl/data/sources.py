@@ -217,7 +217,10 @@ def _connect(source: Any) -> tuple[Any, str]:
     except SourceError:
         raise
     except ImportError as e:
-        raise SourceError(f"{shown}: needs {_line(e)}: pip install 'cxkpi-xl[{extra}]'") from None
+        raise SourceError(
+            f"{shown}: the {extra} backend is not installed ({_line(e)}): "
+            f"pip install 'cxkpi-xl[{extra}]'"
+        ) from None
     except Exception as e:
         raise SourceError(f"{shown} cannot be reached: {_line(e)}") from None
 
@@ -261,6 +264,8 @@ def _database_tables(con: Any, label: str, where: str | None) -> _Opened:
         except Exception as e:
             raise SourceError(f"{label}: cannot open table {name} ({_line(e)})") from None
         names[key] = f"{schema}.{name}" if schema else name
+    if where:
+        label = f"{label} (tables under {where})"
     return _Opened(con, label, tables, names)
 
 
