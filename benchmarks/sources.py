@@ -38,7 +38,8 @@ copy("Customers", f'''
          'Owner ' || (i % 40)::VARCHAR AS owner,
          DATE '2023-01-01' + (((hash(i) % 1000)::BIGINT)::INT - 60) AS signup_date,
          CASE WHEN (hash(i * 7) % 5)::BIGINT = 0
-              THEN DATE '2023-01-01' + (400 + (hash(i * 3) % 660)::BIGINT)::INT END AS churn_date
+              THEN DATE '2023-01-01' + (((hash(i) % 1000)::BIGINT)::INT - 60)
+                   + (60 + (hash(i * 3) % 600)::BIGINT)::INT END AS churn_date
   FROM range({n}) t(i)''')
 copy("MRR", f'''
   SELECT c.customer_id, (DATE '2023-01-01' + INTERVAL (m) MONTH)::DATE AS month,

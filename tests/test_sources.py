@@ -18,6 +18,7 @@ import math
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -410,3 +411,33 @@ def test_spark_local_gives_the_csv_json(spark_ok, datasets, tmp_path, name):
     tables, expected = datasets[name]
     folder = to_parquet(tables, tmp_path / "pq")
     assert_close(expected, report_json(f"spark://local[1]{folder}"))
+
+
+# -- without the extras ---------------------------------------------------------------
+
+BLOCKED = """
+import sys
+for name in ("duckdb", "ibis", "pyspark", "psycopg"):
+    sys.modules[name] = None  # as if not installed: importing it raises ImportError
+"""
+
+
+def test_the_core_reads_csv_without_the_extras_and_names_the_extra_for_parquet(tmp_path):
+    tables = sample_tables()
+    write_csv(tables, tmp_path / "csv")
+    to_parquet(tables, tmp_path / "pq")
+    code = BLOCKED + (
+        "from cxkpi_xl.data.reader import SourceError, read\n"
+        "from cxkpi_xl.engine import compute\n"
+        f"assert compute(read({str(tmp_path / 'csv')!r})).periods\n"
+        "try:\n"
+        f"    read({str(tmp_path / 'pq')!r})\n"
+        "except SourceError as e:\n"
+        "    print(e)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=300, check=True
+    )
+    assert out.stdout.strip().splitlines() == [
+        "reading this source needs ibis: pip install 'cxkpi-xl[duckdb]'"
+    ]
