@@ -266,6 +266,10 @@ def _print_issues(issues: list, limit: int | None = 5, hint: str = "") -> None: 
 
 
 SET_HELP = "Override a setting, e.g. --set granularity=quarter (repeatable)."
+SOURCE_HELP = (
+    "Read the input tables from here instead of BOOK: a folder of Parquet files, a DuckDB "
+    "file, or a connection URL (postgres://..., duckdb://..., spark://local/FOLDER)."
+)
 
 
 @main.command()
@@ -282,9 +286,11 @@ SET_HELP = "Override a setting, e.g. --set granularity=quarter (repeatable)."
     "--issues", "all_issues", is_flag=True, help="List every data issue, not just the first 5."
 )
 def kpis(source: str, fmt: str, sets: tuple[str, ...], all_issues: bool) -> None:
-    """Compute every KPI for every period of SOURCE: an .xlsx/.xlsm workbook or a folder
-    of CSV files named after the tables (Customers.csv, MRR.csv, ...). Data issues go to
-    stderr (all of them with --issues) and into the JSON output's "issues"."""
+    """Compute every KPI for every period of SOURCE: an .xlsx/.xlsm workbook, a folder
+    of CSV files named after the tables (Customers.csv, MRR.csv, ...), a folder of
+    Parquet files, a DuckDB file or a connection URL (postgres://..., spark://local/DIR).
+    Data issues go to stderr (all of them with --issues) and into the JSON output's
+    "issues"."""
     from .catalogue import BY_ID
     from .engine import compute
 
@@ -397,6 +403,7 @@ def _run_refresh(  # type: ignore[no-untyped-def]
     quiet: bool,
     force: bool = False,
     cache: bool = True,
+    source: str | None = None,
 ):
     """Refresh with a progress bar on stderr; exit non-zero with a one-line reason."""
     from rich.console import Console
@@ -422,7 +429,13 @@ def _run_refresh(  # type: ignore[no-untyped-def]
 
         try:
             done = refresh(
-                book, output=output, overrides=overrides, stage=stage, force=force, cache=cache
+                book,
+                output=output,
+                overrides=overrides,
+                stage=stage,
+                force=force,
+                cache=cache,
+                source=source,
             )
         except RefreshError as e:
             raise click.ClickException(str(e)) from None
@@ -439,6 +452,7 @@ def _run_refresh(  # type: ignore[no-untyped-def]
 )
 @click.option("--set", "sets", multiple=True, metavar="NAME=VALUE", help=SET_HELP)
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+@click.option("--source", help=SOURCE_HELP)
 @click.option(
     "--force",
     is_flag=True,
@@ -462,6 +476,7 @@ def refresh(
     output: Path | None,
     sets: tuple[str, ...],
     quiet: bool,
+    source: str | None,
     force: bool,
     no_cache: bool,
     pdf: bool,
@@ -470,7 +485,7 @@ def refresh(
     sheets. Everything else in the workbook stays exactly as it was. Any failure is one
     line, and changes nothing. Tables that did not change since the last refresh come from
     the read cache; if nothing changed at all, nothing is done (--force recomputes)."""
-    if not (force or no_cache or pdf) and output is None:
+    if not (force or no_cache or pdf) and output is None and source is None:
         from .refresh import nothing_changed
 
         if nothing_changed(book, _parse_sets(sets)):
@@ -479,7 +494,7 @@ def refresh(
                 "date (--force recomputes)"
             )
             return
-    done = _run_refresh(book, output, sets, quiet, force, cache=not no_cache)
+    done = _run_refresh(book, output, sets, quiet, force, cache=not no_cache, source=source)
     _print_issues(done.report.issues, hint=": the Data Issues sheet lists them all")
     click.echo(done.summary())
     if pdf:

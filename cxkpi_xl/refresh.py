@@ -70,6 +70,7 @@ def refresh(
     stage: Callable[[str], None] | None = None,
     force: bool = False,
     cache: bool = True,
+    source: Any = None,
 ) -> Refreshed:
     """Refresh the workbook at ``path`` in place, or write the refreshed copy to
     ``output`` and leave ``path`` untouched. ``stage`` is told of each stage as it
@@ -79,19 +80,24 @@ def refresh(
     read cache (:mod:`cxkpi_xl.data.cache`) and the written workbook is stamped there, so
     that :func:`nothing_changed` can tell next time; ``cache=False`` neither reads nor
     writes the cache.
+    ``source`` (a Parquet folder, a DuckDB file, a connection URL) is read instead of the
+    workbook's own Tables; without it, a ``source`` named in the workbook's Settings is.
+    A refresh from such a source is never stamped: its data can change without the
+    workbook changing.
 
     Any failure, whatever raised it (a workbook open in Excel or LibreOffice, read-only,
     not an xlsx/xlsm package, damaged, a possible zip bomb, signed, structure-protected,
     a Report/Data Issues sheet that is the user's own, changed while we computed, out of
     memory), raises RefreshError with a one-line reason, having changed nothing."""
     from .data.cache import Cache, forget_stamp, stamp
+    from .data.choose import read_for_book
     from .report.board import report_sheet
     from .report.layout import OWNED_HEADERS, issues_sheet
     from .report.package import check_sheets, check_writable, write_sheets
 
     check_package, read, compute = (_lazy(n) for n in ("check_package", "read", "compute"))
     t0 = time.perf_counter()
-    source = Path(path)
+    data_source, source = source, Path(path)
     target = Path(output) if output is not None else source
     tell = stage or (lambda _: None)
     try:
@@ -104,8 +110,9 @@ def refresh(
         before = fingerprint(source)
         check_sheets(source, OWNED_HEADERS, force=force)  # every edit, planned before computing
         tell("reading")
-        reader = Cache() if cache else None
-        data = read(source, overrides, cache=reader)
+        reader = Cache() if cache and data_source is None else None
+        data = read_for_book(source, data_source, overrides, cache=reader, read=read)
+        external = data_source is not None or data.source != str(source)
         tell("computing")
         report = compute(data)
         tell("writing")
@@ -119,10 +126,10 @@ def refresh(
             check_writable(target)
 
         unchanged()  # before reading the package again to write it, and after writing
-        if reader is not None:
-            forget_stamp(target)  # until the new one is written
+        if reader is not None or external:
+            forget_stamp(target)  # until the new one is written (none for another source)
         write_sheets(source, target, sheets, OWNED_HEADERS, after_write=unchanged, force=force)
-        if reader is not None and reader.read_parts:  # the parts read: kept in the copy
+        if reader is not None and reader.read_parts and not external:  # kept in the copy
             stamp(target, overrides, reader.read_parts)
     except (KeyboardInterrupt, SystemExit, GeneratorExit):
         raise

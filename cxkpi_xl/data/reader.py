@@ -1267,6 +1267,12 @@ def read(
     Raises :class:`SourceError` for a source that cannot be read at all and ValueError
     for a bad setting override.
     """
+    import sys
+
+    from .sources import is_source, read_source  # Parquet, DuckDB files, connection URLs
+
+    if not isinstance(source, Mapping) and is_source(source):
+        return read_source(source, overrides, reader=sys.modules[__name__])
     if isinstance(source, Mapping):
         raw_tables, raw_settings = _frame_tables(source)
         label = "DataFrames"

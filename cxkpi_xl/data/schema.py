@@ -340,6 +340,12 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("churn_hazard_strata", "segment", "Does CX pay?: segment (compare NPS categories "
             "within each segment, a baseline churn hazard per segment) or none",
             ("segment", "none")),
+    Setting("source", None, "Where refresh reads the input tables: blank (this workbook), "
+            "a folder of Parquet files, a DuckDB file or a connection URL such as "
+            "postgres://host/db; never a password (credentials come from environment "
+            "variables or the backend's own configuration)"),
+    Setting("source_tables", None, "Where the source's tables are: a schema (cx.), a table "
+            "name prefix (kpi_) or both (cx.kpi_); blank: the default schema, no prefix"),
 )  # fmt: skip
 
 SETTINGS_BY_NAME: dict[str, Setting] = {s.name: s for s in SETTINGS}

@@ -1,0 +1,63 @@
+"""Which source a refresh of a workbook reads: the one given (``--source``), else the
+one the workbook's Settings name (its ``source`` setting), else the workbook itself."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from .reader import Dataset, SourceError, read
+from .sources import has_password, is_url
+
+
+def source_of_book(values: Mapping[str, Any], folder: Path | None = None) -> str | None:
+    """The ``source`` setting of a workbook, or None; a relative path is taken from the
+    workbook's folder. A URL with a password in it is refused (credentials come from
+    environment variables, ``${NAME}`` in the URL, or the backend's own configuration)."""
+    named = values.get("source")
+    if named is None or not str(named).strip():
+        return None
+    text = str(named).strip()
+    if is_url(text):
+        if has_password(text):
+            raise SourceError(
+                "the source setting holds a password: never keep one in the workbook; "
+                "name an environment variable instead (${PGPASSWORD} in the URL, or "
+                "PGPASSWORD for PostgreSQL)"
+            )
+        return text
+    path = Path(text).expanduser()
+    if not path.is_absolute() and folder is not None:
+        path = folder / path
+    return str(path)
+
+
+def read_for_book(
+    book: Path,
+    source: Any = None,
+    overrides: Mapping[str, Any] | None = None,
+    cache: Any = None,
+    read: Any = read,
+) -> Dataset:
+    """What a refresh of ``book`` reads: ``source`` when given; else the workbook (through
+    the read ``cache`` when given), and when its Settings name a ``source``, that source,
+    with the workbook's settings (``--set`` overrides still winning). ``read`` is the
+    reader's ``read`` (a caller may pass its own, as the refresh's tests do)."""
+    if source is not None:
+        return read(source, overrides)
+    data = read(book, overrides, cache=cache)
+    named = source_of_book(data.settings.values, book.parent)
+    if named is None:
+        return data
+    from .periods import index_to_date
+    from .schema import SETTINGS_BY_NAME
+
+    settings: dict[str, Any] = {}
+    for name, value in data.settings.values.items():
+        if value is None or name == "source":
+            continue
+        if SETTINGS_BY_NAME[name].kind == "month":
+            value = index_to_date(int(value)).isoformat()[:7]
+        settings[name] = value
+    return read(named, settings | dict(overrides or {}))
