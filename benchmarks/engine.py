@@ -5,7 +5,8 @@ months of MRR (960,000 rows), 500,000 survey answers, 300,000 orders, 100,000 ti
 1,000,000 usage rows, then measures in fresh processes:
 
 - the floor: a bare ``pd.read_excel(engine="calamine")`` of the same input sheets;
-- reading: ``cxkpi_xl.reader.read`` (calamine, normalising and validating every row);
+- reading: ``cxkpi_xl.reader.read`` (calamine, normalising and validating every row), in
+  parallel threads and, for comparison, in one (``CXKPI_READ_THREADS=1``);
 - computing: ``cxkpi_xl.engine.compute`` on the read data, with and without breakdowns.
 
 Targets on the 2-core machine: compute <= 10 s, peak RSS <= 2 GB, reading within 1.3x of
@@ -52,6 +53,9 @@ PHASES = {
     "floor": "import pandas as pd\n"
     f"pd.read_excel({str(BOOK)!r}, sheet_name={SHEETS!r}, engine='calamine')",
     "read": "from cxkpi_xl.reader import read\n"
+    f"data = read({str(BOOK)!r})\nextra = {{'issues': len(data.issues)}}",
+    "read_one_thread": "import os\nos.environ['CXKPI_READ_THREADS'] = '1'\n"
+    "from cxkpi_xl.reader import read\n"
     f"data = read({str(BOOK)!r})\nextra = {{'issues': len(data.issues)}}",
     "compute": "from cxkpi_xl.reader import read\nfrom cxkpi_xl.engine import compute\n"
     f"data = read({str(BOOK)!r})\nimport resource\n"
@@ -100,6 +104,7 @@ def main() -> None:
     print(f"{BOOK.name}: {BOOK.stat().st_size / 2**20:.0f} MiB")
     floor = run("floor")
     read = run("read")
+    one = run("read_one_thread")
     comp = run("compute")
     print(
         f"floor  pd.read_excel(calamine)  {floor['seconds']:6.1f} s  peak {floor['peak_rss_mb']:6.0f} MB"
@@ -107,6 +112,10 @@ def main() -> None:
     print(
         f"read   cxkpi_xl.reader.read     {read['seconds']:6.1f} s  peak {read['peak_rss_mb']:6.0f} MB"
         f"  ratio to floor {read['seconds'] / floor['seconds']:.2f}  ({read['issues']} issues)"
+    )
+    print(
+        f"read   in one thread            {one['seconds']:6.1f} s  peak {one['peak_rss_mb']:6.0f} MB"
+        f"  ratio to floor {one['seconds'] / floor['seconds']:.2f}  (CXKPI_READ_THREADS=1)"
     )
     print(f"compute (no breakdowns)         {comp['compute_s']:6.1f} s")
     print(

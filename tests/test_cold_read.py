@@ -349,3 +349,30 @@ def test_dates_made_once_per_distinct_value_equal_dates_made_per_row():
     expected = per_row.dt.to_period("M").dt.to_timestamp()
     pd.testing.assert_series_equal(got["month"], expected, check_names=False)
     assert got["month"].dt.day.tolist() == [1, 1, 1]
+
+
+def test_the_book_pool_lends_each_workbook_to_one_thread_at_a_time_and_closes_its_own():
+    from cxkpi_xl.data.parallel_read import BookPool
+
+    class Book:
+        def __init__(self, name: str):
+            self.name, self.closed = name, False
+
+        def close(self) -> None:
+            self.closed = True
+
+    first = Book("first")
+    made: list[Book] = []
+
+    def open_book() -> Book:
+        made.append(Book(f"extra{len(made)}"))
+        return made[-1]
+
+    pool = BookPool(first, open_book)
+    with pool.book() as a:
+        with pool.book() as b:  # a second thread at the same time gets a second workbook
+            assert a is first and b is made[0] and len(made) == 1
+        with pool.book() as c:  # the second is free again: nothing new is opened
+            assert c is made[0] and len(made) == 1
+    pool.close()
+    assert made[0].closed and not first.closed  # the caller's workbook stays open

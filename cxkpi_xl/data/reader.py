@@ -13,6 +13,16 @@ exports type them), so reading stays close to the speed of calamine itself. One 
 pass over each input sheet's XML finds its error cells (calamine reads them as blanks) and
 the size of its grid: a sheet whose grid is far larger than its data (a stray value at
 XFD100000, which calamine would allocate in full) is streamed with openpyxl instead.
+
+The tables of a workbook are read in parallel threads (:mod:`.parallel_read`: calamine
+parses without the GIL; each thread has its own workbook; ``CXKPI_READ_THREADS=1`` reads
+one after another), one table at a time turns its rows into Python objects and a frame,
+and the garbage collector is paused meanwhile (on again after, also on an error). Text
+and id columns are normalised with ``map`` over ``str``'s own methods, dates once per
+distinct value. On the 79 MiB benchmark workbook (3.6M rows, `benchmarks/engine.py`, the
+2-core machine shared with other work) ``read`` took 23.9 s before and 12.4 s after,
+0.60x and 0.31x a bare ``pd.read_excel`` of the same sheets timed in the same run, with
+peak memory 1,416 MB before and 1,356 MB after.
 """
 
 from __future__ import annotations
