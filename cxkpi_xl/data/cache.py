@@ -569,14 +569,14 @@ class Cache:
         reads.update(known)
         from .invoices import use_invoices
 
-        mrr = reads.get("MRR")
-        mrr_frame = mrr.frame if mrr is not None and mrr.frame is not None else None
+        def frame(name: str) -> pd.DataFrame:  # as read, before MRR is made from Invoices
+            got = reads.get(name)
+            return (
+                r._empty(r.TABLES_BY_NAME[name]) if got is None or got.frame is None else got.frame
+            )
+
+        from_invoices = use_invoices(settings, frame("MRR"), frame("Invoices"))
         data = r._dataset(reads, settings, issues, str(path))
-        from_invoices = use_invoices(
-            settings,
-            data.tables["MRR"] if mrr_frame is None else mrr_frame,
-            data.tables["Invoices"],
-        )
         self.read_parts = {p: v for s in book.sources.values() for p, v in s["deps"].items()}
         if book.sst is not None:
             self.read_parts[book.sst] = book.state[book.sst]
