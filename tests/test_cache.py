@@ -716,3 +716,21 @@ def test_mrr_made_from_invoices_has_a_digest_of_invoices_fx_and_settings(
     assert third.digests["MRR"] != first.digests["MRR"]
     assert third.digests["Customers"] == first.digests["Customers"]
     assert_same_data(read(book), third)
+
+
+def test_an_upgraded_library_is_a_change(book: Path, monkeypatch):
+    refresh(book)
+    assert nothing_changed(book, {})
+    assert cached_read(book)[1] == ALL
+    real = cache_module.libraries
+
+    def upgraded(names):
+        found = real(names)
+        found["pandas"] = [1, 2]  # another file: pandas was upgraded
+        return found
+
+    monkeypatch.setattr(cache_module, "libraries", upgraded)
+    assert not nothing_changed(book, {})
+    data, reused, _ = cached_read(book)
+    assert reused == []
+    assert_same_data(read(book), data)
