@@ -681,3 +681,56 @@ def test_a_changed_table_that_takes_the_sources_date_order_uses_the_kept_evidenc
     data, reused, reread = cached_read(book)
     assert reread == ["Surveys"] and "Customers" in reused
     assert_same_data(plain, data)
+
+
+def test_mrr_made_from_invoices_has_a_digest_of_invoices_fx_and_settings(
+    tmp_path: Path, tables, root: Path
+):
+    months = pd.date_range("2025-01-01", "2025-07-01", freq="MS")
+    invoices = pd.DataFrame(
+        {
+            "invoice_id": [f"in{i}" for i in range(6)],
+            "customer_id": ["C00001"] * 6,
+            "kind": ["subscription"] * 6,
+            "service_start": months[:-1],
+            "service_end": months[1:],
+            "amount": [100.0] * 6,
+        }
+    )
+    book = write_tables(
+        tmp_path / "billing.xlsx", {"Customers": tables["Customers"], "Invoices": invoices}
+    )
+    first, _, _ = cached_read(book)
+    plain = read(book)
+    assert len(first.tables["MRR"]) > 0  # made from the invoices
+    assert_same_data(plain, first)
+    again, reused, _ = cached_read(book)
+    assert "Invoices" in reused and again.digests["MRR"] == first.digests["MRR"]
+    invoices_part = sheet_part(book, "Invoices")
+    old = parts(book)
+    m = re.search(rb'(<c r="F2"[^>]*><v>)100(</v>)', old[invoices_part])
+    changed = old[invoices_part][: m.start()] + m.group(1) + b"200" + m.group(2)
+    write_parts(book, {**old, invoices_part: changed + old[invoices_part][m.end() :]})
+    third, _, reread = cached_read(book)
+    assert reread == ["Invoices"]
+    assert third.digests["MRR"] != first.digests["MRR"]
+    assert third.digests["Customers"] == first.digests["Customers"]
+    assert_same_data(read(book), third)
+
+
+def test_an_upgraded_library_is_a_change(book: Path, monkeypatch):
+    refresh(book)
+    assert nothing_changed(book, {})
+    assert cached_read(book)[1] == ALL
+    real = cache_module.libraries
+
+    def upgraded(names):
+        found = real(names)
+        found["pandas"] = [1, 2]  # another file: pandas was upgraded
+        return found
+
+    monkeypatch.setattr(cache_module, "libraries", upgraded)
+    assert not nothing_changed(book, {})
+    data, reused, _ = cached_read(book)
+    assert reused == []
+    assert_same_data(read(book), data)

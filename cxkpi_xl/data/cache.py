@@ -83,6 +83,28 @@ def _version() -> str:
     return str(sys.modules[__name__.split(".")[0]].__version__)
 
 
+READING = ("pandas", "numpy", "python_calamine", "openpyxl", "pyarrow", "defusedxml")
+"""The libraries reading depends on."""
+COMPUTING = ("scipy", "statsmodels")
+"""And those the Report depends on besides."""
+
+
+def libraries(names: tuple[str, ...]) -> dict[str, list[int] | None]:
+    """Each library's installed file (modification time and size), found without
+    importing it: an upgrade or reinstall shows as a change."""
+    import importlib.util
+
+    out: dict[str, list[int] | None] = {}
+    for name in names:
+        try:
+            spec = importlib.util.find_spec(name)
+            st = os.stat(spec.origin) if spec is not None and spec.origin else None
+        except (ImportError, ValueError, OSError):
+            st = None
+        out[name] = None if st is None else [st.st_mtime_ns, st.st_size]
+    return out
+
+
 def zip_state(path: Path) -> dict[str, list[int]]:
     """Each part's [CRC-32, size] from the zip directory (nothing is inflated)."""
     with zipfile.ZipFile(path) as z:
@@ -186,6 +208,7 @@ def stamp(
             "product": _version(),
             "book": str(book.resolve()),
             "overrides": _overrides_key(overrides),
+            "libraries": libraries(READING + COMPUTING),
             "parts": _stamped_parts(state),
         }
         _write_atomic(folder / STAMP, json.dumps(data).encode(), _file_mode(book))
@@ -209,6 +232,7 @@ def nothing_changed(
             "product": _version(),
             "book": str(book.resolve()),
             "overrides": _overrides_key(overrides),
+            "libraries": libraries(READING + COMPUTING),
             "parts": _stamped_parts(zip_state(book)),
         }
     except (OSError, zipfile.BadZipFile, ValueError, ImportError):
@@ -521,6 +545,7 @@ class Cache:
         """The parts the last read depended on, with their CRC-32 and size."""
         self.reused: list[str] = []
         self.reread: list[str] = []
+        self._libraries = libraries(READING)
 
     def read(self, path: Path, overrides: Mapping[str, Any] | None = None) -> Dataset:
         from .reader import SourceError, UnknownEvidence, read
@@ -569,14 +594,14 @@ class Cache:
         reads.update(known)
         from .invoices import use_invoices
 
-        mrr = reads.get("MRR")
-        mrr_frame = mrr.frame if mrr is not None and mrr.frame is not None else None
+        def frame(name: str) -> pd.DataFrame:  # as read, before MRR is made from Invoices
+            got = reads.get(name)
+            return (
+                r._empty(r.TABLES_BY_NAME[name]) if got is None or got.frame is None else got.frame
+            )
+
+        from_invoices = use_invoices(settings, frame("MRR"), frame("Invoices"))
         data = r._dataset(reads, settings, issues, str(path))
-        from_invoices = use_invoices(
-            settings,
-            data.tables["MRR"] if mrr_frame is None else mrr_frame,
-            data.tables["Invoices"],
-        )
         self.read_parts = {p: v for s in book.sources.values() for p, v in s["deps"].items()}
         if book.sst is not None:
             self.read_parts[book.sst] = book.state[book.sst]
@@ -592,6 +617,7 @@ class Cache:
         return {
             "cache": CACHE_VERSION,
             "product": _version(),
+            "libraries": self._libraries,
             "book": str(path.resolve()),
             "date1904": book.date1904,
             "settings": settings,
