@@ -441,3 +441,14 @@ def test_the_core_reads_csv_without_the_extras_and_names_the_extra_for_parquet(t
     assert out.stdout.strip().splitlines() == [
         "reading this source needs ibis: pip install 'cxkpi-xl[duckdb]'"
     ]
+
+
+def test_a_table_without_the_schemas_columns_is_left_out_naming_its_columns(tmp_path):
+    folder = to_parquet(
+        {"Customers": sample_tables()["Customers"], "MRR": pd.DataFrame({"cust": ["1"], "x": [1]})},
+        tmp_path / "pq",
+    )
+    data = read(folder)
+    [issue] = [i for i in data.issues if i.sheet == "MRR.parquet"]
+    assert "customer_id and month and mrr are missing" in issue.problem
+    assert "'cust', 'x'" in issue.problem and data.tables["MRR"].empty

@@ -387,8 +387,8 @@ def _read_source(source: Any, overrides: Mapping[str, Any] | None, pushdown: boo
             continue
         label = opened.names[key]
         expr = _columns(table, label, opened.tables[key])
-        if expr is None:
-            frames[table.name] = pd.DataFrame(index=range(0))
+        if expr is None:  # none of its columns: the reader says which it has
+            frames[table.name] = pd.DataFrame(columns=list(opened.tables[key].schema().names))
             labels[table.name] = label
             continue
         if pushdown and table.name == "Usage":
