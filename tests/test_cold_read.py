@@ -376,3 +376,23 @@ def test_the_book_pool_lends_each_workbook_to_one_thread_at_a_time_and_closes_it
             assert c is made[0] and len(made) == 1
     pool.close()
     assert made[0].closed and not first.closed  # the caller's workbook stays open
+
+
+def test_reading_only_some_tables_in_threads_gives_those_tables_as_a_full_read_does(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """The seam the read cache uses: ``_workbook_tables(path, only=...)``."""
+    book = messy_book(tmp_path / "messy.xlsx")
+    monkeypatch.setenv(parallel_read.READ_THREADS, "2")
+    full, settings = reader._workbook_tables(book)
+    some, same_settings = reader._workbook_tables(book, only={"MRR", "Funnel", "Usage"})
+    assert sorted(some) == ["Funnel", "MRR", "Usage"] and settings == same_settings
+    for name, raw in some.items():
+        pd.testing.assert_frame_equal(raw.frame, full[name].frame)
+        assert raw.rows.tolist() == full[name].rows.tolist()
+        assert (raw.sheet, raw.header_row, raw.first_column) == (
+            full[name].sheet,
+            full[name].header_row,
+            full[name].first_column,
+        )
+    assert full["Funnel"].first_column == 1 and full["Funnel"].rows[0] == 3

@@ -19,10 +19,11 @@ parses without the GIL; each thread has its own workbook; ``CXKPI_READ_THREADS=1
 one after another), one table at a time turns its rows into Python objects and a frame,
 and the garbage collector is paused meanwhile (on again after, also on an error). Text
 and id columns are normalised with ``map`` over ``str``'s own methods, dates once per
-distinct value. On the 79 MiB benchmark workbook (3.6M rows, `benchmarks/engine.py`, the
-2-core machine shared with other work) ``read`` took 23.9 s before and 12.4 s after,
-0.60x and 0.31x a bare ``pd.read_excel`` of the same sheets timed in the same run, with
-peak memory 1,416 MB before and 1,356 MB after.
+distinct value. On the 79 MiB benchmark workbook (3.6M rows, ``benchmarks/engine.py``,
+the 2-core machine shared with other work) ``read`` takes 0.5x to 0.7x the time it took
+before (23.9 s before and 12.4 s after in the quietest run, 0.60x and 0.31x a bare
+``pd.read_excel`` of the same sheets timed in the same run), at a lower peak memory
+(1,356 MB, from 1,416).
 """
 
 from __future__ import annotations
