@@ -9,9 +9,65 @@ pandas, so it also runs in xlwings Lite (Pyodide).
 from __future__ import annotations
 
 import importlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import _moved
+
+if TYPE_CHECKING:  # for type checkers and editors; at run time, __getattr__ below
+    from .engine.tables import cohort_retention, mrr_movements
+    from .kpis.advocacy import (
+        at_risk_rate,
+        customer_health_scores,
+        health_band,
+        health_score,
+        reference_rate,
+    )
+    from .kpis.engagement import (
+        conversion_rate,
+        product_usage_rate,
+        repeat_purchase_rate,
+        repeat_purchase_tiers,
+        stickiness,
+        time_to_value_days,
+    )
+    from .kpis.retention import (
+        customer_churn_rate,
+        customer_retention_rate,
+        expanded_accounts_rate,
+        gross_revenue_retention,
+        net_revenue_retention,
+        revenue_churn_rate,
+    )
+    from .kpis.revenue import (
+        arpu,
+        attachment_rate,
+        average_order_value,
+        purchase_frequency,
+        quick_ratio,
+        revenue_growth,
+    )
+    from .kpis.significance import nps_change_test
+    from .kpis.support import first_contact_resolution_rate
+    from .kpis.surveys import (
+        ces,
+        ces_easy_rate,
+        csat,
+        nps,
+        nps_breakdown,
+        nps_from_counts,
+        nps_margin_of_error,
+        star_rating,
+        star_rating_distribution,
+    )
+    from .kpis.value import (
+        cac,
+        cac_payback_months,
+        cltv,
+        cltv_subscription,
+        customer_retention_cost,
+        ltv_cac_ratio,
+    )
+    from .models import cltv_predicted, derl, probability_alive, sbg_retention
 
 __version__ = "0.1.0"
 

@@ -567,20 +567,29 @@ class Cache:
         book = _Book(path)
         if not book.sources:  # the reader says what is wrong
             r._workbook_tables(path)
-        _, raw_settings = r._workbook_tables(path, only=())
+        folder = book_dir(path, self.root)
+        # The kept entries whose parts, strings and styles are as they were; the settings
+        # are known only once the workbook is opened, which reads the other tables too.
+        entries: dict[str, dict[str, Any]] = {}
+        if reuse:
+            for name, src in book.sources.items():
+                entry = self._check(folder, name, self._key(path, book, src, None), book)
+                if entry is not None:
+                    entries[name] = entry
+        wanted = [n for n in book.sources if n not in entries]
+        raw, raw_settings = r._workbook_tables(path, only=wanted)
         settings, issues = r._resolve_settings(raw_settings, overrides)
         setting_key = repr(sorted(settings.values.items()))
         keys = {name: self._key(path, book, src, setting_key) for name, src in book.sources.items()}
-        folder = book_dir(path, self.root)
         known: dict[str, TableRead] = {}
         digests: dict[str, str] = {}
-        if reuse:
-            for name in book.sources:
-                got = self._load(folder, name, keys[name], book)
-                if got is not None:
-                    known[name], digests[name] = got
-        wanted = [n for n in book.sources if n not in known]
-        raw = r._workbook_tables(path, only=wanted)[0] if wanted else {}
+        for name, entry in entries.items():
+            got = self._load(folder, entry) if entry["key"] == keys[name] else None
+            if got is not None:
+                known[name], digests[name] = got
+        again = [n for n in entries if n not in known]  # other settings, a damaged file
+        if again:
+            raw.update(r._workbook_tables(path, only=again)[0])
         while True:
             try:
                 reads = r._read_tables(raw, settings, known)
@@ -613,7 +622,7 @@ class Cache:
         data.digests = _digests(digests, reads, setting_key, from_invoices)
         return data
 
-    def _key(self, path: Path, book: _Book, source: dict[str, Any], settings: str) -> dict:
+    def _key(self, path: Path, book: _Book, source: dict[str, Any], settings: str | None) -> dict:
         return {
             "cache": CACHE_VERSION,
             "product": _version(),
@@ -624,15 +633,12 @@ class Cache:
             **source,
         }
 
-    def _load(
-        self, folder: Path, name: str, key: dict, book: _Book
-    ) -> tuple[TableRead, str] | None:
-        """A kept table if everything it depends on is as it was, else None."""
-        from .reader import TableRead
-
+    def _check(self, folder: Path, name: str, key: dict, book: _Book) -> dict[str, Any] | None:
+        """A kept table's manifest if everything it depends on but the settings (compared
+        once they are known) is as it was, else None."""
         entry = _read_json(folder / f"{name}.json")
         try:
-            if not isinstance(entry, dict) or entry.get("key") != key:
+            if not isinstance(entry, dict) or {**entry["key"], "settings": None} != key:
                 return None
             formats = entry["formats"]
             if book.formats[: len(formats)] != formats:
@@ -641,6 +647,15 @@ class Cache:
             if shared is not None and (book.sst is None or book.state[book.sst] != shared["crc"]):
                 if _strings_hash(book.strings(), _unpack(shared["indices"])) != shared["hash"]:
                     return None
+            return entry
+        except Exception:  # whatever is wrong with it, it is not trusted
+            return None
+
+    def _load(self, folder: Path, entry: dict[str, Any]) -> tuple[TableRead, str] | None:
+        """The kept table of a checked manifest (None if its file is not as written)."""
+        from .reader import TableRead
+
+        try:
             frame = None
             if entry["file"] is not None:
                 data = (folder / entry["file"]).read_bytes()
