@@ -244,9 +244,14 @@ class Memo:
         self._prune(part, key)
 
     def _prune(self, part: Part, key: str) -> None:
+        """Remove the part's entries of other keys and its temp files (a killed run's; one
+        of a run writing at this moment then fails to be renamed, which is only a miss)."""
         keep = self.path(part, key).name
         try:
-            for p in self.directory.glob(f"{part.name}-*{_SUFFIX}"):
+            for p in [
+                *self.directory.glob(f"{part.name}-*{_SUFFIX}"),
+                *self.directory.glob(f".{part.name}-*.tmp"),
+            ]:
                 if p.name != keep:
                     p.unlink(missing_ok=True)
         except OSError:
