@@ -17,7 +17,8 @@ The modules, by what they compute: :mod:`.axis` (the periods as month columns),
 (orders, customers, costs, health), :mod:`.feedback` (surveys and comment themes),
 :mod:`.activity` (support, funnel, usage), :mod:`.breakdowns`, :mod:`.cohorts`,
 :mod:`.predictive`, and :mod:`.assemble`, which puts them together in :func:`compute`;
-:mod:`.tables` runs it on three columns for the table KPIs of the catalogue.
+:mod:`.tables` runs it on three columns for the table KPIs of the catalogue;
+:mod:`.memo` lets :func:`compute` reuse its expensive parts whose inputs did not change.
 Their underscored names are the engine's insides; what this package exports is its API.
 """
 
@@ -27,6 +28,7 @@ from ..data.issues import issue_json, json_value
 from .assemble import NOT_COMPUTED, REPORT_KPIS, Report, compute, report_kpi_ids
 from .breakdowns import BREAKDOWN_KPIS, NPS_CATEGORIES
 from .feedback import STOP_WORDS, SURVEY_KINDS, feedback_themes
+from .memo import Memo
 from .predictive import P_ALIVE_BANDS
 from .subscriptions import EXACT_LIMIT, MAX_DECIMALS, MOVEMENTS, MoneyError
 
@@ -41,6 +43,7 @@ __all__ = [
     "REPORT_KPIS",
     "STOP_WORDS",
     "SURVEY_KINDS",
+    "Memo",
     "MoneyError",
     "Report",
     "compute",

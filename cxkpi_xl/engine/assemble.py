@@ -23,6 +23,7 @@ from .cohorts import _cohorts
 from .customers import _customer_kpis, _health_kpis, _order_kpis
 from .feedback import _survey_kpis, _themes
 from .impact import CxImpact, cx_impact
+from .memo import IMPACT, PREDICTIVE, Memo, encoded_columns, run_part
 from .predictive import _predictive
 from .subscriptions import MOVEMENTS, _Base, _subscription_kpis
 
@@ -107,10 +108,7 @@ def _core(
 def _encode_ids(data: Dataset) -> Dataset:
     """The data with every customer id (and ``referred_by``) as a float code, NaN for a
     blank: one hashing of the id strings instead of one per lookup."""
-    from ..data.schema import TABLES
-
-    cols = [(t.name, t.customer_column) for t in TABLES if t.customer_column is not None]
-    cols.append(("Customers", "referred_by"))
+    cols = encoded_columns()
     parts = [data.tables[t][c] for t, c in cols]
     codes, _ = pd.factorize(pd.concat(parts, ignore_index=True).to_numpy(object))
     floats = np.where(codes < 0, np.nan, codes.astype(float))
@@ -124,7 +122,9 @@ def _encode_ids(data: Dataset) -> Dataset:
     return dataclasses.replace(data, tables=tables)
 
 
-def compute(data: Dataset, *, breakdowns: bool = True, impact: bool | None = None) -> Report:
+def compute(
+    data: Dataset, *, breakdowns: bool = True, impact: bool | None = None, memo: Memo | None = None
+) -> Report:
     """Every KPI of the report for every period of ``data.settings``' granularity.
 
     Periods run from ``report_start`` to ``report_end`` (by default the first and last
@@ -133,6 +133,10 @@ def compute(data: Dataset, *, breakdowns: bool = True, impact: bool | None = Non
     revenue by the referrer's segment, feature adoption, repeat purchase tiers and the
     feedback themes. With ``impact`` (default: as ``breakdowns``) it holds the "Does CX
     pay?" analysis (``report.impact``, ``"cx_impact"`` in the JSON).
+
+    With ``memo`` (an :class:`~cxkpi_xl.engine.memo.Memo` on a directory) the expensive
+    parts whose inputs and settings are unchanged since a compute it remembers are reused
+    (the predictive models, "Does CX pay?"); the Report is the same to the last bit.
     """
     settings = data.settings
     granularity = settings["granularity"]
@@ -177,7 +181,15 @@ def compute(data: Dataset, *, breakdowns: bool = True, impact: bool | None = Non
         tiers = extra["tiers"]
         b["repeat_purchase_tiers"] = tiers[labels] if not tiers.empty else tiers
         b["feedback_themes"] = _themes(data, axis)
-        b.update(_predictive(data, base, axis, report.issues))
+        b.update(
+            run_part(
+                memo, PREDICTIVE, data, axis, report.issues,
+                lambda added: _predictive(data, base, axis, added),
+            )
+        )  # fmt: skip
     if breakdowns if impact is None else impact:
-        report.impact = cx_impact(data, extra["base"], axis)
+        base = extra["base"]
+        report.impact = run_part(
+            memo, IMPACT, data, axis, report.issues, lambda _: cx_impact(data, base, axis)
+        )
     return report
