@@ -2,8 +2,9 @@
 
 The previous implementations are kept here, word for word, as the reference: the id
 encoding (one factorization of all the id columns end to end), the BG/NBD likelihood
-(the special functions on every row) and the segment and owner breakdowns (each group cut
-from the whole tables, every column). Each new function must give the same numbers, and
+(the special functions on every row), the segment and owner breakdowns (each group cut
+from the whole tables, every column) and the Cox fit (statsmodels' PHReg, which the fit
+from counts must match). Each new function must give the same numbers, and
 the whole Report (its JSON, breakdowns and "Does CX pay?" included) computed with the new
 code must equal the one computed with the old code patched back in.
 """
@@ -21,6 +22,8 @@ import pytest
 from cxkpi_xl.data.reader import Dataset, read
 from cxkpi_xl.data.sample import generate
 from cxkpi_xl.engine import assemble, breakdowns, compute
+from cxkpi_xl.engine.impact import _hazard
+from cxkpi_xl.models import hazard
 from cxkpi_xl.models.bgnbd import BetaGeoModel
 
 
@@ -164,7 +167,82 @@ def test_report_equals_the_one_of_the_previous_code(
     monkeypatch.setattr(assemble, "_encode_ids", _encode_ids_before)
     monkeypatch.setattr(BetaGeoModel, "_nll_and_gradient", staticmethod(_bgnbd_nll_before))
     monkeypatch.setattr(breakdowns, "GROUP_COLUMNS", {})  # each group cut from whole tables
+    monkeypatch.setattr(hazard, "_efron_by_counts", lambda *a: None)  # statsmodels' PHReg
     old = _everything(compute(data))
     assert new["json"]["cx_impact"]["churn_hazard"] or size == "tiny"
     assert "predicted_clv_by_segment" in new["breakdowns"] or size == "tiny"
     assert _same(new, old) == []
+
+
+def _spells(seed: int, levels: int = 4, strata: int = 3) -> dict[str, np.ndarray]:
+    """Start/stop rows of 600 subjects: late entries, a covariate that changes from row to
+    row, monthly (heavily tied) churn, and strata."""
+    rng = np.random.default_rng(seed)
+    rows: dict[str, list[Any]] = {k: [] for k in ("entry", "exit", "event", "cat", "stratum")}
+    for _ in range(600):
+        t = float(rng.integers(0, 6))
+        stratum = f"s{rng.integers(strata)}"
+        for _ in range(rng.integers(1, 4)):
+            level = int(rng.integers(levels))
+            length = float(rng.integers(1, 8))
+            churn = rng.uniform() < 0.1 * (1 + level)
+            rows["entry"].append(t)
+            rows["exit"].append(t + length)
+            rows["event"].append(float(churn))
+            rows["cat"].append(f"level {level}")
+            rows["stratum"].append(stratum)
+            t += length
+            if churn:
+                break
+    return {k: np.asarray(v, dtype=float if k in ("entry", "exit", "event") else object)
+            for k, v in rows.items()}  # fmt: skip
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+@pytest.mark.parametrize("stratified", [False, True])
+def test_cox_fit_from_counts_equals_statsmodels(seed: int, stratified: bool) -> None:
+    sp = _spells(seed)
+    order = sorted(set(sp["cat"].tolist()))
+    codes = np.array([order.index(c) for c in sp["cat"]])
+    strata = sp["stratum"] if stratified else None
+    counts = hazard._efron_by_counts(sp["entry"], sp["exit"], sp["event"], codes, 4, strata)
+    phreg = hazard._efron_by_phreg(sp["entry"], sp["exit"], sp["event"], sp["cat"], order, strata)
+    assert counts is not None
+    for mine, theirs in zip(counts, phreg, strict=True):
+        assert mine.shape == theirs.shape
+        assert np.array_equal(np.isnan(mine), np.isnan(theirs))  # residuals: events only
+        ok = ~np.isnan(theirs)
+        np.testing.assert_allclose(mine[ok], theirs[ok], rtol=1e-10, atol=1e-13)
+    # and the whole fit, hazard ratios, intervals, p-values and the PH test
+    args = (sp["entry"], sp["exit"], sp["event"], sp["cat"])
+    fit = hazard.cox_hazard_ratios(*args, reference="level 0", strata=strata)
+    with pytest.MonkeyPatch.context() as m:
+        m.setattr(hazard, "_efron_by_counts", lambda *a: None)
+        reference = hazard.cox_hazard_ratios(*args, reference="level 0", strata=strata)
+    for name in ("hazard_ratio", "ci_low", "ci_high", "p_value", "ph_p_value", "covariance"):
+        np.testing.assert_allclose(getattr(fit, name), getattr(reference, name), rtol=1e-10)
+    assert fit.ph_global_p_value == pytest.approx(reference.ph_global_p_value, rel=1e-10)
+
+
+def test_cox_level_without_events_is_left_to_statsmodels() -> None:
+    sp = _spells(4)
+    sp["event"][sp["cat"] == "level 2"] = 0.0
+    order = sorted(set(sp["cat"].tolist()))
+    codes = np.array([order.index(c) for c in sp["cat"]])
+    assert hazard._efron_by_counts(sp["entry"], sp["exit"], sp["event"], codes, 4, None) is None
+    frame = pd.DataFrame(
+        {
+            "customer": np.arange(len(codes)),
+            "entry": sp["entry"],
+            "exit": sp["exit"],
+            "churned": sp["event"] > 0,
+            "nps_category": np.array(["promoter", "passive", "no answer", "detractor"])[codes],
+            "stratum": sp["stratum"],
+        }
+    )
+    fit, note = _hazard(frame, False)  # statsmodels' steps run off: no finite ratio
+    assert fit is None and note is not None and "no finite hazard ratio" in note
+    with pytest.MonkeyPatch.context() as m:
+        m.setitem(__import__("sys").modules, "statsmodels.duration.hazard_regression", None)
+        fit, note = _hazard(frame, False)
+    assert fit is None and note is not None and "needs statsmodels" in note
