@@ -246,3 +246,20 @@ def test_cox_level_without_events_is_left_to_statsmodels() -> None:
         m.setitem(__import__("sys").modules, "statsmodels.duration.hazard_regression", None)
         fit, note = _hazard(frame, False)
     assert fit is None and note is not None and "needs statsmodels" in note
+
+
+def test_model_fit_does_not_depend_on_the_blas_threads() -> None:
+    # 30,000 distinct customers: OpenBLAS splits dot products this long over its threads,
+    # whose partial sums round differently; the fit runs on one thread whatever the
+    # caller allows, so the answer is the same on any machine.
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    rng = np.random.default_rng(9)
+    n = 30_000
+    x = rng.poisson(1.5, n).astype(float)
+    T = rng.uniform(20, 80, n).round(3)
+    t_x = np.where(x > 0, (T * rng.uniform(0, 1, n)).round(3), 0.0)
+    fits = []
+    for threads in (1, 4):
+        with threadpoolctl.threadpool_limits(limits=threads, user_api="blas"):
+            fits.append(BetaGeoModel().fit(x, t_x, T).params_)
+    assert fits[0] == fits[1]
