@@ -32,6 +32,16 @@ BREAKDOWN_KPIS = (
 """KPIs shown per segment and per owner in the report."""
 
 
+GROUP_COLUMNS = {
+    "Orders": ("customer_id", "order_date", "amount", "_row"),
+    "Surveys": ("customer_id", "response_date", "survey", "score", "_row"),
+    "Tickets": ("customer_id", "opened_date", "resolved_date", "contacts", "_row"),
+    "Usage": ("customer_id", "activity_date", "_row"),
+}
+"""The columns :func:`_breakdown_kpis` reads of each table it cuts by group (the others
+are left out of each group's copy; Customers is kept whole)."""
+
+
 def _breakdown_kpis(data: Dataset, base: _Base, axis: _Axis) -> dict[str, np.ndarray]:
     """The BREAKDOWN_KPIS of ``data`` (one group's), by the same functions as the report."""
     k: dict[str, np.ndarray] = {}
@@ -80,10 +90,21 @@ def _group_breakdown(
         for name, pos in positions.items()
     }
 
+    # Only the columns the breakdown KPIs read are cut per group (the text columns,
+    # comments above all, would be copied for nothing).
+    frames = {
+        name: (
+            data.tables[name][[c for c in data.tables[name].columns if c in GROUP_COLUMNS[name]]]
+            if name in GROUP_COLUMNS
+            else data.tables[name]
+        )
+        for name in table_groups
+    }
+
     def one_group(g: int) -> dict[str, np.ndarray]:
         tables = {
             t.name: (
-                data.tables[t.name][table_groups[t.name] == g]
+                frames[t.name][table_groups[t.name] == g]
                 if t.name in table_groups
                 else data.tables[t.name].iloc[0:0]
             )

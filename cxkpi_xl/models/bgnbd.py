@@ -51,25 +51,32 @@ class BetaGeoModel:
         from scipy.special import digamma, gammaln
 
         r, alpha, a, b = np.exp(params)
+        # The special functions run on the few distinct x, T and t_x and are spread back by
+        # index: the same numbers as on every row, at a fraction of the cost.
+        ux, ix = np.unique(x, return_inverse=True)
+        uT, iT = np.unique(T, return_inverse=True)
+        ut, it = np.unique(t_x, return_inverse=True)
+        log_aT, log_at = np.log(alpha + uT)[iT], np.log(alpha + ut)[it]
         repeat = x > 0
-        a1 = gammaln(r + x) - gammaln(r) + r * np.log(alpha)
-        a2 = gammaln(a + b) + gammaln(b + x) - gammaln(b) - gammaln(a + b + x)
-        a3 = -(r + x) * np.log(alpha + T)
-        a4 = np.log(a) - np.log(b + np.maximum(x, 1) - 1) - (r + x) * np.log(alpha + t_x)
+        a1 = gammaln(r + ux)[ix] - gammaln(r) + r * np.log(alpha)
+        a2 = gammaln(a + b) + gammaln(b + ux)[ix] - gammaln(b) - gammaln(a + b + ux)[ix]
+        a3 = -(r + x) * log_aT
+        a4 = np.log(a) - np.log(b + np.maximum(ux, 1) - 1)[ix] - (r + x) * log_at
         top = np.maximum(a3, np.where(repeat, a4, -np.inf))
         e3, e4 = np.exp(a3 - top), repeat * np.exp(a4 - top)
         total = e3 + e4
         ll = a1 + a2 + top + np.log(total)
         w3, w4 = e3 / total, e4 / total
         d_r = (
-            digamma(r + x) - digamma(r) + np.log(alpha)
-            - w3 * np.log(alpha + T) - w4 * np.log(alpha + t_x)
+            digamma(r + ux)[ix] - digamma(r) + np.log(alpha)
+            - w3 * log_aT - w4 * log_at
         )  # fmt: skip
         d_alpha = r / alpha - w3 * (r + x) / (alpha + T) - w4 * (r + x) / (alpha + t_x)
-        d_a = digamma(a + b) - digamma(a + b + x) + w4 / a
+        dg_abx = digamma(a + b + ux)[ix]
+        d_a = digamma(a + b) - dg_abx + w4 / a
         d_b = (
-            digamma(a + b) + digamma(b + x) - digamma(b) - digamma(a + b + x)
-            - w4 / (b + np.maximum(x, 1) - 1)
+            digamma(a + b) + digamma(b + ux)[ix] - digamma(b) - dg_abx
+            - w4 / (b + np.maximum(ux, 1) - 1)[ix]
         )  # fmt: skip
         weight = w / w.sum()
         grad = np.array(

@@ -1,0 +1,265 @@
+"""The faster cold compute gives the same Report as the code it replaced.
+
+The previous implementations are kept here, word for word, as the reference: the id
+encoding (one factorization of all the id columns end to end), the BG/NBD likelihood
+(the special functions on every row), the segment and owner breakdowns (each group cut
+from the whole tables, every column) and the Cox fit (statsmodels' PHReg, which the fit
+from counts must match). Each new function must give the same numbers, and
+the whole Report (its JSON, breakdowns and "Does CX pay?" included) computed with the new
+code must equal the one computed with the old code patched back in.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from cxkpi_xl.data.reader import Dataset, read
+from cxkpi_xl.data.sample import generate
+from cxkpi_xl.engine import assemble, breakdowns, compute
+from cxkpi_xl.engine.impact import _hazard
+from cxkpi_xl.models import hazard
+from cxkpi_xl.models.bgnbd import BetaGeoModel
+
+
+def _encode_ids_before(data: Dataset) -> Dataset:
+    """The previous ``_encode_ids``: one factorization of every id column end to end."""
+    from cxkpi_xl.data.schema import TABLES
+
+    cols = [(t.name, t.customer_column) for t in TABLES if t.customer_column is not None]
+    cols.append(("Customers", "referred_by"))
+    parts = [data.tables[t][c] for t, c in cols]
+    codes, _ = pd.factorize(pd.concat(parts, ignore_index=True).to_numpy(object))
+    floats = np.where(codes < 0, np.nan, codes.astype(float))
+    tables = dict(data.tables)
+    start = 0
+    for (t, c), part in zip(cols, parts, strict=True):
+        if tables[t] is data.tables[t]:
+            tables[t] = tables[t].copy(deep=False)
+        tables[t][c] = floats[start : start + len(part)]
+        start += len(part)
+    return dataclasses.replace(data, tables=tables)
+
+
+def _bgnbd_nll_before(
+    params: np.ndarray, x: np.ndarray, t_x: np.ndarray, T: np.ndarray, w: np.ndarray
+) -> tuple[float, np.ndarray]:
+    """The previous BG/NBD likelihood and gradient: every special function on every row."""
+    from scipy.special import digamma, gammaln
+
+    r, alpha, a, b = np.exp(params)
+    repeat = x > 0
+    a1 = gammaln(r + x) - gammaln(r) + r * np.log(alpha)
+    a2 = gammaln(a + b) + gammaln(b + x) - gammaln(b) - gammaln(a + b + x)
+    a3 = -(r + x) * np.log(alpha + T)
+    a4 = np.log(a) - np.log(b + np.maximum(x, 1) - 1) - (r + x) * np.log(alpha + t_x)
+    top = np.maximum(a3, np.where(repeat, a4, -np.inf))
+    e3, e4 = np.exp(a3 - top), repeat * np.exp(a4 - top)
+    total = e3 + e4
+    ll = a1 + a2 + top + np.log(total)
+    w3, w4 = e3 / total, e4 / total
+    d_r = (
+        digamma(r + x) - digamma(r) + np.log(alpha)
+        - w3 * np.log(alpha + T) - w4 * np.log(alpha + t_x)
+    )  # fmt: skip
+    d_alpha = r / alpha - w3 * (r + x) / (alpha + T) - w4 * (r + x) / (alpha + t_x)
+    d_a = digamma(a + b) - digamma(a + b + x) + w4 / a
+    d_b = (
+        digamma(a + b) + digamma(b + x) - digamma(b) - digamma(a + b + x)
+        - w4 / (b + np.maximum(x, 1) - 1)
+    )  # fmt: skip
+    weight = w / w.sum()
+    grad = np.array(
+        [weight @ d_r * r, weight @ d_alpha * alpha, weight @ d_a * a, weight @ d_b * b]
+    )
+    return float(-(weight @ ll)), -grad
+
+
+def _same(a: Any, b: Any, path: str = "") -> list[str]:
+    """Where ``a`` and ``b`` differ: numbers beyond 1e-12 relative, anything else at all."""
+    if isinstance(a, pd.Series):
+        a, b = a.to_frame(), b.to_frame()
+    if isinstance(a, pd.DataFrame):
+        if not (a.index.equals(b.index) and a.columns.equals(b.columns)):
+            return [f"{path}: labels differ"]
+        return [d for c in a.columns for d in _same(a[c].tolist(), b[c].tolist(), f"{path}[{c}]")]
+    if isinstance(a, dict):
+        if list(a) != list(b):
+            return [f"{path}: keys differ"]
+        return [d for k in a for d in _same(a[k], b[k], f"{path}.{k}")]
+    if isinstance(a, list | tuple):
+        if len(a) != len(b):
+            return [f"{path}: lengths differ"]
+        pairs = enumerate(zip(a, b, strict=True))
+        return [d for i, (u, v) in pairs for d in _same(u, v, f"{path}[{i}]")]
+    if isinstance(a, float) and isinstance(b, float) and not a == b:
+        if math.isnan(a) and math.isnan(b):
+            return []
+        if abs(a - b) <= 1e-12 * max(abs(a), abs(b)):
+            return []
+        return [f"{path}: {a!r} != {b!r}"]
+    if type(a) is not type(b) or not a == b:
+        return [f"{path}: {a!r} != {b!r}"]
+    return []
+
+
+def _everything(report: assemble.Report) -> dict[str, Any]:
+    return {"json": report.as_json(), "breakdowns": dict(report.breakdowns)}
+
+
+def test_the_comparison_finds_a_difference() -> None:
+    assert _same({"a": [1.0, 2.0]}, {"a": [1.0, 2.0 + 1e-9]})
+    assert _same({"a": "x"}, {"a": "y"})
+    assert not _same({"a": [1.0, math.nan]}, {"a": [1.0 + 1e-15, math.nan]})
+
+
+@pytest.mark.parametrize("size", ["small", "medium"])
+def test_encode_ids_gives_the_previous_codes(size: str) -> None:
+    data = read(generate(size, seed=3))
+    # Blank ids, ids seen first outside Customers and referrers who are not customers too
+    cust = data.tables["Customers"].copy()
+    cust.loc[cust.index[:3], "referred_by"] = ["nobody-1", None, cust["customer_id"].iloc[-1]]
+    orders = data.tables["Orders"].copy()
+    orders.loc[orders.index[:2], "customer_id"] = ["ghost", None]
+    data = dataclasses.replace(data, tables={**data.tables, "Customers": cust, "Orders": orders})
+    new, old = assemble._encode_ids(data), _encode_ids_before(data)
+    for name, table in old.tables.items():
+        pd.testing.assert_frame_equal(new.tables[name], table, check_exact=True)
+    # ... and the caller's tables are left as they were
+    assert data.tables["Orders"]["customer_id"].iloc[0] == "ghost"
+
+
+def test_encode_ids_of_empty_tables() -> None:
+    data = read(generate("tiny", seed=1))
+    empty = {n: t.iloc[0:0] for n, t in data.tables.items()}
+    data = dataclasses.replace(data, tables=empty)
+    new, old = assemble._encode_ids(data), _encode_ids_before(data)
+    for name, table in old.tables.items():
+        pd.testing.assert_frame_equal(new.tables[name], table, check_exact=True)
+
+
+def test_bgnbd_likelihood_is_the_previous_one_to_the_bit() -> None:
+    rng = np.random.default_rng(5)
+    n = 3_000
+    x = rng.poisson(2.0, n).astype(float)
+    T = rng.integers(10, 80, n).astype(float)
+    t_x = np.where(x > 0, np.floor(T * rng.uniform(0, 1, n)), 0.0)
+    w = rng.integers(1, 5, n).astype(float)
+    for params in ([0.2, 3.0, 0.7, 2.5], [1.5, 0.3, 4.0, 0.1], [0.05, 40.0, 0.01, 30.0]):
+        p = np.log(params)
+        value, grad = BetaGeoModel._nll_and_gradient(p, x, t_x, T, w)
+        value_0, grad_0 = _bgnbd_nll_before(p, x, t_x, T, w)
+        assert value == value_0
+        assert np.array_equal(grad, grad_0)
+
+
+@pytest.mark.parametrize("size", ["tiny", "small", "medium"])
+def test_report_equals_the_one_of_the_previous_code(
+    size: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = read(generate(size, seed=1))
+    new = _everything(compute(data))
+    monkeypatch.setattr(assemble, "_encode_ids", _encode_ids_before)
+    monkeypatch.setattr(BetaGeoModel, "_nll_and_gradient", staticmethod(_bgnbd_nll_before))
+    monkeypatch.setattr(breakdowns, "GROUP_COLUMNS", {})  # each group cut from whole tables
+    monkeypatch.setattr(hazard, "_efron_by_counts", lambda *a: None)  # statsmodels' PHReg
+    old = _everything(compute(data))
+    assert new["json"]["cx_impact"]["churn_hazard"] or size == "tiny"
+    assert "predicted_clv_by_segment" in new["breakdowns"] or size == "tiny"
+    assert _same(new, old) == []
+
+
+def _spells(seed: int, levels: int = 4, strata: int = 3) -> dict[str, np.ndarray]:
+    """Start/stop rows of 600 subjects: late entries, a covariate that changes from row to
+    row, monthly (heavily tied) churn, and strata."""
+    rng = np.random.default_rng(seed)
+    rows: dict[str, list[Any]] = {k: [] for k in ("entry", "exit", "event", "cat", "stratum")}
+    for _ in range(600):
+        t = float(rng.integers(0, 6))
+        stratum = f"s{rng.integers(strata)}"
+        for _ in range(rng.integers(1, 4)):
+            level = int(rng.integers(levels))
+            length = float(rng.integers(1, 8))
+            churn = rng.uniform() < 0.1 * (1 + level)
+            rows["entry"].append(t)
+            rows["exit"].append(t + length)
+            rows["event"].append(float(churn))
+            rows["cat"].append(f"level {level}")
+            rows["stratum"].append(stratum)
+            t += length
+            if churn:
+                break
+    return {k: np.asarray(v, dtype=float if k in ("entry", "exit", "event") else object)
+            for k, v in rows.items()}  # fmt: skip
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+@pytest.mark.parametrize("stratified", [False, True])
+def test_cox_fit_from_counts_equals_statsmodels(seed: int, stratified: bool) -> None:
+    sp = _spells(seed)
+    order = sorted(set(sp["cat"].tolist()))
+    codes = np.array([order.index(c) for c in sp["cat"]])
+    strata = sp["stratum"] if stratified else None
+    counts = hazard._efron_by_counts(sp["entry"], sp["exit"], sp["event"], codes, 4, strata)
+    phreg = hazard._efron_by_phreg(sp["entry"], sp["exit"], sp["event"], sp["cat"], order, strata)
+    assert counts is not None
+    for mine, theirs in zip(counts, phreg, strict=True):
+        assert mine.shape == theirs.shape
+        assert np.array_equal(np.isnan(mine), np.isnan(theirs))  # residuals: events only
+        ok = ~np.isnan(theirs)
+        np.testing.assert_allclose(mine[ok], theirs[ok], rtol=1e-10, atol=1e-13)
+    # and the whole fit, hazard ratios, intervals, p-values and the PH test
+    args = (sp["entry"], sp["exit"], sp["event"], sp["cat"])
+    fit = hazard.cox_hazard_ratios(*args, reference="level 0", strata=strata)
+    with pytest.MonkeyPatch.context() as m:
+        m.setattr(hazard, "_efron_by_counts", lambda *a: None)
+        reference = hazard.cox_hazard_ratios(*args, reference="level 0", strata=strata)
+    for name in ("hazard_ratio", "ci_low", "ci_high", "p_value", "ph_p_value", "covariance"):
+        np.testing.assert_allclose(getattr(fit, name), getattr(reference, name), rtol=1e-10)
+    assert fit.ph_global_p_value == pytest.approx(reference.ph_global_p_value, rel=1e-10)
+
+
+def test_cox_level_without_events_is_left_to_statsmodels() -> None:
+    sp = _spells(4)
+    sp["event"][sp["cat"] == "level 2"] = 0.0
+    order = sorted(set(sp["cat"].tolist()))
+    codes = np.array([order.index(c) for c in sp["cat"]])
+    assert hazard._efron_by_counts(sp["entry"], sp["exit"], sp["event"], codes, 4, None) is None
+    frame = pd.DataFrame(
+        {
+            "customer": np.arange(len(codes)),
+            "entry": sp["entry"],
+            "exit": sp["exit"],
+            "churned": sp["event"] > 0,
+            "nps_category": np.array(["promoter", "passive", "no answer", "detractor"])[codes],
+            "stratum": sp["stratum"],
+        }
+    )
+    fit, note = _hazard(frame, False)  # statsmodels' steps run off: no finite ratio
+    assert fit is None and note is not None and "no finite hazard ratio" in note
+    with pytest.MonkeyPatch.context() as m:
+        m.setitem(__import__("sys").modules, "statsmodels.duration.hazard_regression", None)
+        fit, note = _hazard(frame, False)
+    assert fit is None and note is not None and "needs statsmodels" in note
+
+
+def test_model_fit_does_not_depend_on_the_blas_threads() -> None:
+    # 30,000 distinct customers: OpenBLAS splits dot products this long over its threads,
+    # whose partial sums round differently; the fit runs on one thread whatever the
+    # caller allows, so the answer is the same on any machine.
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    rng = np.random.default_rng(9)
+    n = 30_000
+    x = rng.poisson(1.5, n).astype(float)
+    T = rng.uniform(20, 80, n).round(3)
+    t_x = np.where(x > 0, (T * rng.uniform(0, 1, n)).round(3), 0.0)
+    fits = []
+    for threads in (1, 4):
+        with threadpoolctl.threadpool_limits(limits=threads, user_api="blas"):
+            fits.append(BetaGeoModel().fit(x, t_x, T).params_)
+    assert fits[0] == fits[1]
