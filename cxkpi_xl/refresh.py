@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from .data.choose import read_for_book
-from .data.reader import SourceError, check_package
+from .data.reader import SourceError, check_package, read
 from .engine import Report, compute
 from .report.board import report_sheet
 from .report.layout import (
@@ -78,7 +78,7 @@ def refresh(
         before = fingerprint(source)
         check_sheets(source, OWNED_HEADERS, force=force)  # every edit, planned before computing
         tell("reading")
-        data = read_for_book(source, data_source, overrides)
+        data = read_for_book(source, data_source, overrides, read=read)
         tell("computing")
         report = compute(data)
         tell("writing")

@@ -3,7 +3,7 @@ one the workbook's Settings name (its ``source`` setting), else the workbook its
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -34,11 +34,16 @@ def source_of_book(values: Mapping[str, Any], folder: Path | None = None) -> str
 
 
 def read_for_book(
-    book: Path, source: Any = None, overrides: Mapping[str, Any] | None = None
+    book: Path,
+    source: Any = None,
+    overrides: Mapping[str, Any] | None = None,
+    *,
+    read: Callable[..., Dataset] = read,
 ) -> Dataset:
     """What a refresh of ``book`` reads: ``source`` when given; else the workbook, and
     when its Settings name a ``source``, that source, with the workbook's settings
-    (``--set`` overrides still winning)."""
+    (``--set`` overrides still winning). ``read`` is the reader's (the refresh hands over
+    its own)."""
     if source is not None:
         return read(source, overrides)
     data = read(book, overrides)
