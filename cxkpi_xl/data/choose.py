@@ -3,7 +3,7 @@ one the workbook's Settings name (its ``source`` setting), else the workbook its
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -38,12 +38,13 @@ def read_for_book(
     source: Any = None,
     overrides: Mapping[str, Any] | None = None,
     cache: Any = None,
-    read: Any = read,
+    *,
+    read: Callable[..., Dataset] = read,
 ) -> Dataset:
     """What a refresh of ``book`` reads: ``source`` when given; else the workbook (through
     the read ``cache`` when given), and when its Settings name a ``source``, that source,
     with the workbook's settings (``--set`` overrides still winning). ``read`` is the
-    reader's ``read`` (a caller may pass its own, as the refresh's tests do)."""
+    reader's (the refresh hands over its own, which its tests may replace)."""
     if source is not None:
         return read(source, overrides)
     data = read(book, overrides, cache=cache)
