@@ -114,7 +114,8 @@ def refresh(
         data = read_for_book(source, data_source, overrides, cache=reader, read=read)
         external = data_source is not None or data.source != str(source)
         tell("computing")
-        report = compute(data)
+        memo = _memo(source) if reader is not None and not external else None
+        report = compute(data) if memo is None else compute(data, memo=memo)
         tell("writing")
         empty = empty_tables(data.tables)
         sheets = [report_sheet(report, empty), issues_sheet(report.issues)]
@@ -136,6 +137,20 @@ def refresh(
     except BaseException as e:
         raise RefreshError(failure_reason(e, source, target)) from None
     return Refreshed(report, target, time.perf_counter() - t0, empty)
+
+
+def _memo(book: Path) -> Any:
+    """The compute memo of a workbook (:mod:`cxkpi_xl.engine.memo`), beside its read
+    cache and private to the user like it; None where that folder cannot be made."""
+    from .data.cache import book_dir, make_private_dir
+    from .engine.memo import Memo
+
+    folder = book_dir(book)
+    try:
+        make_private_dir(folder)
+    except OSError:
+        return None
+    return Memo(folder / "memo")
 
 
 def nothing_changed(path: str | os.PathLike[str], overrides: dict[str, str] | None) -> bool:

@@ -734,3 +734,40 @@ def test_an_upgraded_library_is_a_change(book: Path, monkeypatch):
     data, reused, _ = cached_read(book)
     assert reused == []
     assert_same_data(read(book), data)
+
+
+def test_refresh_reuses_the_compute_memo_only_where_its_inputs_are_unchanged(
+    book: Path, tables, monkeypatch
+):
+    # A changed NPS answer: refresh re-reads Surveys, reuses the predictive models (they
+    # read no survey) and recomputes "Does CX pay?" (it does); the whole Report, with its
+    # breakdowns and cx_impact, equals a refresh without cache or memo.
+    import cxkpi_xl.refresh as refresh_module
+
+    memos: list = []
+    real_memo = refresh_module._memo
+
+    def keep(path: Path):  # type: ignore[no-untyped-def]
+        memos.append(real_memo(path))
+        return memos[-1]
+
+    monkeypatch.setattr(refresh_module, "_memo", keep)
+    refresh(book)
+    assert memos[-1].hits == [] and "predictive" in memos[-1].misses
+    surveys = sheet_part(book, "Surveys")
+    nps = (tables["Surveys"]["survey"] == "NPS").to_numpy()
+    row = int(nps.argmax())
+    old = float(tables["Surveys"]["score"].iat[row])
+    excel_save(book, {(surveys, cell_ref(tables, "Surveys", "score", row)): 10.0 - old})
+    twin = book.with_name("twin.xlsx")
+    shutil.copy(book, twin)
+    cached = refresh(book)
+    assert "predictive" in memos[-1].hits and "cx_impact" in memos[-1].misses
+    fresh = refresh(twin, cache=False)
+    assert len(memos) == 2  # no memo without the cache
+    assert json.dumps(cached.report.as_json(), sort_keys=True) == json.dumps(
+        fresh.report.as_json(), sort_keys=True
+    )
+    assert cached.report.breakdowns.keys() == fresh.report.breakdowns.keys()
+    for name, frame in cached.report.breakdowns.items():
+        pd.testing.assert_frame_equal(frame, fresh.report.breakdowns[name], check_exact=True)

@@ -97,7 +97,7 @@ def outcomes(tmp_path_factory):  # type: ignore[no-untyped-def]
 _REPORT = []
 
 
-def _compute_once(data):  # type: ignore[no-untyped-def]
+def _compute_once(data, **_memo):  # type: ignore[no-untyped-def]
     if not _REPORT:
         from cxkpi_xl.engine import compute
 

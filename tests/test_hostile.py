@@ -178,13 +178,13 @@ def test_a_file_overwritten_while_refreshing_is_left_to_its_new_writer(book: Pat
     original = book.read_bytes()
     real_compute = refresh_module.compute
 
-    def compute_while_excel_saves(data):  # type: ignore[no-untyped-def]
+    def compute_while_excel_saves(data, **kwargs):  # type: ignore[no-untyped-def]
         st = book.stat()
         other = bytearray(original)
         other[-30] ^= 0x01  # a different file of the same size
         book.write_bytes(bytes(other))
         os.utime(book, ns=(st.st_atime_ns, st.st_mtime_ns))
-        return real_compute(data)
+        return real_compute(data, **kwargs)
 
     monkeypatch.setattr(refresh_module, "compute", compute_while_excel_saves)
     listing = sorted(os.listdir(book.parent))

@@ -137,7 +137,7 @@ def info(root: Path | None = None) -> tuple[Path, int, int]:
     """(the cache's folder, how many workbooks it holds, its size in bytes)."""
     root = root or cache_root()
     books = _books(root)
-    size = sum(f.stat().st_size for b in books for f in b.iterdir() if f.is_file())
+    size = sum(f.stat().st_size for b in books for f in b.rglob("*") if f.is_file())
     return root, len(books), size
 
 
@@ -164,7 +164,8 @@ def _write_atomic(target: Path, data: bytes, mode: int) -> None:
         raise
 
 
-def _make_dir(folder: Path) -> None:
+def make_private_dir(folder: Path) -> None:
+    """The folder, made readable by the user alone (the cache holds the workbook's data)."""
     folder.mkdir(parents=True, exist_ok=True, mode=0o700)
 
 
@@ -202,7 +203,7 @@ def stamp(
         if read_parts and any(state.get(p) != v for p, v in read_parts.items()):
             return False
         folder = book_dir(book, root)
-        _make_dir(folder)
+        make_private_dir(folder)
         data = {
             "cache": CACHE_VERSION,
             "product": _version(),
@@ -706,7 +707,7 @@ class Cache:
             entry["digest"] = digest
             entry["file"] = None
             mode = _file_mode(path)
-            _make_dir(folder)
+            make_private_dir(folder)
             if got.frame is not None:
                 data, dtypes = _frame_bytes(got.frame)
                 entry.update(

@@ -230,7 +230,7 @@ class Memo:
                 + hashlib.blake2b(payload, digest_size=_DIGEST).digest()
                 + payload
             )
-            self.directory.mkdir(parents=True, exist_ok=True)
+            self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
             fd, tmp = tempfile.mkstemp(dir=self.directory, prefix=f".{part.name}-", suffix=".tmp")
             try:
                 with os.fdopen(fd, "wb") as f:
