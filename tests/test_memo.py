@@ -317,23 +317,38 @@ def test_changing_what_a_part_declares_misses_the_memo(part: Part) -> None:
         assert _run(part, dataclasses.replace(data, settings=settings))[0] != key, setting
 
 
-def test_a_digest_stands_for_a_table_but_its_coded_ids_are_still_read() -> None:
-    """With a digest a table's columns are not hashed, its digest is; the float codes of its
-    ids, which depend on the other tables, are."""
+def test_a_digest_stands_for_a_tables_text_but_its_numbers_and_coded_ids_are_read() -> None:
+    """With a digest a table's text columns are not hashed, its digest is; its numbers,
+    dates and the float codes of its ids (which depend on the other tables) still are."""
     data = _data("small")
-    with_digest = dataclasses.replace(data, digests={"Orders": "d1"})
+    with_digest = dataclasses.replace(data, digests={"Customers": "d1"})
     key, _ = _run(PREDICTIVE, with_digest)
     assert key != _run(PREDICTIVE, data)[0]
-    assert _run(PREDICTIVE, dataclasses.replace(data, digests={"Orders": "d2"}))[0] != key
-    # same digest, the amounts changed behind it: the digest is trusted (its promise)
-    orders = _changed_values(data.tables["Orders"], ["amount"])
-    assert _run(PREDICTIVE, _with(with_digest, "Orders", orders))[0] == key
-    # same digest, but a new customer in Customers renumbers the Orders' coded ids
+    assert _run(PREDICTIVE, dataclasses.replace(data, digests={"Customers": "d2"}))[0] != key
     cust = data.tables["Customers"]
+    # same digest, the segments changed behind it: the digest is trusted (its promise)
+    segments = _changed_values(cust, ["segment"])
+    assert _run(PREDICTIVE, _with(with_digest, "Customers", segments))[0] == key
+    # same digest, the signup dates changed behind it: read, a miss
+    dates = _changed_values(cust, ["signup_date"])
+    assert _run(PREDICTIVE, _with(with_digest, "Customers", dates))[0] != key
+    # a part reading only the Orders, under one digest: a new customer first in Customers
+    # renumbers the Orders' coded ids, and that is seen
+    orders_only = Part("orders only", {"Orders": ("customer_id", "amount")})
+
+    def key_of(d: Dataset) -> str:
+        enc = _encode_ids(dataclasses.replace(d, digests={"Orders": "d1"}))
+        axis = _axis(enc, enc.settings["granularity"])
+        assert axis is not None
+        return part_key(orders_only, enc, axis)
+
     first = cust.iloc[:1].copy()
     first["customer_id"] = "a new customer"
-    moved = _with(with_digest, "Customers", pd.concat([first, cust], ignore_index=True))
-    assert _run(PREDICTIVE, moved)[0] != key
+    moved = _with(data, "Customers", pd.concat([first, cust], ignore_index=True))
+    assert key_of(moved) != key_of(data)
+    # and a new customer last in Customers numbers only itself: the same key
+    last = _with(data, "Customers", pd.concat([cust, first], ignore_index=True))
+    assert key_of(last) == key_of(data)
 
 
 def test_float_bits_and_blanks_are_in_the_key() -> None:

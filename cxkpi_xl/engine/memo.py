@@ -1,8 +1,8 @@
 """Reusing the engine's expensive parts across computes whose inputs did not change.
 
 A :class:`Part` declares the tables and columns it reads. Its key is a digest of those
-columns (or of the table's ``Dataset.digests`` entry, with the float-coded id columns it
-reads), the table's absent optional columns, every setting, the report's axis, the
+columns (a table's text columns by its ``Dataset.digests`` entry, when it has one), the
+table's absent optional columns, every setting, the report's axis, the
 product's version and a digest of the package's own source code. :class:`Memo` keeps, in
 a directory, one file per part: the part's result and the data issues it added, in order.
 A missing, corrupt, truncated or other-version file is a miss, never an error; a file
@@ -151,7 +151,10 @@ def _update_index(h: Any, index: pd.Index) -> None:
 
 def part_key(part: Part, data: Dataset, axis: _Axis) -> str:
     """The hex digest of everything ``part`` reads of ``data`` (the data of ``compute``,
-    ids already float-coded), of every setting and of ``axis``."""
+    ids already float-coded), of every setting and of ``axis``. A table's digest in
+    ``data.digests`` stands for its text columns only: numbers, dates and the coded ids
+    (which depend on every table) are cheap to hash and always are, so a digest that
+    missed a derivation (MRR from Invoices) cannot make a number stale."""
     h = hashlib.blake2b(digest_size=_DIGEST)
     h.update(f"memo {MEMO_VERSION} {part.name}\0".encode())
     h.update(code_version())
@@ -170,9 +173,9 @@ def part_key(part: Part, data: Dataset, axis: _Axis) -> str:
         for column in part.columns[table]:
             if column not in frame.columns:
                 h.update(f"no column {column}\0".encode())
-            elif digest is None or (table, column) in coded:
+            elif digest is None or (table, column) in coded or frame[column].dtype != object:
                 _update_series(h, frame[column])
-        if digest is not None:  # every raw column; the coded ids are hashed above
+        if digest is not None:  # stands for the text columns, the slow ones to hash
             h.update(f"digest {digest}\0".encode())
     return h.hexdigest()
 
