@@ -3,7 +3,8 @@
 The previous implementations are kept here, word for word, as the reference: the id
 encoding (one factorization of all the id columns end to end), the BG/NBD likelihood
 (the special functions on every row), the segment and owner breakdowns (each group cut
-from the whole tables, every column) and the Cox fit (statsmodels' PHReg, which the fit
+from the whole tables, every column), the NPS-category split (each period's orders found
+per category), the sBG likelihood and the Cox fit (statsmodels' PHReg, which the fit
 from counts must match). Each new function must give the same numbers, and
 the whole Report (its JSON, breakdowns and "Does CX pay?" included) computed with the new
 code must equal the one computed with the old code patched back in.
@@ -19,11 +20,16 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from cxkpi_xl.data.periods import months_of
 from cxkpi_xl.data.reader import Dataset, read
 from cxkpi_xl.data.sample import generate
 from cxkpi_xl.engine import assemble, breakdowns, compute
+from cxkpi_xl.engine.axis import _at, _Axis
+from cxkpi_xl.engine.breakdowns import NPS_CATEGORIES, _nps_category_matrix
 from cxkpi_xl.engine.impact import _hazard
-from cxkpi_xl.models import hazard
+from cxkpi_xl.engine.subscriptions import _Base
+from cxkpi_xl.kpis import retention
+from cxkpi_xl.models import hazard, sbg
 from cxkpi_xl.models.bgnbd import BetaGeoModel
 
 
@@ -78,6 +84,71 @@ def _bgnbd_nll_before(
         [weight @ d_r * r, weight @ d_alpha * alpha, weight @ d_a * a, weight @ d_b * b]
     )
     return float(-(weight @ ll)), -grad
+
+
+def _cx_to_revenue_before(
+    data: Dataset, base: _Base, axis: _Axis, k: dict[str, np.ndarray]
+) -> pd.DataFrame:
+    """The previous ``_cx_to_revenue``: each period's orders found again per category."""
+    cat = _nps_category_matrix(data, base, axis)
+    cust = data.tables["Customers"]
+    referrer = np.full(len(base.ids), -1)
+    if not cust.empty:
+        ref_pos = base.ids.get_indexer(cust["referred_by"])
+        referrer[base.cpos] = ref_pos
+    orders = data.tables["Orders"]
+    opos = base.ids.get_indexer(orders["customer_id"])
+    ocol = axis.col(months_of(orders["order_date"]))
+    amount = orders["amount"].to_numpy(float)
+    rows = []
+    for code, name in enumerate(NPS_CATEGORIES):
+        nrr, churn, referral = [], [], []
+        for a, b in axis.periods:
+            category = cat[:, a - 1]
+            members = category == (code if code < 3 else -1)
+            start, end = base.mrr[:, a - 1], base.mrr[:, b]
+            cohort = members & (start > 0)
+            s, e = start[cohort], end[cohort]
+            nrr.append(
+                retention.net_revenue_retention(
+                    s.sum() / base.scale if base.has_mrr_data and a > 1 else np.nan,
+                    np.where(e > s, e - s, 0).sum() / base.scale,
+                    np.where((e > 0) & (e < s), s - e, 0).sum() / base.scale,
+                    np.where(e == 0, s, 0).sum() / base.scale,
+                )
+            )
+            act_s, act_e = base.active[:, a - 1], base.active[:, b]
+            churn.append(
+                retention.customer_churn_rate(
+                    (members & act_s).sum(), (members & act_s & ~act_e).sum()
+                )
+            )
+            by_member = np.zeros(len(base.ids), dtype=bool)
+            valid = referrer >= 0
+            by_member[valid] = members[referrer[valid]]
+            in_p = (ocol >= a) & (ocol <= b) & (opos >= 0)
+            order_part = amount[in_p & _at(by_member, opos)].sum()
+            referral.append(
+                order_part + base.mrr[by_member, a : b + 1].sum() / base.scale
+                if not cust.empty
+                else np.nan
+            )
+        rows += [
+            (name, "net_revenue_retention", *nrr),
+            (name, "customer_churn_rate", *churn),
+            (name, "referral_revenue", *referral),
+        ]
+    return pd.DataFrame(rows, columns=["nps_category", "kpi", *axis.labels])
+
+
+def _sbg_log_likelihood_before(churn: np.ndarray, lost: np.ndarray, survivors: float) -> float:
+    """The previous sBG log-likelihood (``np.r_``)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        log_stay = np.log1p(-churn)
+        log_s = np.r_[0.0, np.cumsum(log_stay)]  # log S(0), ..., log S(n - 1)
+        per_period = np.where(lost > 0, lost * (log_s[:-1] + np.log(churn)), 0.0)
+        last = survivors * log_s[-1] if survivors > 0 else 0.0
+    return float(per_period.sum() + last)
 
 
 def _same(a: Any, b: Any, path: str = "") -> list[str]:
@@ -168,6 +239,8 @@ def test_report_equals_the_one_of_the_previous_code(
     monkeypatch.setattr(BetaGeoModel, "_nll_and_gradient", staticmethod(_bgnbd_nll_before))
     monkeypatch.setattr(breakdowns, "GROUP_COLUMNS", {})  # each group cut from whole tables
     monkeypatch.setattr(hazard, "_efron_by_counts", lambda *a: None)  # statsmodels' PHReg
+    monkeypatch.setattr(assemble, "_cx_to_revenue", _cx_to_revenue_before)
+    monkeypatch.setattr(sbg, "_sbg_log_likelihood", _sbg_log_likelihood_before)
     old = _everything(compute(data))
     assert new["json"]["cx_impact"]["churn_hazard"] or size == "tiny"
     assert "predicted_clv_by_segment" in new["breakdowns"] or size == "tiny"
@@ -263,3 +336,13 @@ def test_model_fit_does_not_depend_on_the_blas_threads() -> None:
         with threadpoolctl.threadpool_limits(limits=threads, user_api="blas"):
             fits.append(BetaGeoModel().fit(x, t_x, T).params_)
     assert fits[0] == fits[1]
+
+
+def test_sbg_likelihood_is_the_previous_one_to_the_bit() -> None:
+    rng = np.random.default_rng(2)
+    for n in (2, 7, 30):
+        churn = rng.uniform(0.01, 0.6, n)
+        lost = rng.integers(0, 50, n).astype(float)
+        for survivors in (0.0, 120.0):
+            new = sbg._sbg_log_likelihood(churn, lost, survivors)
+            assert new == _sbg_log_likelihood_before(churn, lost, survivors)

@@ -161,10 +161,14 @@ def _cx_to_revenue(
     opos = base.ids.get_indexer(orders["customer_id"])
     ocol = axis.col(months_of(orders["order_date"]))
     amount = orders["amount"].to_numpy(float)
+    # each period's orders of known customers, in table order: found once, not once per
+    # category (the sums below add the same orders in the same order)
+    in_period = [np.flatnonzero((ocol >= a) & (ocol <= b) & (opos >= 0)) for a, b in axis.periods]
+    valid = referrer >= 0
     rows = []
     for code, name in enumerate(NPS_CATEGORIES):
         nrr, churn, referral = [], [], []
-        for a, b in axis.periods:
+        for p, (a, b) in enumerate(axis.periods):
             category = cat[:, a - 1]
             members = category == (code if code < 3 else -1)
             start, end = base.mrr[:, a - 1], base.mrr[:, b]
@@ -185,10 +189,9 @@ def _cx_to_revenue(
                 )
             )
             by_member = np.zeros(len(base.ids), dtype=bool)
-            valid = referrer >= 0
             by_member[valid] = members[referrer[valid]]
-            in_p = (ocol >= a) & (ocol <= b) & (opos >= 0)
-            order_part = amount[in_p & _at(by_member, opos)].sum()
+            in_p = in_period[p]
+            order_part = amount[in_p][by_member[opos[in_p]]].sum()
             referral.append(
                 order_part + base.mrr[by_member, a : b + 1].sum() / base.scale
                 if not cust.empty

@@ -22,7 +22,7 @@ def _sbg_log_likelihood(churn: np.ndarray, lost: np.ndarray, survivors: float) -
     the customers still there (``churn[t - 1]`` for period t)."""
     with np.errstate(divide="ignore", invalid="ignore"):
         log_stay = np.log1p(-churn)
-        log_s = np.r_[0.0, np.cumsum(log_stay)]  # log S(0), ..., log S(n - 1)
+        log_s = np.concatenate(([0.0], np.cumsum(log_stay)))  # log S(0), ..., log S(n - 1)
         per_period = np.where(lost > 0, lost * (log_s[:-1] + np.log(churn)), 0.0)
         last = survivors * log_s[-1] if survivors > 0 else 0.0
     return float(per_period.sum() + last)
