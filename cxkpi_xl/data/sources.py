@@ -15,9 +15,11 @@ the order the source returns the rows.
 
 With :func:`reduce_usage` (``pushdown=True``, the default), the Usage table, the largest
 one, is reduced in the source's engine to its distinct (day, user, customer, feature)
-rows before it reaches Python, when the source has no bad Usage value (checked in the
-source's engine first): the engine's usage KPIs count distinct users and customers, so
-they are the same (tests/test_sources.py proves the JSON equal both ways).
+rows before it reaches Python, when its days are typed as dates, none is blank, no user
+is blank and the days lie within ten years of each other (checked in the source's engine
+first; else every row is read and validated in Python): the engine's usage KPIs count
+distinct users, customers and features, so they are the same (tests/test_sources.py
+proves the JSON equal both ways).
 
 Credentials never come from the workbook: a ``source`` setting with a password in it is
 refused. PostgreSQL takes them from ``PGUSER``/``PGPASSWORD``/``PGHOST`` (or
