@@ -734,3 +734,12 @@ def test_an_upgraded_library_is_a_change(book: Path, monkeypatch):
     data, reused, _ = cached_read(book)
     assert reused == []
     assert_same_data(read(book), data)
+
+
+def test_reloaded_text_keeps_one_object_per_distinct_value(book: Path):
+    cached_read(book)
+    data, reused, _ = cached_read(book)
+    assert "Surveys" in reused
+    ids = data.tables["Surveys"]["customer_id"]
+    assert ids.nunique() < len(ids)  # repeated values, so sharing shows
+    assert len({id(v) for v in ids}) == ids.nunique()
