@@ -771,3 +771,12 @@ def test_refresh_reuses_the_compute_memo_only_where_its_inputs_are_unchanged(
     assert cached.report.breakdowns.keys() == fresh.report.breakdowns.keys()
     for name, frame in cached.report.breakdowns.items():
         pd.testing.assert_frame_equal(frame, fresh.report.breakdowns[name], check_exact=True)
+
+
+def test_reloaded_text_keeps_one_object_per_distinct_value(book: Path):
+    cached_read(book)
+    data, reused, _ = cached_read(book)
+    assert "Surveys" in reused
+    ids = data.tables["Surveys"]["customer_id"]
+    assert ids.nunique() < len(ids)  # repeated values, so sharing shows
+    assert len({id(v) for v in ids}) == ids.nunique()

@@ -522,11 +522,11 @@ def _frame_from(data: bytes, dtypes: Mapping[str, str]) -> pd.DataFrame:
     columns: dict[str, Any] = {}
     for name, dtype in dtypes.items():
         column = table.column(name)
-        if dtype == "object":
-            values = column.to_numpy(zero_copy_only=False)
-            if values.dtype != object:
-                values = values.astype(object)
-            columns[name] = pd.Series(values, dtype=object)
+        if dtype == "object":  # one str object per distinct value, as the reader makes them
+            encoded = column.combine_chunks().dictionary_encode()
+            lookup = np.array([*encoded.dictionary.to_pylist(), None], dtype=object)
+            codes = encoded.indices.fill_null(-1).to_numpy(zero_copy_only=False)
+            columns[name] = pd.Series(lookup[codes], dtype=object)
         else:
             columns[name] = column.to_pandas().astype(np.dtype(dtype) if dtype != "bool" else bool)
     return pd.DataFrame(columns)
