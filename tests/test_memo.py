@@ -369,3 +369,20 @@ def test_float_bits_and_blanks_are_in_the_key() -> None:
     variants.append(s)
     for v in variants:
         assert _run(IMPACT, _with(data, "Surveys", v))[0] != key
+
+
+def test_the_code_is_in_the_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Another version of the package's code (or of the product, Python, numpy, pandas)
+    is another key: a memo written by other code is a miss."""
+    import cxkpi_xl.engine.memo as memo_module
+
+    data = _data("small")
+    key, _ = _run(PREDICTIVE, data)
+    real = memo_module.code_version()
+    assert len(real) == 32 and memo_module.code_version() == real  # computed once
+    monkeypatch.setattr(memo_module, "_code_digest", bytes(32))
+    assert _run(PREDICTIVE, data)[0] != key
+    monkeypatch.setattr(memo_module, "_code_digest", None)
+    monkeypatch.setattr(memo_module, "_product_version", lambda: "99.0")
+    assert memo_module.code_version() != real
+    assert _run(PREDICTIVE, data)[0] != key

@@ -173,7 +173,11 @@ def part_key(part: Part, data: Dataset, axis: _Axis) -> str:
         for column in part.columns[table]:
             if column not in frame.columns:
                 h.update(f"no column {column}\0".encode())
-            elif digest is None or (table, column) in coded or frame[column].dtype != object:
+            elif (
+                digest is None
+                or (table, column) in coded
+                or not pd.api.types.is_string_dtype(frame[column].dtype)
+            ):
                 _update_series(h, frame[column])
         if digest is not None:  # stands for the text columns, the slow ones to hash
             h.update(f"digest {digest}\0".encode())
