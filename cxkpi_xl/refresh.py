@@ -193,8 +193,8 @@ def failure_reason(e: BaseException, source: Path, target: Path | None = None) -
     else:  # a reader library's own error (calamine, a panic in its Rust code, ...)
         detail = _one_line(str(e)) or type(e).__name__
         text = f"{source.name} cannot be read ({detail})"
-    if "nothing was" not in text:
-        text = f"{text}: {NOTHING_CHANGED}"
+    if "nothing was" not in text:  # "...file!: nothing was changed" reads badly
+        text = f"{text.rstrip(' .!?:;')}: {NOTHING_CHANGED}"
     return text
 
 

@@ -366,7 +366,9 @@ class Settings:
         for name, value in raw.items():
             key = str(name).strip().lower()
             if key not in SETTINGS_BY_NAME:
-                raise ValueError(f"unknown setting {name!r}; known: {', '.join(SETTINGS_BY_NAME)}")
+                raise ValueError(
+                    f"unknown setting {name!r} (the README's Settings table lists them all)"
+                )
             self.values[key] = SETTINGS_BY_NAME[key].parse(value)
 
     def survey_scale(self, survey: str) -> tuple[float, float]:
@@ -394,6 +396,7 @@ def markdown_settings() -> str:
     """The README's table of settings."""
     rows = ["| setting | default | meaning |", "|---|---|---|"]
     for s in SETTINGS:
-        default = "first/last month with data" if s.default is None else f"`{s.default}`"
+        blank = {"report_start": "first month with data", "report_end": "last month with data"}
+        default = blank.get(s.name, "(blank)") if s.default is None else f"`{s.default}`"
         rows.append(f"| `{s.name}` | {default} | {s.description} |")
     return "\n".join(rows) + "\n"
