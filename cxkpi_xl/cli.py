@@ -237,6 +237,10 @@ def _load(source: str, sets: tuple[str, ...]):  # type: ignore[no-untyped-def]
     from .data.reader import SourceError, read
 
     try:
+        if Path(source).suffix.lower() in (".xlsx", ".xlsm") and Path(source).is_file():
+            from .data.choose import read_for_book  # the source its Settings name, if any
+
+            return read_for_book(Path(source), None, _parse_sets(sets))
         return read(source, _parse_sets(sets))
     except (SourceError, ValueError) as e:
         raise click.ClickException(str(e)) from None

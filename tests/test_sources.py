@@ -452,3 +452,83 @@ def test_a_table_without_the_schemas_columns_is_left_out_naming_its_columns(tmp_
     [issue] = [i for i in data.issues if i.sheet == "MRR.parquet"]
     assert "customer_id and month and mrr are missing" in issue.problem
     assert "'cust', 'x'" in issue.problem and data.tables["MRR"].empty
+
+
+def test_null_settings_of_a_database_are_blanks_not_issues(datasets, tmp_path):
+    # A Settings table written by a database holds NULL where the CSV cell is blank
+    # (report_start, report_end): they are the defaults, not data issues.
+    tables, _ = datasets["sample"]
+    settings = pd.DataFrame(
+        {"name": ["granularity", "report_start", "report_end"], "value": ["quarter", None, None]}
+    )
+    folder = to_parquet({**tables, "Settings": settings}, tmp_path / "pq")
+    got = report_json(str(folder))
+    assert got["granularity"] == "quarter"
+    assert not [i for i in got["issues"] if i["table"].lower().startswith("settings")]
+
+
+def test_a_duckdb_url_opens_its_file_read_only_and_never_creates_one(datasets, tmp_path):
+    tables, _ = datasets["sample"]
+    path = to_duckdb(tables, tmp_path / "cx.duckdb")
+    before = path.read_bytes()
+    got = report_json(f"duckdb://{path}")
+    assert_close(got, report_json(str(path)))
+    assert path.read_bytes() == before
+    missing = tmp_path / "nosuch.duckdb"
+    with pytest.raises(SourceError) as e:
+        read(f"duckdb://{missing}")
+    assert "no such file" in one_line(e)
+    assert not missing.exists()
+
+
+def test_a_books_relative_duckdb_url_is_taken_from_the_books_folder(tmp_path, monkeypatch):
+    from cxkpi_xl.data.choose import source_of_book
+
+    monkeypatch.chdir(tmp_path)
+    book_folder = tmp_path / "books"
+    assert source_of_book({"source": "duckdb://cx.duckdb"}, book_folder) == str(
+        book_folder / "cx.duckdb"
+    )
+
+
+def test_a_table_as_a_folder_of_parquet_files_is_read(datasets, tmp_path):
+    # Usage/part-0.parquet, Usage/part-1.parquet: a partitioned table, as Spark writes it.
+    tables, _ = datasets["sample"]
+    plain = to_parquet(tables, tmp_path / "plain")
+    folder = to_parquet({k: v for k, v in tables.items() if k != "Usage"}, tmp_path / "parts")
+    usage = tables["Usage"]
+    (folder / "Usage").mkdir()
+    half = len(usage) // 2
+    usage.iloc[:half].to_parquet(folder / "Usage" / "part-0.parquet", coerce_timestamps="us")
+    usage.iloc[half:].to_parquet(folder / "Usage" / "part-1.parquet", coerce_timestamps="us")
+    got = report_json(str(folder))
+    assert got["kpis"]["stickiness"] == report_json(str(plain))["kpis"]["stickiness"]
+    assert any(v is not None for v in got["kpis"]["stickiness"])
+
+
+def test_a_stray_csv_does_not_hide_a_parquet_folder(datasets, tmp_path):
+    tables, _ = datasets["sample"]
+    folder = to_parquet(tables, tmp_path / "pq")
+    (folder / "notes.csv").write_text("a,b\n1,2\n")
+    assert (
+        report_json(str(folder))["kpis"]["mrr"]
+        == report_json(str(to_parquet(tables, tmp_path / "clean")))["kpis"]["mrr"]
+    )
+
+
+def test_cxkpi_kpis_of_a_book_reads_the_source_its_settings_name(datasets, tmp_path):
+    # The same numbers as `cxkpi refresh` writes into that book: from the named source.
+    tables, _ = datasets["sample"]
+    to_parquet(tables, tmp_path / "pq")
+    book = write_workbook(
+        {
+            "Customers": tables["Customers"].head(2),
+            "Settings": pd.DataFrame({"name": ["source"], "value": ["pq"]}),
+        },
+        tmp_path / "book.xlsx",
+    )
+    got = CliRunner().invoke(main, ["kpis", str(book), "--format", "json"])
+    assert got.exit_code == 0, got.output
+    ref = CliRunner().invoke(main, ["kpis", str(tmp_path / "pq"), "--format", "json"])
+    assert json.loads(got.stdout)["kpis"] == json.loads(ref.stdout)["kpis"]
+    assert any(v is not None for v in json.loads(got.stdout)["kpis"]["mrr"])

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from .reader import Dataset, SourceError, read
-from .sources import has_password, is_url
+from .sources import duckdb_url_path, has_password, is_url
 
 
 def source_of_book(values: Mapping[str, Any], folder: Path | None = None) -> str | None:
@@ -19,6 +19,8 @@ def source_of_book(values: Mapping[str, Any], folder: Path | None = None) -> str
     if named is None or not str(named).strip():
         return None
     text = str(named).strip()
+    if text.lower().startswith("duckdb://"):
+        text = duckdb_url_path(text)  # a file, taken from the workbook's folder below
     if is_url(text):
         if has_password(text):
             raise SourceError(

@@ -1296,7 +1296,8 @@ def read(
                 if not path.exists():
                     raise SourceError(f"{path}: no such file or folder")
                 raise SourceError(
-                    f"{path.name} is not an .xlsx/.xlsm workbook or a folder of CSV files"
+                    f"{path.name} is not an .xlsx/.xlsm workbook, a folder of CSV or Parquet "
+                    "files, a DuckDB file or a connection URL"
                 )
             check_package(path)
             if cache is not None:

@@ -89,9 +89,18 @@ def is_source(source: Any) -> bool:
         return True
     if path.is_dir():
         entries = list(path.iterdir())
-        has_csv = any(p.suffix.lower() == ".csv" for p in entries)
-        return not has_csv and any(p.suffix.lower() == PARQUET for p in entries)
+        named = {t.name.lower() for t in TABLES}
+        has_csv = any(p.suffix.lower() == ".csv" and p.stem.lower() in named for p in entries)
+        return not has_csv and any(_parquet_table(p) for p in entries)
     return path.suffix.lower() == PARQUET
+
+
+def _parquet_table(entry: Path) -> bool:
+    """A table of a Parquet folder: a ``.parquet`` file, or a folder of them (named
+    ``Usage.parquet/`` or ``Usage/``, as Spark and DuckDB write partitioned tables)."""
+    if entry.suffix.lower() == PARQUET:
+        return True
+    return entry.is_dir() and any(entry.rglob("*.parquet"))
 
 
 def _expand(url: str) -> str:
@@ -140,9 +149,9 @@ def _parquet(path: Path) -> _Opened:
     tables: dict[str, Any] = {}
     names: dict[str, str] = {}
     for f in files:
-        if f.suffix.lower() != PARQUET:
+        if not _parquet_table(f):
             continue
-        key = f.stem.lower()
+        key = (f.stem if f.suffix.lower() == PARQUET else f.name).lower()
         pattern = str(f / "**" / "*.parquet") if f.is_dir() else str(f)
         try:
             tables[key] = con.read_parquet(pattern, table_name=f"t_{len(tables)}")
@@ -194,6 +203,8 @@ def _connect(source: Any) -> tuple[Any, str]:
         if type(source).__name__ == "SparkSession":
             return ibis.pyspark.connect(source), "Spark session"
         raise SourceError(f"{type(source).__name__} is not a source cxkpi can read")
+    if isinstance(source, str) and source.lower().startswith("duckdb://"):
+        source = duckdb_url_path(source)  # a file: must exist, opened read-only
     if isinstance(source, os.PathLike) or not is_url(source):
         path = Path(source)
         if not path.exists():
@@ -225,6 +236,16 @@ def _connect(source: Any) -> tuple[Any, str]:
         ) from None
     except Exception as e:
         raise SourceError(f"{shown} cannot be reached: {_line(e)}") from None
+
+
+def duckdb_url_path(url: str) -> str:
+    """The file of a ``duckdb://`` URL (``duckdb:///abs/cx.duckdb``, ``duckdb://cx.duckdb``
+    relative to the working folder). DuckDB would create a missing file and open it for
+    writing; cxkpi opens the file itself, read-only, so a typo is "no such file"."""
+    path = url.split("://", 1)[1]
+    if not path or path == ":memory:":
+        raise SourceError(f"{url}: name the DuckDB file (duckdb:///path/to/cx.duckdb)")
+    return path
 
 
 def _hide_password(url: str) -> str:
@@ -417,6 +438,8 @@ def _settings(opened: _Opened) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for name, value in zip(frame.iloc[:, 0], frame.iloc[:, 1], strict=True):
         key = str(name).strip().lower()
+        if value is None or (isinstance(value, float) and value != value):
+            continue  # NULL: a blank setting (the default), as a blank CSV cell
         if key and key != "name":
             out[key] = value
     return out
