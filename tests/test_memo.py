@@ -22,8 +22,10 @@ from cxkpi_xl.data.sample import generate
 from cxkpi_xl.engine.activity import _usage_kpis
 from cxkpi_xl.engine.assemble import Report, _encode_ids, compute
 from cxkpi_xl.engine.axis import _axis
+from cxkpi_xl.engine.customers import _health_kpis
 from cxkpi_xl.engine.impact import cx_impact
 from cxkpi_xl.engine.memo import (
+    HEALTH,
     IMPACT,
     MEMO_VERSION,
     PARTS,
@@ -37,7 +39,7 @@ from cxkpi_xl.engine.predictive import _predictive
 from cxkpi_xl.engine.subscriptions import _Base
 
 _DATA: dict[str, Dataset] = {}
-ALL = ["usage", "predictive", "cx_impact"]
+ALL = ["usage", "health", "predictive", "cx_impact"]
 """Every part, in the order a compute with breakdowns and impact runs them."""
 
 
@@ -88,10 +90,10 @@ def _assert_same(a: Report, b: Report) -> None:
 @pytest.mark.parametrize(
     ("table", "reused"),
     [
-        ("Surveys", ["usage", "predictive"]),
-        ("MRR", []),
-        ("Orders", ["usage", "cx_impact"]),
-        ("Usage", ["predictive", "cx_impact"]),
+        ("Surveys", ["usage", "health", "predictive"]),
+        ("MRR", ["health"]),
+        ("Orders", ["usage", "health", "cx_impact"]),
+        ("Usage", ["health", "predictive", "cx_impact"]),
     ],
 )
 def test_a_warm_memo_after_one_changed_row_gives_the_report_without_memo(
@@ -134,12 +136,13 @@ def test_a_memo_without_breakdowns_or_impact_computes_only_what_is_asked(
     data = _data("small")
     memo = Memo(tmp_path)
     _assert_same(compute(data, breakdowns=False, memo=memo), compute(data, breakdowns=False))
-    assert memo.misses == ["usage"] and memo.hits == []  # the report's KPIs need it
+    assert memo.misses == ["usage", "health"] and memo.hits == []  # the report's KPIs
     _assert_same(
         compute(data, breakdowns=False, impact=True, memo=memo),
         compute(data, breakdowns=False, impact=True),
     )
-    assert memo.misses == ["usage", "cx_impact"] and memo.hits == ["usage"]
+    assert memo.misses == ["usage", "health", "cx_impact"]
+    assert memo.hits == ["usage", "health"]
 
 
 def _entries(directory: Path) -> list[Path]:
@@ -240,6 +243,28 @@ def test_the_issues_a_part_adds_are_replayed_in_order(tmp_path: Path) -> None:
     _assert_same(warm, cold)
 
 
+def test_the_issues_of_the_health_part_are_replayed_in_order(tmp_path: Path) -> None:
+    """A Health measure without a weight is an issue the health part adds; a warm memo
+    adds it at the same place, and after a changed Surveys row too."""
+    data = _data("small")
+    weights = data.tables["HealthWeights"]
+    assert len(weights) > 1
+    data = _with(data, "HealthWeights", weights.iloc[1:])
+    cold = compute(data)
+    missing = str(weights["measure"].iloc[0])
+    assert [i.value for i in cold.issues if i.problem == "has no weight in HealthWeights"] == [
+        missing
+    ]
+    memo = Memo(tmp_path)
+    compute(data, memo=memo)
+    _assert_same(compute(data, memo=memo), cold)
+    changed = _change_one_row(data, "Surveys")
+    memo.hits.clear()
+    warm = compute(changed, memo=memo)
+    assert "health" in memo.hits
+    _assert_same(warm, compute(changed))
+
+
 # --- the declarations are complete -----------------------------------------------------
 
 
@@ -251,12 +276,17 @@ def _run(part: Part, data: Dataset) -> tuple[str, Any]:
     base = _Base(enc, axis)
     key = part_key(part, enc, axis)
     issues: list[Issue] = []
+    k: dict[str, np.ndarray]
     if part is PREDICTIVE:
         out = _predictive(enc, base, axis, issues)
         value: Any = {n: f.to_dict("split") for n, f in out.items()}
         value = pickle.dumps((sorted(out), value, issues))
+    elif part is HEALTH:
+        k = {}
+        _health_kpis(enc, base, axis, enc.settings, k, issues)
+        value = pickle.dumps(({n: a.tobytes() for n, a in k.items()}, issues))
     elif part is USAGE:
-        k: dict[str, np.ndarray] = {}
+        k = {}
         adoption = _usage_kpis(enc, base, axis, k)
         value = pickle.dumps(({n: a.tobytes() for n, a in k.items()}, adoption.to_dict("split")))
     else:

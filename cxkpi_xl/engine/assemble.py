@@ -23,7 +23,7 @@ from .cohorts import _cohorts
 from .customers import _customer_kpis, _health_kpis, _order_kpis
 from .feedback import _survey_kpis, _themes
 from .impact import CxImpact, cx_impact
-from .memo import IMPACT, PREDICTIVE, USAGE, Memo, encoded_columns, run_part
+from .memo import HEALTH, IMPACT, PREDICTIVE, USAGE, Memo, encoded_columns, run_part
 from .predictive import _predictive
 from .subscriptions import MOVEMENTS, _Base, _subscription_kpis
 
@@ -96,10 +96,21 @@ def _usage_part(
     return k, adoption
 
 
+def _health_part(
+    data: Dataset, base: _Base, axis: _Axis, issues: list[Issue]
+) -> dict[str, np.ndarray]:
+    """``_health_kpis``' exact effect: the KPIs it writes (memo.HEALTH; the issues it adds
+    go onto ``issues``). It does not read ``base``, so HEALTH does not declare it."""
+    k: dict[str, np.ndarray] = {}
+    _health_kpis(data, base, axis, data.settings, k, issues)
+    return k
+
+
 def _core(
     data: Dataset, axis: _Axis, issues: list[Issue], memo: Memo | None = None
 ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-    """Every KPI per computed period (the usage KPIs through ``memo`` when there is one)."""
+    """Every KPI per computed period (the usage and health KPIs through ``memo`` when there
+    is one)."""
     settings = data.settings
     base = _Base(data, axis)
     months_per_period = np.array([b - a + 1 for a, b in axis.periods], dtype=float)
@@ -113,7 +124,10 @@ def _core(
     )
     k.update(usage_k)
     _customer_kpis(data, base, axis, settings, k, counts, order_info, months_per_period)
-    _health_kpis(data, base, axis, settings, k, issues)
+    health = run_part(
+        memo, HEALTH, data, axis, issues, lambda added: _health_part(data, base, axis, added)
+    )
+    k.update(health)
     return k, {"base": base, "adoption": adoption, "tiers": order_info["tiers"]}
 
 
@@ -156,8 +170,8 @@ def compute(
 
     With ``memo`` (an :class:`~cxkpi_xl.engine.memo.Memo` on a directory) the expensive
     parts whose inputs and settings are unchanged since a compute it remembers are reused
-    (the usage KPIs, the predictive models, "Does CX pay?"); the Report is the same to the
-    last bit.
+    (the usage and health KPIs, the predictive models, "Does CX pay?"); the Report is the
+    same to the last bit.
     """
     settings = data.settings
     granularity = settings["granularity"]

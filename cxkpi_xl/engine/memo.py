@@ -98,7 +98,17 @@ rate and feature adoption, on the Usage table (the biggest) and the base; no Sur
 it is reused after a change to the answers. Its result is its exact effect: the two KPI
 arrays it writes and the adoption frame it returns."""
 
-PARTS = (PREDICTIVE, IMPACT, USAGE)
+HEALTH = Part(
+    "health",
+    {
+        "Health": ("customer_id", "month", "measure", "score"),
+        "HealthWeights": ("measure", "weight"),
+    },
+)
+"""``customers._health_kpis``: at-risk rate and health score (the base is not read). Its
+result is its exact effect: the two KPI arrays it writes and the issues it adds."""
+
+PARTS = (PREDICTIVE, IMPACT, USAGE, HEALTH)
 
 
 # --- the key -------------------------------------------------------------------------
@@ -312,5 +322,5 @@ def run_part(
 
 
 __all__ = [
-    "IMPACT", "MEMO_VERSION", "PARTS", "PREDICTIVE", "USAGE", "Memo", "Part", "part_key",
+    "HEALTH", "IMPACT", "MEMO_VERSION", "PARTS", "PREDICTIVE", "USAGE", "Memo", "Part", "part_key",
 ]  # fmt: skip
