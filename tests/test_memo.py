@@ -19,14 +19,28 @@ import pytest
 from cxkpi_xl.data.issues import Issue
 from cxkpi_xl.data.reader import Dataset, read
 from cxkpi_xl.data.sample import generate
+from cxkpi_xl.engine.activity import _usage_kpis
 from cxkpi_xl.engine.assemble import Report, _encode_ids, compute
 from cxkpi_xl.engine.axis import _axis
+from cxkpi_xl.engine.customers import _health_kpis
 from cxkpi_xl.engine.impact import cx_impact
-from cxkpi_xl.engine.memo import IMPACT, MEMO_VERSION, PARTS, PREDICTIVE, Memo, Part, part_key
+from cxkpi_xl.engine.memo import (
+    HEALTH,
+    IMPACT,
+    MEMO_VERSION,
+    PARTS,
+    PREDICTIVE,
+    USAGE,
+    Memo,
+    Part,
+    part_key,
+)
 from cxkpi_xl.engine.predictive import _predictive
 from cxkpi_xl.engine.subscriptions import _Base
 
 _DATA: dict[str, Dataset] = {}
+ALL = ["usage", "health", "predictive", "cx_impact"]
+"""Every part, in the order a compute with breakdowns and impact runs them."""
 
 
 def _data(size: str) -> Dataset:
@@ -41,8 +55,8 @@ def _with(data: Dataset, table: str, frame: pd.DataFrame) -> Dataset:
 
 def _change_one_row(data: Dataset, table: str) -> Dataset:
     """One row of ``table`` changed as a user would: a Surveys score, an MRR amount, an
-    Order's amount."""
-    column = {"Surveys": "score", "MRR": "mrr", "Orders": "amount"}[table]
+    Order's amount, a Usage day."""
+    column = {"Surveys": "score", "MRR": "mrr", "Orders": "amount", "Usage": "activity_date"}[table]
     frame = data.tables[table].copy()
     row = len(frame) // 2
     if table == "Surveys":  # an NPS answer (0..10), whatever the survey at the middle
@@ -51,6 +65,8 @@ def _change_one_row(data: Dataset, table: str) -> Dataset:
     old = frame[column].iloc[row]
     if table == "Surveys":
         new = 0.0 if old >= 7 else 10.0
+    elif table == "Usage":  # a day of activity moved a month on
+        new = old + pd.Timedelta(days=31)
     else:
         new = float(old) + 37.5
     frame.iloc[row, frame.columns.get_loc(column)] = new
@@ -73,7 +89,12 @@ def _assert_same(a: Report, b: Report) -> None:
 @pytest.mark.parametrize("size", ["small", "medium"])
 @pytest.mark.parametrize(
     ("table", "reused"),
-    [("Surveys", ["predictive"]), ("MRR", []), ("Orders", ["cx_impact"])],
+    [
+        ("Surveys", ["usage", "health", "predictive"]),
+        ("MRR", ["health"]),
+        ("Orders", ["usage", "health", "cx_impact"]),
+        ("Usage", ["health", "predictive", "cx_impact"]),
+    ],
 )
 def test_a_warm_memo_after_one_changed_row_gives_the_report_without_memo(
     tmp_path: Path, size: str, table: str, reused: list[str]
@@ -82,13 +103,13 @@ def test_a_warm_memo_after_one_changed_row_gives_the_report_without_memo(
     memo = Memo(tmp_path / "memo")
     first = compute(data)
     _assert_same(compute(data, memo=memo), first)
-    assert memo.misses == ["predictive", "cx_impact"] and memo.hits == []
+    assert memo.misses == ALL and memo.hits == []
     changed = _change_one_row(data, table)
     memo.hits.clear()
     memo.misses.clear()
     warm = compute(changed, memo=memo)
     assert memo.hits == reused
-    assert sorted(memo.misses) == sorted({"predictive", "cx_impact"} - set(reused))
+    assert memo.misses == [p for p in ALL if p not in reused]
     _assert_same(warm, compute(changed))
     assert warm.as_json() != first.as_json()  # the change was seen
 
@@ -100,13 +121,13 @@ def test_nothing_changed_reuses_every_part_and_the_directory_stays_bounded(
     memo = Memo(tmp_path)
     compute(data, memo=memo)
     again = compute(data, memo=memo)
-    assert memo.hits == ["predictive", "cx_impact"]
+    assert memo.hits == ALL
     _assert_same(again, compute(data))
     for table in ("Surveys", "MRR", "Orders", "Surveys"):
         data = _change_one_row(data, table)
         compute(data, memo=memo)
     names = sorted(p.name.split("-")[0] for p in tmp_path.iterdir())
-    assert names == ["cx_impact", "predictive"]  # one entry per part, no temp files
+    assert names == sorted(ALL)  # one entry per part, no temp files
 
 
 def test_a_memo_without_breakdowns_or_impact_computes_only_what_is_asked(
@@ -115,12 +136,13 @@ def test_a_memo_without_breakdowns_or_impact_computes_only_what_is_asked(
     data = _data("small")
     memo = Memo(tmp_path)
     _assert_same(compute(data, breakdowns=False, memo=memo), compute(data, breakdowns=False))
-    assert memo.misses == [] and memo.hits == []
+    assert memo.misses == ["usage", "health"] and memo.hits == []  # the report's KPIs
     _assert_same(
         compute(data, breakdowns=False, impact=True, memo=memo),
         compute(data, breakdowns=False, impact=True),
     )
-    assert memo.misses == ["cx_impact"]
+    assert memo.misses == ["usage", "health", "cx_impact"]
+    assert memo.hits == ["usage", "health"]
 
 
 def _entries(directory: Path) -> list[Path]:
@@ -157,10 +179,10 @@ def test_a_corrupt_entry_is_a_miss_and_is_rewritten(tmp_path: Path, how: str) ->
         path.write_bytes(_corruptions()[how](path.read_bytes()))
     memo.misses.clear()
     _assert_same(compute(data, memo=memo), compute(data))
-    assert memo.misses == ["predictive", "cx_impact"] and memo.hits == []
+    assert memo.misses == ALL and memo.hits == []
     # rewritten whole: the next compute finds them
     compute(data, memo=memo)
-    assert memo.hits == ["predictive", "cx_impact"]
+    assert memo.hits == ALL
 
 
 def test_a_killed_run_leaves_only_a_temp_file_which_is_ignored_and_removed(
@@ -177,8 +199,8 @@ def test_a_killed_run_leaves_only_a_temp_file_which_is_ignored_and_removed(
         path.unlink()
     memo.misses.clear()
     _assert_same(compute(data, memo=memo), compute(data))
-    assert memo.misses == ["predictive", "cx_impact"]
-    assert sorted(p.name.split("-")[0] for p in tmp_path.iterdir()) == ["cx_impact", "predictive"]
+    assert memo.misses == ALL
+    assert sorted(p.name.split("-")[0] for p in tmp_path.iterdir()) == sorted(ALL)
 
 
 def test_an_entry_with_a_valid_checksum_but_a_wrong_payload_is_a_miss(tmp_path: Path) -> None:
@@ -203,7 +225,7 @@ def test_an_unwritable_directory_is_no_error(tmp_path: Path) -> None:
     blocker.write_text("a file where the directory would be")
     memo = Memo(blocker / "memo")
     _assert_same(compute(data, memo=memo), compute(data))
-    assert memo.misses == ["predictive", "cx_impact"]
+    assert memo.misses == ALL
 
 
 def test_the_issues_a_part_adds_are_replayed_in_order(tmp_path: Path) -> None:
@@ -217,8 +239,30 @@ def test_the_issues_a_part_adds_are_replayed_in_order(tmp_path: Path) -> None:
     memo = Memo(tmp_path)
     compute(data, memo=memo)
     warm = compute(data, memo=memo)
-    assert memo.hits == ["predictive", "cx_impact"]
+    assert memo.hits == ALL
     _assert_same(warm, cold)
+
+
+def test_the_issues_of_the_health_part_are_replayed_in_order(tmp_path: Path) -> None:
+    """A Health measure without a weight is an issue the health part adds; a warm memo
+    adds it at the same place, and after a changed Surveys row too."""
+    data = _data("small")
+    weights = data.tables["HealthWeights"]
+    assert len(weights) > 1
+    data = _with(data, "HealthWeights", weights.iloc[1:])
+    cold = compute(data)
+    missing = str(weights["measure"].iloc[0])
+    assert [i.value for i in cold.issues if i.problem == "has no weight in HealthWeights"] == [
+        missing
+    ]
+    memo = Memo(tmp_path)
+    compute(data, memo=memo)
+    _assert_same(compute(data, memo=memo), cold)
+    changed = _change_one_row(data, "Surveys")
+    memo.hits.clear()
+    warm = compute(changed, memo=memo)
+    assert "health" in memo.hits
+    _assert_same(warm, compute(changed))
 
 
 # --- the declarations are complete -----------------------------------------------------
@@ -232,10 +276,19 @@ def _run(part: Part, data: Dataset) -> tuple[str, Any]:
     base = _Base(enc, axis)
     key = part_key(part, enc, axis)
     issues: list[Issue] = []
+    k: dict[str, np.ndarray]
     if part is PREDICTIVE:
         out = _predictive(enc, base, axis, issues)
         value: Any = {n: f.to_dict("split") for n, f in out.items()}
         value = pickle.dumps((sorted(out), value, issues))
+    elif part is HEALTH:
+        k = {}
+        _health_kpis(enc, base, axis, enc.settings, k, issues)
+        value = pickle.dumps(({n: a.tobytes() for n, a in k.items()}, issues))
+    elif part is USAGE:
+        k = {}
+        adoption = _usage_kpis(enc, base, axis, k)
+        value = pickle.dumps(({n: a.tobytes() for n, a in k.items()}, adoption.to_dict("split")))
     else:
         fit = cx_impact(enc, base, axis)
         value = pickle.dumps((fit.as_json(), fit.nps_changes.to_dict("split")))

@@ -23,7 +23,7 @@ from .cohorts import _cohorts
 from .customers import _customer_kpis, _health_kpis, _order_kpis
 from .feedback import _survey_kpis, _themes
 from .impact import CxImpact, cx_impact
-from .memo import IMPACT, PREDICTIVE, Memo, encoded_columns, run_part
+from .memo import HEALTH, IMPACT, PREDICTIVE, USAGE, Memo, encoded_columns, run_part
 from .predictive import _predictive
 from .subscriptions import MOVEMENTS, _Base, _subscription_kpis
 
@@ -87,10 +87,30 @@ def report_kpi_ids() -> list[str]:
     return list(REPORT_KPIS)
 
 
+def _usage_part(
+    data: Dataset, base: _Base, axis: _Axis
+) -> tuple[dict[str, np.ndarray], pd.DataFrame]:
+    """``_usage_kpis``' exact effect: the KPIs it writes and the adoption frame (memo.USAGE)."""
+    k: dict[str, np.ndarray] = {}
+    adoption = _usage_kpis(data, base, axis, k)
+    return k, adoption
+
+
+def _health_part(
+    data: Dataset, base: _Base, axis: _Axis, issues: list[Issue]
+) -> dict[str, np.ndarray]:
+    """``_health_kpis``' exact effect: the KPIs it writes (memo.HEALTH; the issues it adds
+    go onto ``issues``). It does not read ``base``, so HEALTH does not declare it."""
+    k: dict[str, np.ndarray] = {}
+    _health_kpis(data, base, axis, data.settings, k, issues)
+    return k
+
+
 def _core(
-    data: Dataset, axis: _Axis, issues: list[Issue]
+    data: Dataset, axis: _Axis, issues: list[Issue], memo: Memo | None = None
 ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-    """Every KPI per computed period."""
+    """Every KPI per computed period (the usage and health KPIs through ``memo`` when there
+    is one)."""
     settings = data.settings
     base = _Base(data, axis)
     months_per_period = np.array([b - a + 1 for a, b in axis.periods], dtype=float)
@@ -99,9 +119,15 @@ def _core(
     order_info = _order_kpis(data, base, axis, k, months_per_period)
     _survey_kpis(data, axis, settings, k)
     _support_and_funnel(data, axis, k)
-    adoption = _usage_kpis(data, base, axis, k)
+    usage_k, adoption = run_part(
+        memo, USAGE, data, axis, issues, lambda _: _usage_part(data, base, axis)
+    )
+    k.update(usage_k)
     _customer_kpis(data, base, axis, settings, k, counts, order_info, months_per_period)
-    _health_kpis(data, base, axis, settings, k, issues)
+    health = run_part(
+        memo, HEALTH, data, axis, issues, lambda added: _health_part(data, base, axis, added)
+    )
+    k.update(health)
     return k, {"base": base, "adoption": adoption, "tiers": order_info["tiers"]}
 
 
@@ -144,7 +170,8 @@ def compute(
 
     With ``memo`` (an :class:`~cxkpi_xl.engine.memo.Memo` on a directory) the expensive
     parts whose inputs and settings are unchanged since a compute it remembers are reused
-    (the predictive models, "Does CX pay?"); the Report is the same to the last bit.
+    (the usage and health KPIs, the predictive models, "Does CX pay?"); the Report is the
+    same to the last bit.
     """
     settings = data.settings
     granularity = settings["granularity"]
@@ -156,7 +183,7 @@ def compute(
     ids = report_kpi_ids()
     if axis is None:
         return Report(granularity, [], {i: np.zeros(0) for i in ids}, {}, issues, settings)
-    k, extra = _core(data, axis, issues)
+    k, extra = _core(data, axis, issues, memo)
     sl = axis.reported
     report = Report(
         granularity,

@@ -89,7 +89,26 @@ IMPACT = Part(
 )
 """``impact.cx_impact``: "Does CX pay?" on the base and the NPS answers."""
 
-PARTS = (PREDICTIVE, IMPACT)
+USAGE = Part(
+    "usage",
+    {**_BASE_COLUMNS, "Usage": ("activity_date", "user_id", "customer_id", "feature")},
+)
+"""``activity._usage_kpis`` of the report (not of the breakdowns): stickiness, product usage
+rate and feature adoption, on the Usage table (the biggest) and the base; no Surveys, so
+it is reused after a change to the answers. Its result is its exact effect: the two KPI
+arrays it writes and the adoption frame it returns."""
+
+HEALTH = Part(
+    "health",
+    {
+        "Health": ("customer_id", "month", "measure", "score"),
+        "HealthWeights": ("measure", "weight"),
+    },
+)
+"""``customers._health_kpis``: at-risk rate and health score (the base is not read). Its
+result is its exact effect: the two KPI arrays it writes and the issues it adds."""
+
+PARTS = (PREDICTIVE, IMPACT, USAGE, HEALTH)
 
 
 # --- the key -------------------------------------------------------------------------
@@ -302,4 +321,6 @@ def run_part(
     return memo.run(part, data, axis, issues, fn)
 
 
-__all__ = ["IMPACT", "MEMO_VERSION", "PARTS", "PREDICTIVE", "Memo", "Part", "part_key"]
+__all__ = [
+    "HEALTH", "IMPACT", "MEMO_VERSION", "PARTS", "PREDICTIVE", "USAGE", "Memo", "Part", "part_key",
+]  # fmt: skip
