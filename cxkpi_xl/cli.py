@@ -240,7 +240,7 @@ def _load(source: str, sets: tuple[str, ...]):  # type: ignore[no-untyped-def]
         if Path(source).suffix.lower() in (".xlsx", ".xlsm") and Path(source).is_file():
             from .data.choose import read_for_book  # the source its Settings name, if any
 
-            return read_for_book(Path(source), None, _parse_sets(sets))
+            return read_for_book(Path(source), None, _parse_sets(sets), read=read)
         return read(source, _parse_sets(sets))
     except (SourceError, ValueError) as e:
         raise click.ClickException(str(e)) from None

@@ -19,7 +19,7 @@ def source_of_book(values: Mapping[str, Any], folder: Path | None = None) -> str
     if named is None or not str(named).strip():
         return None
     text = str(named).strip()
-    if text.lower().startswith("duckdb://"):
+    if text.lower().startswith("duckdb://") and "${" not in text:
         text = duckdb_url_path(text)  # a file, taken from the workbook's folder below
     if is_url(text):
         if has_password(text):

@@ -204,7 +204,7 @@ def _connect(source: Any) -> tuple[Any, str]:
             return ibis.pyspark.connect(source), "Spark session"
         raise SourceError(f"{type(source).__name__} is not a source cxkpi can read")
     if isinstance(source, str) and source.lower().startswith("duckdb://"):
-        source = duckdb_url_path(source)  # a file: must exist, opened read-only
+        source = duckdb_url_path(_expand(source))  # a file: must exist, read-only
     if isinstance(source, os.PathLike) or not is_url(source):
         path = Path(source)
         if not path.exists():
