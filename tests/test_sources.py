@@ -532,3 +532,30 @@ def test_cxkpi_kpis_of_a_book_reads_the_source_its_settings_name(datasets, tmp_p
     ref = CliRunner().invoke(main, ["kpis", str(tmp_path / "pq"), "--format", "json"])
     assert json.loads(got.stdout)["kpis"] == json.loads(ref.stdout)["kpis"]
     assert any(v is not None for v in json.loads(got.stdout)["kpis"]["mrr"])
+
+
+def test_a_sqlite_file_is_named_not_opened_by_duckdb(tmp_path):
+    # DuckDB would try to download its SQLite extension (no network here): refused first.
+    import sqlite3
+
+    path = tmp_path / "lite.db"
+    con = sqlite3.connect(path)
+    con.execute("CREATE TABLE customers (customer_id TEXT)")
+    con.commit()
+    con.close()
+    with pytest.raises(SourceError) as e:
+        read(path)
+    assert one_line(e).startswith("lite.db is a SQLite database, not a DuckDB one")
+
+
+def test_a_backend_without_an_extra_names_ibis_own(monkeypatch):
+    import ibis
+
+    def missing(*_a, **_k):  # type: ignore[no-untyped-def]
+        raise ImportError("No module named 'MySQLdb'")
+
+    monkeypatch.setattr(ibis, "connect", missing)
+    with pytest.raises(SourceError) as e:
+        read("mysql://me@db/cx")
+    text = one_line(e)
+    assert "ibis-framework[mysql]" in text and "cxkpi-xl[mysql]" not in text

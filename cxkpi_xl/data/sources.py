@@ -210,6 +210,19 @@ def _connect(source: Any) -> tuple[Any, str]:
         if not path.exists():
             raise SourceError(f"{path}: no such file or folder")
         _need("duckdb", "duckdb")
+        if path.is_file():
+            with path.open("rb") as f:
+                head = f.read(16)
+            if head.startswith(b"SQLite format 3"):
+                raise SourceError(
+                    f"{path.name} is a SQLite database, not a DuckDB one: export its tables "
+                    "to Parquet or CSV, or copy them into a DuckDB file"
+                )
+            if len(head) >= 12 and head[8:12] != b"DUCK":  # DuckDB's magic bytes
+                raise SourceError(
+                    f"{path.name} cannot be opened as a DuckDB database: it is not one "
+                    "(no DuckDB header)"
+                )
         try:
             return ibis.duckdb.connect(str(path), read_only=True), str(path)
         except Exception as e:
@@ -229,11 +242,13 @@ def _connect(source: Any) -> tuple[Any, str]:
         return ibis.connect(url), shown
     except SourceError:
         raise
-    except ImportError as e:
-        raise SourceError(
-            f"{shown}: the {extra} backend is not installed ({_line(e)}): "
+    except ImportError:
+        install = (
             f"pip install 'cxkpi-xl[{extra}]'"
-        ) from None
+            if scheme in EXTRAS
+            else f"cxkpi-xl has no extra for it; Ibis' is pip install 'ibis-framework[{scheme}]'"
+        )
+        raise SourceError(f"{shown}: the {scheme} backend is not installed: {install}") from None
     except Exception as e:
         raise SourceError(f"{shown} cannot be reached: {_line(e)}") from None
 
