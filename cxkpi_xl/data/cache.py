@@ -188,6 +188,21 @@ def _stamped_parts(state: Mapping[str, list[int]]) -> dict[str, list[int]]:
     return {k: v for k, v in state.items() if not k.lower().startswith("docprops/")}
 
 
+def _stamp_record(
+    book: Path, overrides: Mapping[str, Any] | None, state: Mapping[str, list[int]]
+) -> dict[str, Any]:
+    """What a stamp records of ``book`` in zip directory ``state``, and what
+    :func:`nothing_changed` compares it with."""
+    return {
+        "cache": CACHE_VERSION,
+        "product": _version(),
+        "book": str(book.resolve()),
+        "overrides": _overrides_key(overrides),
+        "libraries": libraries(READING + COMPUTING),
+        "parts": _stamped_parts(state),
+    }
+
+
 def stamp(
     book: Path,
     overrides: Mapping[str, Any] | None,
@@ -204,14 +219,7 @@ def stamp(
             return False
         folder = book_dir(book, root)
         make_private_dir(folder)
-        data = {
-            "cache": CACHE_VERSION,
-            "product": _version(),
-            "book": str(book.resolve()),
-            "overrides": _overrides_key(overrides),
-            "libraries": libraries(READING + COMPUTING),
-            "parts": _stamped_parts(state),
-        }
+        data = _stamp_record(book, overrides, state)
         _write_atomic(folder / STAMP, json.dumps(data).encode(), _file_mode(book))
     except (OSError, zipfile.BadZipFile, ValueError):
         return False
@@ -228,14 +236,7 @@ def nothing_changed(
         data = _read_json(book_dir(book, root) / STAMP)
         if not isinstance(data, dict):
             return False
-        expected = {
-            "cache": CACHE_VERSION,
-            "product": _version(),
-            "book": str(book.resolve()),
-            "overrides": _overrides_key(overrides),
-            "libraries": libraries(READING + COMPUTING),
-            "parts": _stamped_parts(zip_state(book)),
-        }
+        expected = _stamp_record(book, overrides, zip_state(book))
     except (OSError, zipfile.BadZipFile, ValueError, ImportError):
         return False
     return data == expected
