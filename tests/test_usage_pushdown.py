@@ -22,12 +22,15 @@ from cxkpi_xl.data.reader import _far_dates, read
 from cxkpi_xl.data.usage import UsageSummary
 from cxkpi_xl.engine import compute
 
-from .test_sources import (
+from .test_sources import (  # noqa: F401 (their fixtures, by name)
+    _pg_load,
     assert_close,
     csv_json,
     hand_tables,
+    postgres,
     report_json,
     sample_tables,
+    spark_ok,
     to_duckdb,
     to_parquet,
 )
@@ -349,3 +352,24 @@ def test_date_days_and_timestamp_days_agree(sets, tmp_path):
     b = report_json(to_parquet(tables, tmp_path / "date"))
     assert_close(a, b)
     assert isinstance(with_dates(sets["sample"]["Usage"])["activity_date"].iat[0], dt.date)
+
+
+def test_postgresql_summarises_usage_as_duckdb_does(request, sets, tmp_path):
+    """The same summary and Data Issues from a real PostgreSQL server (its trim, regular
+    expressions, COUNT(DISTINCT) and window functions)."""
+    url = request.getfixturevalue("postgres")
+    tables = dict(sets["hand"])
+    expected = csv_json(tables, tmp_path / "csv")
+    tables["Usage"] = with_dates(tables["Usage"])
+    _pg_load(url, "cx_usage", tables)
+    pushed(url, source_tables="cx_usage.")
+    assert_close(expected, report_json(url, source_tables="cx_usage."))
+
+
+@pytest.mark.usefixtures("spark_ok")
+def test_spark_summarises_usage_as_duckdb_does(sets, tmp_path):
+    tables = dict(sets["hand"])
+    expected = csv_json(tables, tmp_path / "csv")
+    folder = to_parquet(tables, tmp_path / "pq")
+    pushed(f"spark://local[1]{folder}")
+    assert_close(expected, report_json(f"spark://local[1]{folder}"))

@@ -13,13 +13,14 @@ the KPIs are the same; an issue names the source's table (``MRR.parquet``, ``cx.
 and its row as the same table exported to CSV would number it (the header is row 1), in
 the order the source returns the rows.
 
-With :func:`reduce_usage` (``pushdown=True``, the default), the Usage table, the largest
-one, is reduced in the source's engine to its distinct (day, user, customer, feature)
-rows before it reaches Python, when its days are typed as dates, none is blank, no user
-is blank and the days lie within ten years of each other (checked in the source's engine
-first; else every row is read and validated in Python): the engine's usage KPIs count
-distinct users, customers and features, so they are the same (tests/test_sources.py
-proves the JSON equal both ways).
+With ``pushdown=True`` (the default), Usage, the largest table, is validated and
+summarised in the source's engine (:func:`usage_pushdown`): only a
+:class:`~cxkpi_xl.data.usage.UsageSummary` (users per day and month, distinct
+month/customer/feature triples) and its first bad rows of each kind reach Python, and the
+engine computes the usage KPIs from the summary. When a reader rule cannot be applied in
+the source (text days, times of day, users neither text nor whole numbers), Usage is read
+row by row; :func:`reduce_usage` then still drops repeated rows in the source when every
+row is clean. ``tests/test_usage_pushdown.py`` proves the JSON equal to the CSV folder's.
 
 Credentials never come from the workbook: a ``source`` setting with a password in it is
 refused. PostgreSQL takes them from ``PGUSER``/``PGPASSWORD``/``PGHOST`` (or
