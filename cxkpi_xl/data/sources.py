@@ -508,6 +508,13 @@ _SENTINEL_USER = "\x00cxkpi"
 blank day) marks where the reader puts the Usage issues, and is then taken out."""
 
 
+_ODD_SPACES = "".join(
+    c for c in map(chr, range(0x3001)) if c.isspace() and c not in " \t\n\r\x0b\x0c"
+)
+"""What Python's ``str.strip`` strips (as the reader does) and SQL's trim does not (Ibis
+trims spaces, tabs, line breaks, vertical tabs and form feeds in every backend)."""
+
+
 @dataclass
 class _Kind:
     """One kind of bad Usage row: the schema column its issue names, its place among the
@@ -559,8 +566,7 @@ def usage_pushdown(expr: Any, label: str) -> _UsagePushdown | None:
     Read row by row instead: days held as text (their format and day/month order are the
     reader's to work out) or timestamps with a time of day (the far-date rule looks at the
     exact time), users that are neither text nor whole numbers, and text users with
-    whitespace other than spaces at either end (SQL's trim strips spaces only)."""
-    from .cells import EXCEL_ERRORS
+    whitespace at either end that SQL's trim keeps (``_ODD_SPACES``: a no-break space)."""
     from .usage import UsageSummary
 
     ibis = _need("ibis", "duckdb")
@@ -577,17 +583,8 @@ def usage_pushdown(expr: Any, label: str) -> _UsagePushdown | None:
     d, month = days
     text_user = utype.is_string()
     u = expr[user]
-    key = u
-    user_blank = u.isnull()
+    key, user_blank, user_error, _ = _user_rules(u, text_user)
     never = u.isnull() & ibis.literal(False)  # a column (a literal is no column to sum)
-    user_error = never
-    odd_space = never
-    if text_user:
-        t = u.strip()
-        key = t.re_search(r"^[0-9]+\.0$").ifelse(t.substr(0, t.length() - 2), t)
-        user_blank = user_blank | (t == "")
-        user_error = (u.startswith("#") & t.upper().isin(sorted(EXCEL_ERRORS))).fill_null(False)
-        odd_space = t.re_search(r"^\s|\s$")
     timed = never
     if schema[day].is_timestamp():
         timed = expr[day] != expr[day].truncate("D")
@@ -601,19 +598,27 @@ def usage_pushdown(expr: Any, label: str) -> _UsagePushdown | None:
         filled = filled | present
     data = expr.filter(filled)  # the reader drops rows with nothing in them
 
-    def count(cond: Any) -> Any:
-        return cond.fill_null(False).ifelse(1, 0).sum()
+    def count(cond: Any, n: Any = 1) -> Any:
+        return cond.fill_null(False).ifelse(n, 0).sum()
 
-    checks = data.aggregate(
-        timed=count(timed),
-        odd=count(odd_space & u.notnull()),
-        day_blank=count(expr[day].isnull()),
-        user_blank=count(user_blank),
-        user_error=count(user_error),
+    # The user rules on each distinct user once (with its count of rows), not on each row.
+    by_user = data.group_by(uu=u).aggregate(
+        n=u.isnull().count(), timed=count(timed), day_blank=count(expr[day].isnull())
+    )
+    g_key, g_blank, g_error, g_odd = _user_rules(by_user.uu, text_user)
+    checks = by_user.aggregate(
+        timed=by_user.timed.sum(),
+        day_blank=by_user.day_blank.sum(),
+        odd=count(g_odd & by_user.uu.notnull(), by_user.n),
+        user_blank=count(g_blank, by_user.n),
+        user_error=count(g_error, by_user.n),
+        normalised=count(g_key != by_user.uu, by_user.n),
     )
     c = _execute(label, checks).iloc[0]
     if int(c["timed"] or 0) or int(c["odd"] or 0):
         return None
+    if not int(c["normalised"] or 0):
+        key = u  # every user is already as the reader writes it: no work per row
 
     # The far-date rule, exactly as the reader's, from the count of rows per day.
     per_day = _execute(
@@ -665,9 +670,11 @@ def usage_pushdown(expr: Any, label: str) -> _UsagePushdown | None:
     feat_coded, feat_recode, features = dictionary(feat, _reader._to_text, "feature")
 
     # The clean rows, summarised.
-    clean = data.filter(expr[day].notnull() & ~user_blank.fill_null(True))
-    if text_user:
-        clean = clean.filter(~user_error.fill_null(False))
+    clean = expr.filter(expr[day].notnull())  # each filter only where it has work to do
+    if int(c["user_blank"] or 0):
+        clean = clean.filter(~user_blank.fill_null(True))
+    if int(c["user_error"] or 0):
+        clean = clean.filter(~user_error)
     if far_cond is not None:
         clean = clean.filter(~far_cond)
     per = _execute(label, clean.group_by(d=d).aggregate(users=key.nunique()))
@@ -691,23 +698,48 @@ def usage_pushdown(expr: Any, label: str) -> _UsagePushdown | None:
     t_month = np.asarray(got["m"].to_numpy(), np.int64)
     t_cust = _recode(got["cc"], cust_recode)
     t_feat = _recode(got["fc"], feat_recode)
-    # distinct again: two source values may be one id (" C1" and "C1")
-    nc, nf = len(customers) + 1, len(features) + 1
-    m0 = int(t_month.min()) if len(t_month) else 0
-    k = pd.unique(((t_month - m0) * nc + t_cust + 1) * nf + t_feat + 1)
-    del got, t_month, t_cust, t_feat
+    if _one_to_one(cust_recode) and _one_to_one(feat_recode):
+        m, c_, f_ = t_month, t_cust, t_feat  # distinct already
+    else:  # distinct again: two source values may be one id (" C1" and "C1")
+        nc, nf = len(customers) + 1, len(features) + 1
+        m0 = int(t_month.min()) if len(t_month) else 0
+        k = pd.unique(((t_month - m0) * nc + t_cust + 1) * nf + t_feat + 1)
+        m, c_, f_ = k // nf // nc + m0, (k // nf) % nc - 1, k % nf - 1
+    del got
     summary = UsageSummary.build(
         _days(per["d"]).astype(np.int64),
         per["users"].to_numpy(np.int64),
         per_month["m"].to_numpy(np.int64),
         per_month["users"].to_numpy(np.int64),
-        k // nf // nc + m0,
-        (k // nf) % nc - 1,
-        k % nf - 1,
+        m,
+        c_,
+        f_,
         customers,
         features,
     )
     return _bad_rows(expr, filled, label, kinds, (day, user), far_issue_text, summary)
+
+
+def _user_rules(u: Any, text: bool) -> tuple[Any, Any, Any, Any]:
+    """The reader's rules for a user id, as expressions: (its normalised key, blank, an
+    Excel error, has whitespace at an end that SQL's trim keeps)."""
+    from .cells import EXCEL_ERRORS
+
+    ibis = _need("ibis", "duckdb")
+    never = u.isnull() & ibis.literal(False)
+    if not text:
+        return u, u.isnull(), never, never
+    t = u.strip()
+    key = t.re_search(r"^[0-9]+\.0$").ifelse(t.substr(0, t.length() - 2), t)
+    blank = u.isnull() | (t == "")
+    error = (u.startswith("#") & t.upper().isin(sorted(EXCEL_ERRORS))).fill_null(False)
+    odd = t.re_search(f"^[{_ODD_SPACES}]|[{_ODD_SPACES}]$")
+    return key, blank, error, odd
+
+
+def _one_to_one(recode: np.ndarray) -> bool:
+    """Whether no two source values are one normalised value, nor blank (NULL is)."""
+    return bool((recode >= 0).all()) and len(np.unique(recode)) == len(recode)
 
 
 def _days(values: pd.Series) -> np.ndarray:
@@ -738,14 +770,14 @@ def _weighted_median(values: Any, counts: Any) -> float:
     return float(np.mean([lo, hi]))
 
 
-def _recode(codes: Any, recode: Any) -> Any:
-    """The normalised code (-1: none) of each source code (NULL: none)."""
-    arr = codes.to_numpy(zero_copy_only=False)
+def _recode(codes: Any, recode: np.ndarray) -> np.ndarray:
+    """The normalised code (-1: none) of each source code (an Arrow column, NULL: none)."""
+    import pyarrow.compute as pc
+
     if not len(recode):
-        return np.full(len(arr), -1, np.int64)
-    filled = np.nan_to_num(np.asarray(arr, dtype=float), nan=-1).astype(np.int64)
-    table = np.append(recode, -1)  # -1 takes the last: none
-    return table[filled]
+        return np.full(len(codes), -1, np.int64)
+    source = np.asarray(pc.fill_null(codes, -1).to_numpy(), np.int64)
+    return np.append(recode, -1)[source]  # -1 takes the last: none
 
 
 def _execute(label: str, expr: Any) -> Any:
