@@ -3,8 +3,6 @@ stickiness (DAU/MAU), product usage rate and feature adoption."""
 
 from __future__ import annotations
 
-import dataclasses
-
 import numpy as np
 import pandas as pd
 
@@ -35,17 +33,12 @@ def _support_and_funnel(data: Dataset, axis: _Axis, k: dict[str, np.ndarray]) ->
 
 def usage_summary(data: Dataset) -> UsageSummary:
     """The Usage summary the usage KPIs read: the one the source built in its engine
-    (``Dataset.usage_summary``), else the summary of the validated Usage rows."""
-    if data.usage_summary is not None:
-        return data.usage_summary
-    return UsageSummary.from_rows(data.tables["Usage"])
-
-
-def with_usage_summary(data: Dataset) -> Dataset:
-    """``data`` with its Usage summary (built from its rows when the source gave none)."""
-    if data.usage_summary is not None:
-        return data
-    return dataclasses.replace(data, usage_summary=usage_summary(data))
+    (``Dataset.usage_summary``), else the summary of the validated Usage rows, built when
+    first needed and kept on ``data`` (``compute``'s own copy of the user's Dataset), so a
+    memo hit never builds it."""
+    if data.usage_summary is None:
+        data.usage_summary = UsageSummary.from_rows(data.tables["Usage"])
+    return data.usage_summary
 
 
 def _days_in_month(month: int) -> int:
