@@ -559,3 +559,24 @@ def test_a_backend_without_an_extra_names_ibis_own(monkeypatch):
         read("mysql://me@db/cx")
     text = one_line(e)
     assert "ibis-framework[mysql]" in text and "cxkpi-xl[mysql]" not in text
+
+
+def test_a_book_holding_only_settings_that_name_a_source_refreshes_from_it(datasets, tmp_path):
+    # Such a book was refused as having "none of the input tables"; and a book that names a
+    # source has its own tables left unread (their rows' issues are not the Report's).
+    tables, _ = datasets["sample"]
+    to_parquet(tables, tmp_path / "pq")
+    settings = pd.DataFrame({"name": ["source", "granularity"], "value": ["pq", "quarter"]})
+    only = write_workbook({"Settings": settings}, tmp_path / "only.xlsx")
+    from cxkpi_xl.refresh import refresh
+
+    done = refresh(only)
+    expected = compute(read(tmp_path / "pq", {"granularity": "quarter"}))
+    assert done.report.periods == expected.periods and done.report.periods[0].endswith("-Q1")
+    assert_close(
+        {k: list(map(float, v)) for k, v in expected.kpis.items()},
+        {k: list(map(float, v)) for k, v in done.report.kpis.items()},
+    )
+    bad = tables["Customers"].head(2).assign(signup_date="not a date")
+    both = write_workbook({"Customers": bad, "Settings": settings}, tmp_path / "both.xlsx")
+    assert not any("not a date" in str(i.value) for i in refresh(both).report.issues)

@@ -1028,7 +1028,9 @@ def _workbook_tables(
 
     table_sheet = {t: name for name, p in parts.items() for t in p.tables}
     inputs = [t for t in TABLES if t.name != "HealthWeights"]
-    if not any(t.name.lower() in by_lower or t.name.lower() in sheets for t in inputs):
+    if only != () and not any(
+        t.name.lower() in by_lower or t.name.lower() in sheets for t in inputs
+    ):
         raise SourceError(
             f"{path.name} has none of the input tables: looked for Excel Tables or sheets "
             f"named {', '.join(t.name for t in inputs)} (in any case)"
@@ -1306,6 +1308,16 @@ def read(
         label = str(path)
     settings, issues = _resolve_settings(raw_settings, overrides)
     return _dataset(_read_tables(raw_tables, settings), settings, issues, label)
+
+
+def read_settings(path: str | Path, overrides: Mapping[str, Any] | None = None) -> Settings:
+    """A workbook's settings alone, its tables left unread (milliseconds: calamine parses
+    only the sheets the settings are on). A bad value is left at its default here; a full
+    :func:`read` reports it as an issue."""
+    path = Path(path)
+    check_package(path)
+    _, raw_settings = _workbook_tables(path, only=())
+    return _resolve_settings(raw_settings, overrides)[0]
 
 
 def _resolve_settings(
