@@ -306,7 +306,6 @@ def test_demo_writes_refreshes_and_prints_the_latest_period(tmp_path: Path):
     assert {"KPI Summary", REPORT_SHEET, ISSUES_SHEET} <= set(wb.sheetnames)
 
 
-
 def test_demo_again_refreshes_the_users_edited_book_and_new_keeps_it(tmp_path: Path):
     # A second `cxkpi demo` used to rebuild the book over the user's edits.
     folder = tmp_path / "d"
@@ -326,6 +325,7 @@ def test_demo_again_refreshes_the_users_edited_book_and_new_keeps_it(tmp_path: P
     assert f"Kept the previous demo workbook as {kept}" in fresh.stdout
     assert openpyxl.load_workbook(kept)["My notes"]["A1"].value == "mine"
     assert "My notes" not in openpyxl.load_workbook(book).sheetnames
+
 
 KILLER = """
 import sys, time
