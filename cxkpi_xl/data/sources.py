@@ -370,15 +370,31 @@ def _columns(table: Table, label: str, expr: Any) -> Any:
 
 
 def _frame(label: str, expr: Any) -> pd.DataFrame:
+    """One table's rows as pandas columns, through Arrow: a text column as a categorical
+    (each distinct value one Python string, the rows small integer codes: millions of
+    repeated customer ids would otherwise be millions of strings), a date as
+    datetime64, a time zone dropped."""
     try:
-        frame = expr.to_pandas()
+        table = expr.to_pyarrow()
     except Exception as e:
         raise SourceError(f"{label} cannot be read: {_line(e)}") from None
-    for name in frame.columns:
-        s = frame[name]
-        if isinstance(s.dtype, pd.DatetimeTZDtype):
-            frame[name] = s.dt.tz_localize(None)
-    return frame
+    import pyarrow as pa
+
+    columns: dict[str, Any] = {}
+    for name, column in zip(table.column_names, table.columns, strict=True):
+        kind = column.type
+        if pa.types.is_string(kind) or pa.types.is_large_string(kind):
+            encoded = column.dictionary_encode().combine_chunks()
+            columns[name] = pd.Categorical.from_codes(
+                encoded.indices.fill_null(-1).to_numpy(zero_copy_only=False),
+                pd.Index(encoded.dictionary.to_numpy(zero_copy_only=False), dtype=object),
+            )
+            continue
+        values = column.to_pandas(date_as_object=False)
+        if isinstance(values.dtype, pd.DatetimeTZDtype):
+            values = values.dt.tz_localize(None)
+        columns[name] = values
+    return pd.DataFrame(columns, copy=False)  # a copy of millions of rows costs seconds
 
 
 # --- reading -------------------------------------------------------------------------
