@@ -124,3 +124,24 @@ def test_an_mrr_row_twice_and_a_far_month_are_found_in_a_categorical_frame():
         (7, "month", "is far outside the column's other dates"),
     ]
     assert data.tables["MRR"]["customer_id"].tolist() == ["A", "B", "A", "A", "A"]
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.one_of(st.none(), st.integers(-80_000_000_000, 9_000_000_000)), min_size=0, max_size=30
+    ),
+    st.sampled_from(["s", "ms", "us", "ns"]),
+)
+def test_months_of_equal_numpys_own_conversion(seconds, unit):
+    # Seconds from 1970 between the year -566 and 2255 (-80e9 .. 9e9; the table of days is
+    # built only within 400,000 days, else numpy converts row by row), blanks as NaT.
+    from cxkpi_xl.data.periods import months_of
+
+    values = np.array(
+        [np.datetime64("NaT") if s is None else np.datetime64(s, "s") for s in seconds],
+        dtype="datetime64[s]",
+    ).astype(f"datetime64[{unit}]")
+    expected = values.astype("datetime64[M]").astype(np.int64) + 1970 * 12
+    expected[np.isnat(values)] = -1
+    assert months_of(pd.Series(values)).tolist() == expected.tolist()
