@@ -348,9 +348,14 @@ class _Validator:
     def __init__(self, table: Table, sheet: str, rows: np.ndarray, issues: list[Issue]):
         self.table, self.sheet, self.rows, self.issues = table, sheet, rows, issues
         self.skip = np.zeros(len(rows), dtype=bool)
-        self.codes: dict[str, np.ndarray] = {}
+        self.distinct: dict[str, tuple[Any, np.ndarray]] = {}
+        """Per column, its distinct values as normalised and each row's position among
+        them (see :meth:`codes`)."""
+
+    def codes(self) -> dict[str, np.ndarray]:
         """Per column, a code per row for its value as normalised (-1: blank): what the
         rules that compare rows (duplicates) use instead of hashing the values again."""
+        return _LazyCodes(self.distinct)
 
     def report(
         self,
@@ -365,6 +370,22 @@ class _Validator:
             why = problem(i) if callable(problem) else problem
             v = vals[i] if not isinstance(vals, pd.Series) else vals.iat[i]
             self.issues.append(Issue(self.sheet, int(self.rows[i]), column, v, why, action))
+
+
+class _LazyCodes(dict):  # type: ignore[type-arg]
+    """Codes per row of the columns in ``distinct``, each made when first asked for."""
+
+    def __init__(self, distinct: Mapping[str, tuple[Any, np.ndarray]]):
+        super().__init__()
+        self._distinct = distinct
+
+    def __contains__(self, column: object) -> bool:
+        return column in self._distinct
+
+    def __missing__(self, column: str) -> np.ndarray:
+        values, codes = self._distinct[column]  # the last of values is the blank
+        self[column] = pd.factorize(values)[0][codes]
+        return self[column]
 
 
 def _normalise_table(
@@ -437,7 +458,7 @@ def _normalise_table(
                     v.skip |= far
                 if col.type == MONTH:
                     distinct = distinct.dt.to_period("M").dt.to_timestamp()
-                v.codes[col.name] = pd.factorize(distinct)[0][codes]
+                v.distinct[col.name] = (distinct, codes)
                 dates = distinct.iloc[codes].reset_index(drop=True)
                 if far_of.any():
                     dates[far] = pd.NaT
@@ -446,7 +467,7 @@ def _normalise_table(
                 out[col.name] = pd.Series(lookup[codes]).fillna(False).astype(bool)
             else:  # code -1 takes the trailing None
                 out[col.name] = pd.Series(lookup[codes], dtype=object)
-                v.codes[col.name] = pd.factorize(lookup)[0][codes]
+                v.distinct[col.name] = (lookup, codes)
             blank = blank | bad
         if col.required:
             missing = blank & ~bad
@@ -612,12 +633,16 @@ def _table_rules(name: str, frame: pd.DataFrame, v: _Validator, settings: Settin
     table = v.table
     if table.key:
         keys = frame[table.key]
-        dup = _duplicated(frame, [table.key], v.skip, v.codes) & keys.notna().to_numpy()
+        dup = _duplicated(frame, [table.key], v.skip, v.codes()) & keys.notna().to_numpy()
         v.report(dup, table.key, keys, f"duplicate {table.key}", "skipped the row")
         v.skip |= dup
     if name == "Surveys":
-        survey = frame["survey"].str.upper()
-        unknown = ~survey.isin(SURVEY_TYPES).to_numpy() & survey.notna().to_numpy() & ~v.skip
+        # Each distinct survey name upper-cased once (millions of answers, a few names).
+        codes, names = pd.factorize(frame["survey"])
+        upper = np.array([*(str(n).upper() for n in names), None], dtype=object)
+        survey = pd.Series(upper[codes], index=frame.index, dtype=object)  # -1: None
+        is_type = np.isin(upper, SURVEY_TYPES)
+        unknown = ~is_type[codes] & (codes >= 0) & ~v.skip
         v.report(
             unknown,
             "survey",
@@ -630,7 +655,7 @@ def _table_rules(name: str, frame: pd.DataFrame, v: _Validator, settings: Settin
         score = frame["score"].to_numpy()
         for kind in SURVEY_TYPES:
             low, high = settings.survey_scale(kind)
-            of_kind = (survey == kind).to_numpy() & ~v.skip
+            of_kind = (upper == kind)[codes] & ~v.skip
             outside = of_kind & ((score < low) | (score > high))
             v.report(
                 outside,
@@ -671,7 +696,7 @@ def _table_rules(name: str, frame: pd.DataFrame, v: _Validator, settings: Settin
         frame.loc[early, "churn_date"] = pd.NaT
     if name == "MRR":
         _keep_unknown_mrr(frame, v)
-        twice = _duplicated(frame, ["customer_id", "month"], v.skip, v.codes)
+        twice = _duplicated(frame, ["customer_id", "month"], v.skip, v.codes())
         v.report(
             twice,
             "month",

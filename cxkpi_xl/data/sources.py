@@ -384,6 +384,10 @@ def _frame(label: str, expr: Any) -> pd.DataFrame:
     for name, column in zip(table.column_names, table.columns, strict=True):
         kind = column.type
         if pa.types.is_string(kind) or pa.types.is_large_string(kind):
+            head = column.slice(0, 100_000).combine_chunks().dictionary_encode()
+            if 2 * len(head.dictionary) > len(head):  # mostly distinct (response ids): plain
+                columns[name] = pd.Series(column.to_numpy(zero_copy_only=False), dtype=object)
+                continue
             encoded = column.dictionary_encode().combine_chunks()
             columns[name] = pd.Categorical.from_codes(
                 encoded.indices.fill_null(-1).to_numpy(zero_copy_only=False),
