@@ -162,6 +162,10 @@ def test_a_prefix_and_a_schema_find_the_tables(datasets, tmp_path):
     con.close()
     assert_close(expected, report_json(path, source_tables="cx.kpi_"))
     assert report_json(path)["kpis"] != expected["kpis"]  # the empty decoys elsewhere
+    # A prefix that matches nothing names the tables it left out, not "its tables: none".
+    with pytest.raises(SourceError) as e:
+        read(path, {"source_tables": "cx.sales_"})
+    assert "its tables: none under cx.sales_; without the prefix: KPI_Costs" in str(e.value)
 
 
 def test_pushed_down_usage_gives_the_plain_json(datasets, tmp_path):
@@ -580,3 +584,18 @@ def test_a_book_holding_only_settings_that_name_a_source_refreshes_from_it(datas
     bad = tables["Customers"].head(2).assign(signup_date="not a date")
     both = write_workbook({"Customers": bad, "Settings": settings}, tmp_path / "both.xlsx")
     assert not any("not a date" in str(i.value) for i in refresh(both).report.issues)
+
+
+def test_a_spark_folder_may_be_relative_to_the_current_or_the_books_folder(tmp_path, monkeypatch):
+    # spark://local/cx meant the folder cx beside the user, and was looked for at /cx.
+    from cxkpi_xl.data.choose import source_of_book
+    from cxkpi_xl.data.sources import spark_folder
+
+    (tmp_path / "book" / "cx").mkdir(parents=True)
+    (tmp_path / "here" / "cx").mkdir(parents=True)
+    monkeypatch.chdir(tmp_path / "here")
+    assert spark_folder("/cx") == tmp_path / "here" / "cx"
+    assert spark_folder(f"{tmp_path}/book/cx") == tmp_path / "book" / "cx"  # as written
+    assert spark_folder("/nothing") is None
+    named = source_of_book({"source": "spark://local[2]/cx"}, tmp_path / "book")
+    assert named == f"spark://local[2]{(tmp_path / 'book' / 'cx').resolve()}"

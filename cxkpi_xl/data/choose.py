@@ -3,12 +3,13 @@ one the workbook's Settings name (its ``source`` setting), else the workbook its
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 from .reader import Dataset, SourceError, read, read_settings
-from .sources import duckdb_url_path, has_password, is_url
+from .sources import duckdb_url_path, has_password, is_url, spark_folder
 
 
 def source_of_book(values: Mapping[str, Any], folder: Path | None = None) -> str | None:
@@ -21,6 +22,11 @@ def source_of_book(values: Mapping[str, Any], folder: Path | None = None) -> str
     text = str(named).strip()
     if text.lower().startswith("duckdb://") and "${" not in text:
         text = duckdb_url_path(text)  # a file, taken from the workbook's folder below
+    spark = re.match(r"^((?:py)?spark://local(?:\[[0-9*]+\])?)(/.+)$", text, re.IGNORECASE)
+    if spark and folder is not None:  # a relative folder is the workbook's folder's
+        found = spark_folder(spark.group(2), folder)
+        if found is not None:
+            return f"{spark.group(1)}{found.resolve()}"
     if is_url(text):
         if has_password(text):
             raise SourceError(

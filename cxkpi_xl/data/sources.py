@@ -140,6 +140,7 @@ class _Opened:
     tables: dict[str, Any]  # lower-case name -> ibis table
     names: dict[str, str]  # lower-case name -> the name as the source shows it
     database: Any = None
+    outside: tuple[str, ...] = ()  # tables the source_tables setting left out
 
 
 def _parquet(path: Path) -> _Opened:
@@ -159,6 +160,16 @@ def _parquet(path: Path) -> _Opened:
             raise SourceError(f"{f.name} cannot be read as Parquet: {_line(e)}") from None
         names[key] = f.name
     return _Opened(con, str(path), tables, names)
+
+
+def spark_folder(folder: str, home: Path | None = None) -> Path | None:
+    """The folder of ``spark://local/FOLDER``: FOLDER as written (``/data/cx``), else
+    relative (``spark://local/cx`` for ``cx`` in ``home``, the current folder by default);
+    None when neither is a folder."""
+    for path in (Path(folder), (home or Path.cwd()) / folder.lstrip("/")):
+        if folder.strip("/") and path.is_dir():
+            return path
+    return None
 
 
 def _spark(url: str) -> Any:
@@ -182,9 +193,9 @@ def _spark(url: str) -> Any:
     )
     folder = m.group(2)
     if folder:
-        path = Path(folder)
-        if not path.is_dir():
-            raise SourceError(f"{url}: no such folder {folder}")
+        path = spark_folder(folder)
+        if path is None:
+            raise SourceError(f"{url}: no such folder {folder} (nor {folder[1:]} in {Path.cwd()})")
         for t in session.catalog.listTables():  # the views of an earlier folder
             if t.isTemporary:
                 session.catalog.dropTempView(t.name)
@@ -290,9 +301,11 @@ def _database_tables(con: Any, label: str, where: str | None) -> _Opened:
         raise SourceError(f"{label}: cannot list its tables ({_line(e)})") from None
     tables: dict[str, Any] = {}
     names: dict[str, str] = {}
+    outside = []
     for name in listed:
         low = name.lower()
         if not low.startswith(prefix.lower()):
+            outside.append(name)
             continue
         key = low[len(prefix) :]
         if key in names:
@@ -304,7 +317,7 @@ def _database_tables(con: Any, label: str, where: str | None) -> _Opened:
         names[key] = f"{schema}.{name}" if schema else name
     if where:
         label = f"{label} (tables under {where})"
-    return _Opened(con, label, tables, names)
+    return _Opened(con, label, tables, names, outside=tuple(outside))
 
 
 def _open(source: Any, where: str | None) -> _Opened:
@@ -432,10 +445,14 @@ def _read_source(source: Any, overrides: Mapping[str, Any] | None, pushdown: boo
     raw_settings = _settings(opened)
     inputs = [t for t in TABLES if t.name != "HealthWeights"]
     if not any(t.name.lower() in opened.tables for t in inputs):
-        found = ", ".join(sorted(opened.names.values())[:10]) or "none"
+        found = ", ".join(sorted(opened.names.values())[:10])
+        if not found and opened.outside:  # the prefix of source_tables matched none
+            found = f"none under {where}; without the prefix: " + ", ".join(
+                sorted(opened.outside)[:10]
+            )
         raise SourceError(
             f"{opened.label} has none of the input tables: looked for "
-            f"{', '.join(t.name for t in inputs)} (in any case; its tables: {found})"
+            f"{', '.join(t.name for t in inputs)} (in any case; its tables: {found or 'none'})"
         )
     frames: dict[str, Any] = {}
     labels: dict[str, str] = {}
