@@ -118,6 +118,8 @@ def refresh(
         report = compute(data) if memo is None else compute(data, memo=memo)
         tell("writing")
         empty = empty_tables(data.tables)
+        if data.usage_summary is not None and not data.usage_summary.empty:
+            empty = [t for t in empty if t != "Usage"]  # summarised in the source's engine
         sheets = [report_sheet(report, empty), issues_sheet(report.issues)]
 
         def unchanged() -> None:

@@ -75,6 +75,7 @@ from .schema import (
     Settings,
     Table,
 )
+from .usage import UsageSummary
 
 ROW = "_row"
 """The column holding each row's number as Excel (or a text editor, for CSV) shows it."""
@@ -106,6 +107,9 @@ class Dataset:
     the settings that affect reading, the product's version), where the source can give
     one cheaply (a workbook's zip directory); a table not listed has no digest. Equal
     digests mean equal validated tables, so work on them may be reused."""
+    usage_summary: UsageSummary | None = None
+    """Usage summarised in the source's engine (``sources``, with push-down): then the
+    Usage table holds no rows and the engine reads this instead (``data.usage``)."""
 
     def table(self, name: str) -> pd.DataFrame:
         return self.tables[name]

@@ -13,13 +13,14 @@ the KPIs are the same; an issue names the source's table (``MRR.parquet``, ``cx.
 and its row as the same table exported to CSV would number it (the header is row 1), in
 the order the source returns the rows.
 
-With :func:`reduce_usage` (``pushdown=True``, the default), the Usage table, the largest
-one, is reduced in the source's engine to its distinct (day, user, customer, feature)
-rows before it reaches Python, when its days are typed as dates, none is blank, no user
-is blank and the days lie within ten years of each other (checked in the source's engine
-first; else every row is read and validated in Python): the engine's usage KPIs count
-distinct users, customers and features, so they are the same (tests/test_sources.py
-proves the JSON equal both ways).
+With ``pushdown=True`` (the default), Usage, the largest table, is validated and
+summarised in the source's engine (:func:`usage_pushdown`): only a
+:class:`~cxkpi_xl.data.usage.UsageSummary` (users per day and month, distinct
+month/customer/feature triples) and its first bad rows of each kind reach Python, and the
+engine computes the usage KPIs from the summary. When a reader rule cannot be applied in
+the source (text days, times of day, users neither text nor whole numbers), Usage is read
+row by row; :func:`reduce_usage` then still drops repeated rows in the source when every
+row is clean. ``tests/test_usage_pushdown.py`` proves the JSON equal to the CSV folder's.
 
 Credentials never come from the workbook: a ``source`` setting with a password in it is
 refused. PostgreSQL takes them from ``PGUSER``/``PGPASSWORD``/``PGHOST`` (or
@@ -40,9 +41,11 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+import numpy as np
 import pandas as pd
 
-from .schema import DATE, ID, MONTH, NUMBER, TABLES, TEXT, YESNO, Table
+from .issues import Issue
+from .schema import DATE, ID, MONTH, NUMBER, TABLES, TABLES_BY_NAME, TEXT, YESNO, Table
 
 
 class SourceError(Exception):
@@ -456,6 +459,7 @@ def _read_source(source: Any, overrides: Mapping[str, Any] | None, pushdown: boo
         )
     frames: dict[str, Any] = {}
     labels: dict[str, str] = {}
+    push: _UsagePushdown | None = None
     for table in TABLES:
         key = table.name.lower()
         if key not in opened.tables:
@@ -466,12 +470,21 @@ def _read_source(source: Any, overrides: Mapping[str, Any] | None, pushdown: boo
             frames[table.name] = pd.DataFrame(columns=list(opened.tables[key].schema().names))
             labels[table.name] = label
             continue
+        labels[table.name] = label
         if pushdown and table.name == "Usage":
+            push = usage_pushdown(expr, label)
+            if push is not None:  # the summary, and the bad rows for the reader to word
+                frames[table.name] = push.sample
+                continue
             expr = reduce_usage(expr)
         frames[table.name] = _frame(label, expr)
-        labels[table.name] = label
     frames["Settings"] = raw_settings
     data = _reader.read(frames, overrides)
+    if push is not None:
+        columns = tuple(c.name for c in TABLES_BY_NAME["Usage"].columns)
+        data.issues = _usage_issues(data.issues, push, columns)
+        data.tables["Usage"] = data.tables["Usage"].iloc[0:0]
+        data.usage_summary = push.summary
     data.issues = [
         replace(i, sheet=labels[i.sheet]) if i.sheet in labels else i for i in data.issues
     ]
@@ -520,3 +533,368 @@ def reduce_usage(expr: Any) -> Any:
     if int(bad.execute()) > 0:
         return expr
     return expr.distinct()
+
+
+# --- Usage summarised in the source's engine -------------------------------------------
+
+ISSUE_ROWS = 20
+"""Rows listed per kind of bad Usage row; one more issue counts the rest."""
+
+_SENTINEL_USER = "\x00cxkpi"
+"""The user of the row appended to the bad rows handed to the reader: its one issue (a
+blank day) marks where the reader puts the Usage issues, and is then taken out."""
+
+
+_ODD_SPACES = "".join(
+    c for c in map(chr, range(0x3001)) if c.isspace() and c not in " \t\n\r\x0b\x0c"
+)
+"""What Python's ``str.strip`` strips (as the reader does) and SQL's trim does not (Ibis
+trims spaces, tabs, line breaks, vertical tabs and form feeds in every backend)."""
+
+
+@dataclass
+class _Kind:
+    """One kind of bad Usage row: the schema column its issue names, its place among the
+    reader's issues of that column (0 a bad value, 1 a far date, 2 a blank), whether the
+    reader writes it as a blank, the condition in the source and its count."""
+
+    column: str
+    phase: int
+    condition: Any
+    count: int = 0
+
+
+@dataclass
+class _UsagePushdown:
+    summary: Any  # UsageSummary
+    sample: pd.DataFrame  # the first bad rows of each kind, then the sentinel row
+    rows: np.ndarray  # their row numbers (the sentinel's is 0)
+    kinds: dict[int, list[_Kind]]  # row number -> the kinds it was listed for
+    listed: list[_Kind]
+    far_issues: list[Any]
+
+
+def _source_day(expr: Any, day: str) -> tuple[Any, Any] | None:
+    """(day, month index) expressions of the Usage day column, or None when it is not a
+    date (text days: the reader's date parsing runs in Python)."""
+    dtype = expr.schema()[day]
+    if dtype.is_date():
+        d = expr[day]
+    elif dtype.is_timestamp():
+        d = expr[day].date()
+    else:
+        return None
+    return d, (d.year() * 12 + d.month() - 1).cast("int64")
+
+
+def usage_pushdown(expr: Any, label: str) -> _UsagePushdown | None:
+    """Usage validated and summarised in the source's engine (the schema's columns of the
+    table, as :func:`_columns` selects them); None when a rule cannot be applied there, and
+    the table is then read row by row (correct, slower).
+
+    The reader's Usage rules, as the source applies them: a row with nothing in it is not
+    data; a blank day or user skips the row; a user that is an Excel error (``#N/A``) skips
+    it; a day far outside the column's other days (``reader._far_dates``: the median and
+    MAD are taken from the count of rows per day, exactly) skips it; a customer or feature
+    that is an Excel error is a blank. Customers and features are normalised by the
+    reader's own rules over their distinct values (one definition of an id), users by the
+    same rule written in the engine (spaces stripped, ``1001.0`` is ``1001``).
+
+    Read row by row instead: days held as text (their format and day/month order are the
+    reader's to work out) or timestamps with a time of day (the far-date rule looks at the
+    exact time), users that are neither text nor whole numbers, and text users with
+    whitespace at either end that SQL's trim keeps (``_ODD_SPACES``: a no-break space)."""
+    from .usage import UsageSummary
+
+    ibis = _need("ibis", "duckdb")
+    schema = expr.schema()
+    names = {column_key(n): n for n in schema}
+    day, user = names.get("activitydate"), names.get("userid")
+    cust, feat = names.get("customerid"), names.get("feature")
+    if day is None or user is None:
+        return None  # the reader says which required column is missing
+    days = _source_day(expr, day)
+    utype = schema[user]
+    if days is None or not (utype.is_string() or utype.is_integer()):
+        return None
+    d, month = days
+    text_user = utype.is_string()
+    u = expr[user]
+    key, user_blank, user_error, _ = _user_rules(u, text_user)
+    never = u.isnull() & ibis.literal(False)  # a column (a literal is no column to sum)
+    timed = never
+    if schema[day].is_timestamp():
+        timed = expr[day] != expr[day].truncate("D")
+    filled = ibis.literal(False)
+    for name in (day, user, cust, feat):
+        if name is None:
+            continue
+        present = expr[name].notnull()
+        if schema[name].is_string():
+            present = present & (expr[name] != "")
+        filled = filled | present
+    data = expr.filter(filled)  # the reader drops rows with nothing in them
+
+    def count(cond: Any, n: Any = 1) -> Any:
+        return cond.fill_null(False).ifelse(n, 0).sum()
+
+    # The user rules on each distinct user once (with its count of rows), not on each row.
+    by_user = data.group_by(uu=u).aggregate(
+        n=u.isnull().count(), timed=count(timed), day_blank=count(expr[day].isnull())
+    )
+    g_key, g_blank, g_error, g_odd = _user_rules(by_user.uu, text_user)
+    checks = by_user.aggregate(
+        timed=by_user.timed.sum(),
+        day_blank=by_user.day_blank.sum(),
+        odd=count(g_odd & by_user.uu.notnull(), by_user.n),
+        user_blank=count(g_blank, by_user.n),
+        user_error=count(g_error, by_user.n),
+        normalised=count(g_key != by_user.uu, by_user.n),
+    )
+    c = _execute(label, checks).iloc[0]
+    if int(c["timed"] or 0) or int(c["odd"] or 0):
+        return None
+    if not int(c["normalised"] or 0):
+        key = u  # every user is already as the reader writes it: no work per row
+
+    # The far-date rule, exactly as the reader's, from the count of rows per day.
+    per_day = _execute(
+        label, data.filter(expr[day].notnull()).group_by(d=d).aggregate(n=expr[day].count())
+    )
+    day_values = _days(per_day["d"])
+    day_counts = per_day["n"].to_numpy(np.int64)
+    far_days = _far_days(day_values, day_counts)
+    kinds: list[_Kind] = []
+    far_cond = None
+    far_issue_text = ""
+    if far_days.any():
+        ok_days = day_values[~far_days]
+        lo, hi = ok_days.min(), ok_days.max()
+        lo_d = pd.Timestamp(lo.astype("datetime64[D]"))
+        hi_d = pd.Timestamp(hi.astype("datetime64[D]"))
+        far_cond = expr[day].notnull() & ((d < lo_d.date()) | (d > hi_d.date()))
+        far_issue_text = f"is far outside the column's other dates ({lo_d.date()} to {hi_d.date()})"
+        kinds.append(_Kind("activity_date", 1, far_cond, int(day_counts[far_days].sum())))
+    kinds.append(_Kind("activity_date", 2, expr[day].isnull(), int(c["day_blank"] or 0)))
+    kinds.append(_Kind("user_id", 0, user_error, int(c["user_error"] or 0)))
+    kinds.append(_Kind("user_id", 2, user_blank & ~user_error, int(c["user_blank"] or 0)))
+
+    # Customers and features: their distinct values, normalised by the reader's rules.
+    def dictionary(name: str | None, convert: Any, column: str) -> tuple[Any, np.ndarray, Any]:
+        """(the source's distinct values with their codes, each code's normalised code
+        (-1: blank or bad), the normalised values); a kind for its Excel errors."""
+        if name is None:
+            return None, np.zeros(0, np.int64), np.zeros(0, dtype=object)
+        col = data[name]
+        distinct = data.select(v=col).filter(col.notnull()).distinct()
+        coded = distinct.mutate(code=ibis.row_number().over(order_by=distinct.v))
+        values = _execute(label, coded)
+        raw = np.empty(len(values), dtype=object)
+        raw[values["code"].to_numpy(np.int64)] = values["v"].to_numpy(object)
+        converted, bad, codes = _reader._normalise_by_unique(pd.Series(raw, dtype=object), convert)
+        normal = np.array([*converted, None], dtype=object)[codes]
+        recode, uniques = pd.factorize(normal)
+        if bad:
+            bad_values = [raw[i] for i in bad]
+            if schema[name].is_string():
+                bad_values = [str(v) for v in bad_values]
+            cond = expr[name].isin(bad_values)
+            n = int(_execute(label, data.filter(cond).count()))
+            kinds.append(_Kind(column, 0, cond, n))
+        return coded, recode.astype(np.int64), np.asarray(uniques, dtype=object)
+
+    cust_coded, cust_recode, customers = dictionary(cust, _reader._to_id, "customer_id")
+    feat_coded, feat_recode, features = dictionary(feat, _reader._to_text, "feature")
+
+    # The clean rows, summarised.
+    clean = expr.filter(expr[day].notnull())  # each filter only where it has work to do
+    if int(c["user_blank"] or 0):
+        clean = clean.filter(~user_blank.fill_null(True))
+    if int(c["user_error"] or 0):
+        clean = clean.filter(~user_error)
+    if far_cond is not None:
+        clean = clean.filter(~far_cond)
+    per = _execute(label, clean.group_by(d=d).aggregate(users=key.nunique()))
+    per_month = _execute(label, clean.group_by(m=month).aggregate(users=key.nunique()))
+    triples = clean.select(
+        m=month,
+        c=clean[cust] if cust is not None else ibis.literal(None, "string"),
+        f=clean[feat] if feat is not None else ibis.literal(None, "string"),
+    ).distinct()
+    if cust_coded is not None:
+        triples = triples.left_join(cust_coded, triples.c == cust_coded.v)
+        triples = triples.select(triples.m, triples.f, cc=cust_coded.code)
+    else:
+        triples = triples.select(triples.m, triples.f, cc=ibis.literal(None, "int64"))
+    if feat_coded is not None:
+        triples = triples.left_join(feat_coded, triples.f == feat_coded.v)
+        triples = triples.select(triples.m, triples.cc, fc=feat_coded.code)
+    else:
+        triples = triples.select(triples.m, triples.cc, fc=ibis.literal(None, "int64"))
+    got = _arrow(label, triples)
+    t_month = np.asarray(got["m"].to_numpy(), np.int64)
+    t_cust = _recode(got["cc"], cust_recode)
+    t_feat = _recode(got["fc"], feat_recode)
+    if _one_to_one(cust_recode) and _one_to_one(feat_recode):
+        m, c_, f_ = t_month, t_cust, t_feat  # distinct already
+    else:  # distinct again: two source values may be one id (" C1" and "C1")
+        nc, nf = len(customers) + 1, len(features) + 1
+        m0 = int(t_month.min()) if len(t_month) else 0
+        k = pd.unique(((t_month - m0) * nc + t_cust + 1) * nf + t_feat + 1)
+        m, c_, f_ = k // nf // nc + m0, (k // nf) % nc - 1, k % nf - 1
+    del got
+    summary = UsageSummary.build(
+        _days(per["d"]).astype(np.int64),
+        per["users"].to_numpy(np.int64),
+        per_month["m"].to_numpy(np.int64),
+        per_month["users"].to_numpy(np.int64),
+        m,
+        c_,
+        f_,
+        customers,
+        features,
+    )
+    return _bad_rows(expr, filled, label, kinds, (day, user), far_issue_text, summary)
+
+
+def _user_rules(u: Any, text: bool) -> tuple[Any, Any, Any, Any]:
+    """The reader's rules for a user id, as expressions: (its normalised key, blank, an
+    Excel error, has whitespace at an end that SQL's trim keeps)."""
+    from .cells import EXCEL_ERRORS
+
+    ibis = _need("ibis", "duckdb")
+    never = u.isnull() & ibis.literal(False)
+    if not text:
+        return u, u.isnull(), never, never
+    t = u.strip()
+    key = t.re_search(r"^[0-9]+\.0$").ifelse(t.substr(0, t.length() - 2), t)
+    blank = u.isnull() | (t == "")
+    error = (u.startswith("#") & t.upper().isin(sorted(EXCEL_ERRORS))).fill_null(False)
+    odd = t.re_search(f"^[{_ODD_SPACES}]|[{_ODD_SPACES}]$")
+    return key, blank, error, odd
+
+
+def _one_to_one(recode: np.ndarray) -> bool:
+    """Whether no two source values are one normalised value, nor blank (NULL is)."""
+    return bool((recode >= 0).all()) and len(np.unique(recode)) == len(recode)
+
+
+def _days(values: pd.Series) -> np.ndarray:
+    """Days since 1970-01-01 (int64) of a column of dates as a backend returns them."""
+    return pd.to_datetime(values).to_numpy("datetime64[D]").astype(np.int64)
+
+
+def _far_days(days: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """Which of the distinct ``days`` (days since 1970, each ``counts`` times in the
+    column) the reader's far-date rule finds far (``reader._far_dates``, which judges
+    each distinct date with its count of rows)."""
+    return _reader._far_dates(pd.Series(days.astype("datetime64[D]")), np.asarray(counts))
+
+
+def _recode(codes: Any, recode: np.ndarray) -> np.ndarray:
+    """The normalised code (-1: none) of each source code (an Arrow column, NULL: none)."""
+    import pyarrow.compute as pc
+
+    if not len(recode):
+        return np.full(len(codes), -1, np.int64)
+    source = np.asarray(pc.fill_null(codes, -1).to_numpy(), np.int64)
+    return np.append(recode, -1)[source]  # -1 takes the last: none
+
+
+def _execute(label: str, expr: Any) -> Any:
+    try:
+        return expr.execute()
+    except Exception as e:
+        raise SourceError(f"{label} cannot be read: {_line(e)}") from None
+
+
+def _arrow(label: str, expr: Any) -> Any:
+    try:
+        return expr.to_pyarrow()
+    except Exception as e:
+        raise SourceError(f"{label} cannot be read: {_line(e)}") from None
+
+
+def _bad_rows(
+    expr: Any,
+    filled: Any,
+    label: str,
+    kinds: list[_Kind],
+    required: tuple[str, str],
+    far_text: str,
+    summary: Any,
+) -> _UsagePushdown:
+    """The first :data:`ISSUE_ROWS` rows of each kind of bad row, numbered as the row path
+    numbers them (in the order the source returns the rows, the header row 1)."""
+    ibis = _need("ibis", "duckdb")
+    listed = [k for k in kinds if k.count]
+    kinds_of: dict[int, list[_Kind]] = {}
+    frames = []
+    far_issues = []
+    if listed:
+        numbered = expr.mutate(_row=ibis.row_number() + 2)
+        for kind in listed:
+            first = numbered.filter(filled, kind.condition.fill_null(False))
+            got = _frame(label, first.order_by("_row").limit(ISSUE_ROWS))
+            for i, row in enumerate(got["_row"].to_numpy(np.int64)):
+                kinds_of.setdefault(int(row), []).append(kind)
+                if kind.phase == 1:  # a far day: the reader's words, from the whole column
+                    value = got[required[0]].iat[i]
+                    far_issues.append(
+                        Issue("Usage", int(row), kind.column, value, far_text, "skipped the row")
+                    )
+            frames.append(got)
+    columns = list(expr.schema().names)
+    sample = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["_row"])
+    sample = sample.drop_duplicates("_row").sort_values("_row", kind="stable")
+    keep = [any(k.phase != 1 for k in kinds_of[int(r)]) for r in sample["_row"]]
+    sample = sample.loc[np.asarray(keep, dtype=bool)]
+    rows = [*sample["_row"].astype("int64"), 0]
+    out = pd.DataFrame(
+        {c: pd.Series(sample[c].tolist() if c in sample else [], dtype=object) for c in columns}
+    )
+    # The far-date rule must not look at these few rows' days: one day for all of them.
+    day = required[0]
+    out[day] = [pd.Timestamp("2000-01-01") if _filled(v) else None for v in out[day]]
+    sentinel = {c: None for c in columns} | {required[1]: _SENTINEL_USER}
+    out = pd.concat([out, pd.DataFrame([sentinel], dtype=object)], ignore_index=True)
+    return _UsagePushdown(summary, out, np.asarray(rows, np.int64), kinds_of, listed, far_issues)
+
+
+def _filled(v: Any) -> bool:
+    return v is not None and not (isinstance(v, float) and v != v) and v is not pd.NaT
+
+
+def _usage_issues(issues: list[Any], push: _UsagePushdown, columns: tuple[str, ...]) -> list[Any]:
+    """The issues of a read whose Usage rows were ``push.sample``: the reader's own issues
+    of those rows (each kept for the kinds its row was listed for, with its row number),
+    the far days, and one issue per kind counting the rows not listed, in the reader's
+    order (by column, then bad values, far days, blanks, then by row)."""
+    block = [
+        i for i, x in enumerate(issues) if x.sheet == "Usage" and x.row is not None and x.row >= 2
+    ]
+    if not block:
+        return issues
+    start, end = block[0], block[-1] + 1
+    found: list[tuple[tuple[int, int, int], Issue]] = []
+    for issue in issues[start:end]:
+        row = int(push.rows[issue.row - 2])
+        if row == 0:
+            continue  # the sentinel's
+        phase = 2 if issue.problem == "is blank but required" else 0
+        if any(k.column == issue.column and k.phase == phase for k in push.kinds[row]):
+            found.append(((columns.index(issue.column), phase, row), replace(issue, row=row)))
+    for issue in push.far_issues:
+        found.append(((columns.index(issue.column), 1, issue.row), issue))
+    for kind in push.listed:
+        rest = kind.count - min(kind.count, ISSUE_ROWS)
+        if rest:
+            action = (
+                "used a blank" if kind.column in ("customer_id", "feature") else "skipped the row"
+            )
+            more = Issue(
+                "Usage", None, kind.column, None, f"and {rest} more rows like this", action
+            )
+            found.append(((columns.index(kind.column), kind.phase, 1 << 62), more))
+    found.sort(key=lambda f: f[0])
+    return [*issues[:start], *(i for _, i in found), *issues[end:]]

@@ -3,11 +3,14 @@ stickiness (DAU/MAU), product usage rate and feature adoption."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pandas as pd
 
 from ..data.periods import months_of
 from ..data.reader import Dataset
+from ..data.usage import UsageSummary
 from ..kpis import engagement, support
 from .axis import _Axis, _blank_without, _per_period, _split_by_period
 from .subscriptions import _Base
@@ -30,30 +33,45 @@ def _support_and_funnel(data: Dataset, axis: _Axis, k: dict[str, np.ndarray]) ->
     k["conversion_rate"] = np.asarray(engagement.conversion_rate(conversions, visitors), float)
 
 
-def _stickiness(u: pd.DataFrame, col: np.ndarray, axis: _Axis) -> np.ndarray:
-    """DAU/MAU per month from (user, day) pairs; a quarter or year averages its months."""
+def usage_summary(data: Dataset) -> UsageSummary:
+    """The Usage summary the usage KPIs read: the one the source built in its engine
+    (``Dataset.usage_summary``), else the summary of the validated Usage rows."""
+    if data.usage_summary is not None:
+        return data.usage_summary
+    return UsageSummary.from_rows(data.tables["Usage"])
+
+
+def with_usage_summary(data: Dataset) -> Dataset:
+    """``data`` with its Usage summary (built from its rows when the source gave none)."""
+    if data.usage_summary is not None:
+        return data
+    return dataclasses.replace(data, usage_summary=usage_summary(data))
+
+
+def _days_in_month(month: int) -> int:
+    first = np.datetime64(month - 1970 * 12, "M")
+    return int((np.datetime64(first + 1, "D") - np.datetime64(first, "D")).astype(int))
+
+
+def _stickiness(s: UsageSummary, axis: _Axis) -> np.ndarray:
+    """DAU/MAU per month (the days' distinct users summed over the month, over the days in
+    the month, over the month's distinct users); a quarter or year averages its months."""
     P = len(axis.periods)
-    ok = col >= 0
-    users = pd.factorize(u["user_id"])[0][ok].astype(np.int64)
-    days = u["activity_date"].to_numpy("datetime64[D]").astype(np.int64)[ok]
-    cols = col[ok]
-    user_days = (
-        pd.unique((users << 20) + (days - days.min())) if len(days) else np.zeros(0, np.int64)
-    )
-    day_of = (user_days & ((1 << 20) - 1)) + (days.min() if len(days) else 0)
-    month_of_day = months_of(pd.Series(day_of.astype("datetime64[D]"))) - axis.base
-    dau_days = np.bincount(month_of_day, minlength=axis.size)
-    mau = np.bincount(pd.unique(users * axis.size + cols) % axis.size, minlength=axis.size)
+    day_months = s.days.astype("datetime64[D]").astype("datetime64[M]").astype(np.int64)
+    dcol = axis.col(day_months + 1970 * 12)
+    ok = dcol >= 0
+    dau_days = np.bincount(dcol[ok], weights=s.day_users[ok], minlength=axis.size)
+    mcol = axis.col(s.months)
+    ok = mcol >= 0
+    mau = np.zeros(axis.size, np.int64)
+    mau[mcol[ok]] = s.month_users[ok]
     stick = np.full(P, np.nan)
     for p, (a, b) in enumerate(axis.periods):
-        monthly = []
-        for c in range(a, b + 1):
-            if mau[c]:
-                first_day = np.datetime64(axis.base + c - 1970 * 12, "M")
-                days_in_month = int(
-                    (np.datetime64(first_day + 1, "D") - np.datetime64(first_day, "D")).astype(int)
-                )
-                monthly.append(engagement.stickiness(dau_days[c] / days_in_month, mau[c]))
+        monthly = [
+            engagement.stickiness(dau_days[c] / _days_in_month(axis.base + c), mau[c])
+            for c in range(a, b + 1)
+            if mau[c]
+        ]
         if monthly:
             stick[p] = float(np.mean(monthly))
     return stick
@@ -63,25 +81,31 @@ def _usage_kpis(
     data: Dataset, base: _Base, axis: _Axis, k: dict[str, np.ndarray], stickiness: bool = True
 ) -> pd.DataFrame:
     """Stickiness, product usage rate and feature adoption (``stickiness=False``, for the
-    segment and owner breakdowns, leaves out stickiness and feature adoption)."""
-    u = data.tables["Usage"]
+    segment and owner breakdowns, leaves out stickiness and feature adoption), from the
+    Usage summary (:func:`usage_summary`)."""
+    s = usage_summary(data)
     P = len(axis.periods)
-    if u.empty:
+    if s.empty:
         k["stickiness"] = np.full(P, np.nan)
         k["product_usage_rate"] = np.full(P, np.nan)
         return pd.DataFrame()
-    col = axis.col(months_of(u["activity_date"]))
-    k["stickiness"] = _stickiness(u, col, axis) if stickiness else np.full(P, np.nan)
+    k["stickiness"] = _stickiness(s, axis) if stickiness else np.full(P, np.nan)
     # product usage and feature adoption among customers active at the period's end
-    cpos = base.ids.get_indexer(u["customer_id"])
-    pcol = axis.period_of_col[col]
+    code_pos = base.ids.get_indexer(s.customers) if len(s.customers) else np.zeros(1, np.int64)
+    tc = s.t_customer.astype(np.int64)
+    cpos = np.where(tc >= 0, code_pos[np.maximum(tc, 0)], -1)
+    pcol = axis.period_of_col[axis.col(s.t_month.astype(np.int64))]
     pcol = np.where(cpos >= 0, pcol, -1)
     usage_rate = np.full(P, np.nan)
-    fcodes, fnames = pd.factorize(u["feature"]) if stickiness else (np.zeros(0, int), [])
-    nf = len(fnames)
+    fcodes = s.t_feature.astype(np.int64)
+    present = np.unique(fcodes[fcodes >= 0]) if stickiness else np.zeros(0, np.int64)
+    nf = len(present)
+    if nf:  # the features of the clean rows, numbered 0..nf-1
+        fcodes = np.where(fcodes >= 0, np.searchsorted(present, np.maximum(fcodes, 0)), -1)
+    fnames = s.features[present]
     adoption = np.full((nf, P), np.nan)
     n = len(base.ids)
-    for p, rows in enumerate(_split_by_period(np.arange(len(u)), pcol, P)):
+    for p, rows in enumerate(_split_by_period(np.arange(len(cpos)), pcol, P)):
         active = base.active[:, axis.periods[p][1]]
         n_active = active.sum()
         used = np.zeros(n, dtype=bool)

@@ -16,7 +16,7 @@ from ..data.issues import Issue
 from ..data.periods import GRANULARITIES
 from ..data.reader import Dataset
 from ..data.schema import Settings
-from .activity import _support_and_funnel, _usage_kpis
+from .activity import _support_and_funnel, _usage_kpis, with_usage_summary
 from .axis import _Axis, _axis
 from .breakdowns import _churn_by_reason, _cx_to_revenue, _group_breakdowns, _referrals_by_segment
 from .cohorts import _cohorts
@@ -140,7 +140,14 @@ def _encode_ids(data: Dataset) -> Dataset:
     on its own and their few distinct ids are then numbered together: the same codes,
     several times faster than hashing one concatenation of millions of strings."""
     cols = encoded_columns()
-    local = [pd.factorize(data.tables[t][c].to_numpy(object)) for t, c in cols]
+    summary = data.usage_summary  # its customers stand for the Usage column
+
+    def column(t: str, c: str) -> np.ndarray:
+        if summary is not None and (t, c) == ("Usage", "customer_id"):
+            return summary.customers
+        return data.tables[t][c].to_numpy(object)
+
+    local = [pd.factorize(column(t, c)) for t, c in cols]
     together, _ = pd.factorize(np.concatenate([u for _, u in local]))
     tables = dict(data.tables)
     start = 0
@@ -150,10 +157,13 @@ def _encode_ids(data: Dataset) -> Dataset:
         floats = np.full(len(codes), np.nan)
         known = codes >= 0
         floats[known] = code_of[codes[known]]
+        if summary is not None and (t, c) == ("Usage", "customer_id"):
+            summary = summary.with_customers(floats)
+            continue
         if tables[t] is data.tables[t]:
             tables[t] = tables[t].copy(deep=False)
         tables[t][c] = floats
-    return dataclasses.replace(data, tables=tables)
+    return with_usage_summary(dataclasses.replace(data, tables=tables, usage_summary=summary))
 
 
 def compute(

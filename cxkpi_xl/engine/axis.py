@@ -26,7 +26,9 @@ def _month_range(data: Dataset) -> tuple[int, int] | None:
         ("Health", "month"), ("Funnel", "month"), ("Costs", "month"),
     ):  # fmt: skip
         frame = data.tables[table]
-        if not frame.empty:
+        if table == "Usage" and data.usage_summary is not None:  # summarised in the source
+            found.append(data.usage_summary.months)
+        elif not frame.empty:
             m = months_of(frame[column])
             found.append(m[m >= 0])
     if not any(len(f) for f in found):

@@ -15,7 +15,7 @@ import pandas as pd
 from ..data.periods import months_of
 from ..data.reader import Dataset
 from ..kpis import retention, surveys
-from .activity import _support_and_funnel, _usage_kpis
+from .activity import _support_and_funnel, _usage_kpis, usage_summary
 from .axis import _at, _Axis
 from .customers import _referral_revenue
 from .feedback import _survey_kpis
@@ -65,7 +65,7 @@ def _group_breakdowns(
     # Each row's customer in the Customers table, found once for every column; only the
     # tables _breakdown_kpis reads (MRR is in the matrices already).
     ids = pd.Index(data.tables["Customers"]["customer_id"])
-    needed = ("Customers", "Orders", "Surveys", "Tickets", "Usage")
+    needed = ("Customers", "Orders", "Surveys", "Tickets")  # Usage: its summary's triples
     positions = {
         t.name: ids.get_indexer(data.tables[t.name][t.customer_column])
         for t in TABLES
@@ -101,6 +101,12 @@ def _group_breakdown(
         for name in table_groups
     }
 
+    # Usage is cut by its summary's triples: each triple's customer's group.
+    summary = usage_summary(data)
+    code_pos = pd.Index(cust["customer_id"]).get_indexer(summary.customers)
+    customer_group = np.append(np.where(code_pos >= 0, group_codes[code_pos], -1), -1)
+    triple_group = customer_group[summary.t_customer.astype(np.int64)]  # -1 takes the last
+
     def one_group(g: int) -> dict[str, np.ndarray]:
         tables = {
             t.name: (
@@ -111,7 +117,10 @@ def _group_breakdown(
             for t in TABLES
         }
         sub = base.subset(np.flatnonzero(row_group == g), np.flatnonzero(group_codes == g))
-        return _breakdown_kpis(dataclasses.replace(data, tables=tables, issues=[]), sub, axis)
+        group = dataclasses.replace(
+            data, tables=tables, issues=[], usage_summary=summary.triples(triple_group == g)
+        )
+        return _breakdown_kpis(group, sub, axis)
 
     # The groups are independent and numpy releases the GIL in most of the work.
     with ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1)) as pool:

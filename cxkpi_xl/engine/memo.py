@@ -200,6 +200,8 @@ def part_key(part: Part, data: Dataset, axis: _Axis) -> str:
                 _update_series(h, frame[column])
         if digest is not None:  # stands for the text columns, the slow ones to hash
             h.update(f"digest {digest}\0".encode())
+    if "Usage" in part.columns and data.usage_summary is not None:  # Usage summarised
+        h.update(b"usage summary\0" + data.usage_summary.digest())
     return h.hexdigest()
 
 
