@@ -516,19 +516,35 @@ def refresh(
     show_default=True,
     help="Size of the sample data.",
 )
+@click.option(
+    "--new",
+    "new",
+    is_flag=True,
+    help="Write a fresh demo workbook; an existing one is kept beside it, renamed.",
+)
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
-def demo(directory: Path, size: str, quiet: bool) -> None:
+def demo(directory: Path, size: str, new: bool, quiet: bool) -> None:
     """Write a sample-data workbook to DIRECTORY (default cxkpi-demo), refresh it, and
-    print the KPIs of its latest period."""
+    print the KPIs of its latest period. When the demo workbook is there already (you
+    may have edited it), it is refreshed as it is; --new writes a fresh one."""
     from .data.sample import generate
     from .workbook.template import TemplateError, build
 
     directory.mkdir(parents=True, exist_ok=True)
     book = directory / "cx_demo.xlsx"
-    try:
-        build(book, generate(size), force=True)
-    except TemplateError as e:
-        raise click.ClickException(str(e)) from None
+    if book.exists() and new:
+        kept = next(
+            p for n in range(1, 10_000) if not (p := directory / f"cx_demo ({n}).xlsx").exists()
+        )
+        book.rename(kept)
+        click.echo(f"Kept the previous demo workbook as {kept}.")
+    if book.exists():
+        click.echo(f"{book} is there already: refreshing it as it is (--new writes a fresh one).")
+    else:
+        try:
+            build(book, generate(size), force=False)
+        except TemplateError as e:
+            raise click.ClickException(str(e)) from None
     done = _run_refresh(book, None, (), quiet)
     _print_latest(done.report)
     click.echo(done.summary())

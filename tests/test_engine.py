@@ -438,6 +438,32 @@ def test_large_books_add_up_exactly():
     assert moves.loc["2026-02", ["mrr", "mrr_expansion"]].tolist() == [15e12 + 1, 1.0]
 
 
+def test_movements_of_cells_that_fit_32_bits_add_up_past_them_exactly():
+    # The movement matrices are kept in 32 bits when every cell fits (each customer's
+    # MRR below 2**31 units): three customers start at 20,000,000.01 (2,000,000,001
+    # cents, just below 2**31) in February, so the new MRR of the month is 6,000,000,003
+    # cents, past 2**31, and must be exact; then each grows by a cent, and one leaves.
+    from cxkpi_xl.engine.assemble import _encode_ids
+    from cxkpi_xl.engine.axis import _axis
+    from cxkpi_xl.engine.subscriptions import _Base
+
+    amount = 20_000_000.01
+    frame = pd.DataFrame(
+        [(c, "2026-01", 1.0) for c in "XYZ"]
+        + [(c, "2026-02", amount) for c in "ABC"]
+        + [(c, "2026-03", amount + 0.01) for c in "ABC"]
+        + [(c, "2026-04", amount + 0.01) for c in "AB"],
+        columns=["customer_id", "month", "mrr"],
+    )
+    data = _encode_ids(read({"MRR": frame}))
+    assert _Base(data, _axis(data, "month")).move["mrr_new"].dtype == np.int32
+    k = compute(read({"MRR": frame})).kpis
+    assert k["mrr_new"][1] == 60_000_000.03 and k["mrr_churn"][1] == 3.0
+    assert k["mrr_expansion"][2] == 0.03 and k["mrr_churn"][3] == 20_000_000.02
+    assert k["net_new_mrr"][1:].tolist() == [59_999_997.03, 0.03, -20_000_000.02]
+    assert k["mrr"].tolist() == [3.0, 60_000_000.03, 60_000_000.06, 40_000_000.04]
+
+
 def test_a_book_too_large_to_add_exactly_is_refused():
     # One value with six decimals makes the unit a millionth; 3e12 a month is then
     # 3e18 units, above the limit of 2**61 (2.3e18) units: refused, never added wrongly.

@@ -306,6 +306,27 @@ def test_demo_writes_refreshes_and_prints_the_latest_period(tmp_path: Path):
     assert {"KPI Summary", REPORT_SHEET, ISSUES_SHEET} <= set(wb.sheetnames)
 
 
+def test_demo_again_refreshes_the_users_edited_book_and_new_keeps_it(tmp_path: Path):
+    # A second `cxkpi demo` used to rebuild the book over the user's edits.
+    folder = tmp_path / "d"
+    assert CliRunner().invoke(main, ["demo", str(folder), "--size", "tiny", "-q"]).exit_code == 0
+    book = folder / "cx_demo.xlsx"
+    wb = openpyxl.load_workbook(book)
+    wb.create_sheet("My notes")["A1"] = "mine"
+    wb.save(book)
+    again = CliRunner().invoke(main, ["demo", str(folder), "--size", "tiny", "-q"])
+    assert again.exit_code == 0, again.output
+    assert "is there already: refreshing it as it is" in again.stdout
+    assert openpyxl.load_workbook(book)["My notes"]["A1"].value == "mine"
+    assert REPORT_SHEET in openpyxl.load_workbook(book).sheetnames
+    fresh = CliRunner().invoke(main, ["demo", str(folder), "--size", "tiny", "-q", "--new"])
+    assert fresh.exit_code == 0, fresh.output
+    kept = folder / "cx_demo (1).xlsx"
+    assert f"Kept the previous demo workbook as {kept}" in fresh.stdout
+    assert openpyxl.load_workbook(kept)["My notes"]["A1"].value == "mine"
+    assert "My notes" not in openpyxl.load_workbook(book).sheetnames
+
+
 KILLER = """
 import sys, time
 from cxkpi_xl.refresh import refresh

@@ -162,6 +162,10 @@ def test_a_prefix_and_a_schema_find_the_tables(datasets, tmp_path):
     con.close()
     assert_close(expected, report_json(path, source_tables="cx.kpi_"))
     assert report_json(path)["kpis"] != expected["kpis"]  # the empty decoys elsewhere
+    # A prefix that matches nothing names the tables it left out, not "its tables: none".
+    with pytest.raises(SourceError) as e:
+        read(path, {"source_tables": "cx.sales_"})
+    assert "its tables: none under cx.sales_; without the prefix: KPI_Costs" in str(e.value)
 
 
 def test_pushed_down_usage_gives_the_plain_json(datasets, tmp_path):
@@ -559,3 +563,39 @@ def test_a_backend_without_an_extra_names_ibis_own(monkeypatch):
         read("mysql://me@db/cx")
     text = one_line(e)
     assert "ibis-framework[mysql]" in text and "cxkpi-xl[mysql]" not in text
+
+
+def test_a_book_holding_only_settings_that_name_a_source_refreshes_from_it(datasets, tmp_path):
+    # Such a book was refused as having "none of the input tables"; and a book that names a
+    # source has its own tables left unread (their rows' issues are not the Report's).
+    tables, _ = datasets["sample"]
+    to_parquet(tables, tmp_path / "pq")
+    settings = pd.DataFrame({"name": ["source", "granularity"], "value": ["pq", "quarter"]})
+    only = write_workbook({"Settings": settings}, tmp_path / "only.xlsx")
+    from cxkpi_xl.refresh import refresh
+
+    done = refresh(only)
+    expected = compute(read(tmp_path / "pq", {"granularity": "quarter"}))
+    assert done.report.periods == expected.periods and done.report.periods[0].endswith("-Q1")
+    assert_close(
+        {k: list(map(float, v)) for k, v in expected.kpis.items()},
+        {k: list(map(float, v)) for k, v in done.report.kpis.items()},
+    )
+    bad = tables["Customers"].head(2).assign(signup_date="not a date")
+    both = write_workbook({"Customers": bad, "Settings": settings}, tmp_path / "both.xlsx")
+    assert not any("not a date" in str(i.value) for i in refresh(both).report.issues)
+
+
+def test_a_spark_folder_may_be_relative_to_the_current_or_the_books_folder(tmp_path, monkeypatch):
+    # spark://local/cx meant the folder cx beside the user, and was looked for at /cx.
+    from cxkpi_xl.data.choose import source_of_book
+    from cxkpi_xl.data.sources import spark_folder
+
+    (tmp_path / "book" / "cx").mkdir(parents=True)
+    (tmp_path / "here" / "cx").mkdir(parents=True)
+    monkeypatch.chdir(tmp_path / "here")
+    assert spark_folder("/cx") == tmp_path / "here" / "cx"
+    assert spark_folder(f"{tmp_path}/book/cx") == tmp_path / "book" / "cx"  # as written
+    assert spark_folder("/nothing") is None
+    named = source_of_book({"source": "spark://local[2]/cx"}, tmp_path / "book")
+    assert named == f"spark://local[2]{(tmp_path / 'book' / 'cx').resolve()}"

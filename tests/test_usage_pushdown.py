@@ -18,7 +18,7 @@ import pandas as pd
 import pytest
 
 from cxkpi_xl.data import reader as reader_module
-from cxkpi_xl.data.reader import _far_dates, read
+from cxkpi_xl.data.reader import _far_dates, _weighted_median, read
 from cxkpi_xl.data.usage import UsageSummary
 from cxkpi_xl.engine import compute
 
@@ -317,10 +317,11 @@ def test_far_days_from_counts_are_the_readers_far_dates(seed):
         days[-int(rng.integers(1, 5)) :] = 0  # 1970
     values, counts = np.unique(days, return_counts=True)
     sources._reader = reader_module
-    as_rows = _far_dates(pd.Series(days.astype("datetime64[D]")))
+    # every row its own date once: the rule over the rows
+    as_rows = _far_dates(pd.Series(days.astype("datetime64[D]")), np.ones(n, dtype=int))
     far_values = set(values[sources._far_days(values, counts)].tolist())
     assert set(days[as_rows].tolist()) == far_values
-    assert sources._weighted_median(values.astype(float), counts) == np.median(days)
+    assert _weighted_median(values.astype(float), counts) == np.median(days)
 
 
 def test_the_memo_key_follows_the_summary(sets, tmp_path):

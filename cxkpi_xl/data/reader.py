@@ -352,6 +352,14 @@ class _Validator:
     def __init__(self, table: Table, sheet: str, rows: np.ndarray, issues: list[Issue]):
         self.table, self.sheet, self.rows, self.issues = table, sheet, rows, issues
         self.skip = np.zeros(len(rows), dtype=bool)
+        self.distinct: dict[str, tuple[Any, np.ndarray]] = {}
+        """Per column, its distinct values as normalised and each row's position among
+        them (see :meth:`codes`)."""
+
+    def codes(self) -> dict[str, np.ndarray]:
+        """Per column, a code per row for its value as normalised (-1: blank): what the
+        rules that compare rows (duplicates) use instead of hashing the values again."""
+        return _LazyCodes(self.distinct)
 
     def report(
         self,
@@ -366,6 +374,22 @@ class _Validator:
             why = problem(i) if callable(problem) else problem
             v = vals[i] if not isinstance(vals, pd.Series) else vals.iat[i]
             self.issues.append(Issue(self.sheet, int(self.rows[i]), column, v, why, action))
+
+
+class _LazyCodes(dict):  # type: ignore[type-arg]
+    """Codes per row of the columns in ``distinct``, each made when first asked for."""
+
+    def __init__(self, distinct: Mapping[str, tuple[Any, np.ndarray]]):
+        super().__init__()
+        self._distinct = distinct
+
+    def __contains__(self, column: object) -> bool:
+        return column in self._distinct
+
+    def __missing__(self, column: str) -> np.ndarray:
+        values, codes = self._distinct[column]  # the last of values is the blank
+        self[column] = pd.factorize(values)[0][codes]
+        return self[column]
 
 
 def _normalise_table(
@@ -422,10 +446,12 @@ def _normalise_table(
             lookup = np.array([*converted, None], dtype=object)
             if col.type in (DATE, MONTH):  # each distinct date made once, then taken by row
                 distinct = pd.to_datetime(pd.Series(lookup), errors="coerce")
-                dates = distinct.iloc[codes].reset_index(drop=True)  # -1 takes the last, NaT
-                far = _far_dates(dates)
-                if far.any():
-                    lo, hi = dates[~far].min(), dates[~far].max()
+                used = np.bincount(codes[codes >= 0], minlength=len(distinct))
+                far_of = _far_dates(distinct, used)
+                far = far_of[codes]  # -1 takes the trailing NaT, never far
+                if far_of.any():
+                    near = distinct[(used > 0) & ~far_of]
+                    lo, hi = near.min(), near.max()
                     v.report(
                         far,
                         col.name,
@@ -434,24 +460,28 @@ def _normalise_table(
                         "skipped the row",
                     )
                     v.skip |= far
-                    dates[far] = pd.NaT
                 if col.type == MONTH:
-                    months = distinct.dt.to_period("M").dt.to_timestamp()
-                    dates = months.iloc[codes].reset_index(drop=True)
+                    distinct = distinct.dt.to_period("M").dt.to_timestamp()
+                v.distinct[col.name] = (distinct, codes)
+                dates = distinct.iloc[codes].reset_index(drop=True)
+                if far_of.any():
                     dates[far] = pd.NaT
                 out[col.name] = dates
             elif col.type == YESNO:
                 out[col.name] = pd.Series(lookup[codes]).fillna(False).astype(bool)
             else:  # code -1 takes the trailing None
                 out[col.name] = pd.Series(lookup[codes], dtype=object)
+                v.distinct[col.name] = (lookup, codes)
             blank = blank | bad
         if col.required:
             missing = blank & ~bad
             v.report(missing, col.name, series, "is blank but required", "skipped the row")
             v.skip |= missing
-    frame = pd.DataFrame(out)
+    frame = pd.DataFrame(out, copy=False)  # not a copy of every column
     frame[ROW] = rows
     _table_rules(table.name, frame, v, settings)
+    if not v.skip.any():
+        return frame
     return frame.loc[~v.skip].reset_index(drop=True)
 
 
@@ -459,26 +489,41 @@ OUTLIER_SPREAD = 5
 OUTLIER_MIN_WINDOW = pd.Timedelta(days=3653)  # ten years
 
 
-def _far_dates(dates: pd.Series) -> np.ndarray:
-    """Dates far outside the rest of their column: a 2204 or 9999 typo, a 1900 date.
+def _far_dates(dates: pd.Series, counts: np.ndarray) -> np.ndarray:
+    """Which of a column's distinct ``dates`` (each found ``counts`` times in its rows) are
+    far outside the rest of the column: a 2204 or 9999 typo, a 1900 date.
 
     A date is far when it lies more than ``max(5 x MAD, 10 years)`` from the column's
     median date (MAD: the median absolute distance of the column's dates from that
-    median). Median and MAD ignore any minority of typos, however wild; five MADs is far
-    beyond the spread of real dates, and the ten-year floor keeps a column whose dates
-    all fall in a few months from losing customers who signed up years before the rest.
-    A column of fewer than three dates has no outliers."""
-    ns = dates.to_numpy(dtype="datetime64[ns]").astype(np.int64)
-    known = ~dates.isna().to_numpy()
-    if known.sum() < 3:
-        return np.zeros(len(dates), dtype=bool)
-    values = ns[known].astype(float)
-    median = float(np.median(values))
-    mad = float(np.median(np.abs(values - median)))
-    window = max(OUTLIER_SPREAD * mad, float(OUTLIER_MIN_WINDOW.value))
+    median), both over its rows. Median and MAD ignore any minority of typos, however
+    wild; five MADs is far beyond the spread of real dates, and the ten-year floor keeps a
+    column whose dates all fall in a few months from losing customers who signed up years
+    before the rest. A column of fewer than three dates has no outliers."""
+    known = ~dates.isna().to_numpy() & (counts > 0)
     far = np.zeros(len(dates), dtype=bool)
+    if counts[known].sum() < 3:
+        return far
+    values = dates.to_numpy(dtype="datetime64[ns]")[known].astype(np.int64).astype(float)
+    weights = counts[known]
+    median = _weighted_median(values, weights)
+    mad = _weighted_median(np.abs(values - median), weights)
+    window = max(OUTLIER_SPREAD * mad, float(OUTLIER_MIN_WINDOW.value))
     far[known] = np.abs(values - median) > window
     return far
+
+
+def _weighted_median(values: np.ndarray, counts: np.ndarray) -> float:
+    """``np.median`` of ``values`` each repeated ``counts`` times, without repeating them."""
+    order = np.argsort(values, kind="stable")
+    ends = np.cumsum(counts[order])
+    n = int(ends[-1])
+
+    def kth(k: int) -> float:  # the k-th (from 0) of the sorted repeated values
+        return float(values[order[np.searchsorted(ends, k, side="right")]])
+
+    if n % 2:
+        return kth(n // 2)
+    return float(np.mean([kth(n // 2 - 1), kth(n // 2)]))
 
 
 def _column_date_order(
@@ -545,12 +590,45 @@ def _column_date_order(
     return order, False
 
 
-def _duplicated(frame: pd.DataFrame, columns: list[str], skip: np.ndarray) -> np.ndarray:
+def _duplicated(
+    frame: pd.DataFrame,
+    columns: list[str],
+    skip: np.ndarray,
+    known: Mapping[str, np.ndarray] | None = None,
+) -> np.ndarray:
     """Rows repeating an earlier kept row's values in ``columns`` (skipped rows count for
-    nothing)."""
+    nothing; blanks are equal). ``known`` holds codes per row of columns' values
+    (:attr:`_Validator.codes`), used instead of hashing the values again."""
     out = np.zeros(len(frame), dtype=bool)
-    kept = ~skip
-    out[kept] = frame.loc[kept, columns].duplicated(keep="first").to_numpy()
+    kept: Any = np.flatnonzero(~skip) if skip.any() else slice(None)  # no copy when none
+    n_kept = len(frame) - int(skip.sum())
+    if not n_kept:
+        return out
+    # Each column's values as codes (a blank is a value too, as pandas' duplicated has
+    # it), the columns' codes as one integer key: hashing integers, not tuples of strings.
+    key = np.zeros(n_kept, dtype=np.int64)
+    size = 1  # the key's values lie in [0, size)
+    for c in columns:
+        if known is not None and c in known:
+            codes = known[c][kept]
+            n = int(codes.max(initial=-1)) + 2  # blank -1 counts as a value too
+        else:
+            codes, uniques = pd.factorize(frame[c].to_numpy()[kept], use_na_sentinel=False)
+            n = len(uniques) + 1
+        if size * n >= 2**62:  # numbered afresh, so that the product stays exact
+            key, uniques = pd.factorize(key)
+            size = len(uniques)
+        key *= n
+        key += codes
+        key += 1
+        size *= n
+    if size <= 4 * len(key):  # most keys occur once: only the others are hashed
+        again = np.bincount(key, minlength=size)[key] > 1
+        twice = np.zeros(len(key), dtype=bool)
+        twice[again] = pd.Series(key[again]).duplicated(keep="first").to_numpy()
+    else:
+        twice = pd.Series(key).duplicated(keep="first").to_numpy()
+    out[kept] = twice
     return out
 
 
@@ -559,12 +637,16 @@ def _table_rules(name: str, frame: pd.DataFrame, v: _Validator, settings: Settin
     table = v.table
     if table.key:
         keys = frame[table.key]
-        dup = _duplicated(frame, [table.key], v.skip) & keys.notna().to_numpy()
+        dup = _duplicated(frame, [table.key], v.skip, v.codes()) & keys.notna().to_numpy()
         v.report(dup, table.key, keys, f"duplicate {table.key}", "skipped the row")
         v.skip |= dup
     if name == "Surveys":
-        survey = frame["survey"].str.upper()
-        unknown = ~survey.isin(SURVEY_TYPES).to_numpy() & survey.notna().to_numpy() & ~v.skip
+        # Each distinct survey name upper-cased once (millions of answers, a few names).
+        codes, names = pd.factorize(frame["survey"])
+        upper = np.array([*(str(n).upper() for n in names), None], dtype=object)
+        survey = pd.Series(upper[codes], index=frame.index, dtype=object)  # -1: None
+        is_type = np.isin(upper, SURVEY_TYPES)
+        unknown = ~is_type[codes] & (codes >= 0) & ~v.skip
         v.report(
             unknown,
             "survey",
@@ -577,7 +659,7 @@ def _table_rules(name: str, frame: pd.DataFrame, v: _Validator, settings: Settin
         score = frame["score"].to_numpy()
         for kind in SURVEY_TYPES:
             low, high = settings.survey_scale(kind)
-            of_kind = (survey == kind).to_numpy() & ~v.skip
+            of_kind = (upper == kind)[codes] & ~v.skip
             outside = of_kind & ((score < low) | (score > high))
             v.report(
                 outside,
@@ -618,7 +700,7 @@ def _table_rules(name: str, frame: pd.DataFrame, v: _Validator, settings: Settin
         frame.loc[early, "churn_date"] = pd.NaT
     if name == "MRR":
         _keep_unknown_mrr(frame, v)
-        twice = _duplicated(frame, ["customer_id", "month"], v.skip)
+        twice = _duplicated(frame, ["customer_id", "month"], v.skip, v.codes())
         v.report(
             twice,
             "month",
@@ -1032,7 +1114,9 @@ def _workbook_tables(
 
     table_sheet = {t: name for name, p in parts.items() for t in p.tables}
     inputs = [t for t in TABLES if t.name != "HealthWeights"]
-    if not any(t.name.lower() in by_lower or t.name.lower() in sheets for t in inputs):
+    if only != () and not any(
+        t.name.lower() in by_lower or t.name.lower() in sheets for t in inputs
+    ):
         raise SourceError(
             f"{path.name} has none of the input tables: looked for Excel Tables or sheets "
             f"named {', '.join(t.name for t in inputs)} (in any case)"
@@ -1310,6 +1394,16 @@ def read(
         label = str(path)
     settings, issues = _resolve_settings(raw_settings, overrides)
     return _dataset(_read_tables(raw_tables, settings), settings, issues, label)
+
+
+def read_settings(path: str | Path, overrides: Mapping[str, Any] | None = None) -> Settings:
+    """A workbook's settings alone, its tables left unread (milliseconds: calamine parses
+    only the sheets the settings are on). A bad value is left at its default here; a full
+    :func:`read` reports it as an issue."""
+    path = Path(path)
+    check_package(path)
+    _, raw_settings = _workbook_tables(path, only=())
+    return _resolve_settings(raw_settings, overrides)[0]
 
 
 def _resolve_settings(

@@ -143,6 +143,7 @@ class _Opened:
     tables: dict[str, Any]  # lower-case name -> ibis table
     names: dict[str, str]  # lower-case name -> the name as the source shows it
     database: Any = None
+    outside: tuple[str, ...] = ()  # tables the source_tables setting left out
 
 
 def _parquet(path: Path) -> _Opened:
@@ -162,6 +163,16 @@ def _parquet(path: Path) -> _Opened:
             raise SourceError(f"{f.name} cannot be read as Parquet: {_line(e)}") from None
         names[key] = f.name
     return _Opened(con, str(path), tables, names)
+
+
+def spark_folder(folder: str, home: Path | None = None) -> Path | None:
+    """The folder of ``spark://local/FOLDER``: FOLDER as written (``/data/cx``), else
+    relative (``spark://local/cx`` for ``cx`` in ``home``, the current folder by default);
+    None when neither is a folder."""
+    for path in (Path(folder), (home or Path.cwd()) / folder.lstrip("/")):
+        if folder.strip("/") and path.is_dir():
+            return path
+    return None
 
 
 def _spark(url: str) -> Any:
@@ -185,9 +196,9 @@ def _spark(url: str) -> Any:
     )
     folder = m.group(2)
     if folder:
-        path = Path(folder)
-        if not path.is_dir():
-            raise SourceError(f"{url}: no such folder {folder}")
+        path = spark_folder(folder)
+        if path is None:
+            raise SourceError(f"{url}: no such folder {folder} (nor {folder[1:]} in {Path.cwd()})")
         for t in session.catalog.listTables():  # the views of an earlier folder
             if t.isTemporary:
                 session.catalog.dropTempView(t.name)
@@ -293,9 +304,11 @@ def _database_tables(con: Any, label: str, where: str | None) -> _Opened:
         raise SourceError(f"{label}: cannot list its tables ({_line(e)})") from None
     tables: dict[str, Any] = {}
     names: dict[str, str] = {}
+    outside = []
     for name in listed:
         low = name.lower()
         if not low.startswith(prefix.lower()):
+            outside.append(name)
             continue
         key = low[len(prefix) :]
         if key in names:
@@ -307,7 +320,7 @@ def _database_tables(con: Any, label: str, where: str | None) -> _Opened:
         names[key] = f"{schema}.{name}" if schema else name
     if where:
         label = f"{label} (tables under {where})"
-    return _Opened(con, label, tables, names)
+    return _Opened(con, label, tables, names, outside=tuple(outside))
 
 
 def _open(source: Any, where: str | None) -> _Opened:
@@ -373,15 +386,35 @@ def _columns(table: Table, label: str, expr: Any) -> Any:
 
 
 def _frame(label: str, expr: Any) -> pd.DataFrame:
+    """One table's rows as pandas columns, through Arrow: a text column as a categorical
+    (each distinct value one Python string, the rows small integer codes: millions of
+    repeated customer ids would otherwise be millions of strings), a date as
+    datetime64, a time zone dropped."""
     try:
-        frame = expr.to_pandas()
+        table = expr.to_pyarrow()
     except Exception as e:
         raise SourceError(f"{label} cannot be read: {_line(e)}") from None
-    for name in frame.columns:
-        s = frame[name]
-        if isinstance(s.dtype, pd.DatetimeTZDtype):
-            frame[name] = s.dt.tz_localize(None)
-    return frame
+    import pyarrow as pa
+
+    columns: dict[str, Any] = {}
+    for name, column in zip(table.column_names, table.columns, strict=True):
+        kind = column.type
+        if pa.types.is_string(kind) or pa.types.is_large_string(kind):
+            head = column.slice(0, 100_000).combine_chunks().dictionary_encode()
+            if 2 * len(head.dictionary) > len(head):  # mostly distinct (response ids): plain
+                columns[name] = pd.Series(column.to_numpy(zero_copy_only=False), dtype=object)
+                continue
+            encoded = column.dictionary_encode().combine_chunks()
+            columns[name] = pd.Categorical.from_codes(
+                encoded.indices.fill_null(-1).to_numpy(zero_copy_only=False),
+                pd.Index(encoded.dictionary.to_numpy(zero_copy_only=False), dtype=object),
+            )
+            continue
+        values = column.to_pandas(date_as_object=False)
+        if isinstance(values.dtype, pd.DatetimeTZDtype):
+            values = values.dt.tz_localize(None)
+        columns[name] = values
+    return pd.DataFrame(columns, copy=False)  # a copy of millions of rows costs seconds
 
 
 # --- reading -------------------------------------------------------------------------
@@ -415,10 +448,14 @@ def _read_source(source: Any, overrides: Mapping[str, Any] | None, pushdown: boo
     raw_settings = _settings(opened)
     inputs = [t for t in TABLES if t.name != "HealthWeights"]
     if not any(t.name.lower() in opened.tables for t in inputs):
-        found = ", ".join(sorted(opened.names.values())[:10]) or "none"
+        found = ", ".join(sorted(opened.names.values())[:10])
+        if not found and opened.outside:  # the prefix of source_tables matched none
+            found = f"none under {where}; without the prefix: " + ", ".join(
+                sorted(opened.outside)[:10]
+            )
         raise SourceError(
             f"{opened.label} has none of the input tables: looked for "
-            f"{', '.join(t.name for t in inputs)} (in any case; its tables: {found})"
+            f"{', '.join(t.name for t in inputs)} (in any case; its tables: {found or 'none'})"
         )
     frames: dict[str, Any] = {}
     labels: dict[str, str] = {}
@@ -748,26 +785,10 @@ def _days(values: pd.Series) -> np.ndarray:
 
 
 def _far_days(days: np.ndarray, counts: np.ndarray) -> np.ndarray:
-    """Which of the distinct ``days`` (each ``counts`` times in the column) the reader's
-    far-date rule (``reader._far_dates``) finds far: its median and MAD, in nanoseconds
-    as floats, computed from the counts exactly as ``np.median`` of every row's date."""
-    if counts.sum() < 3:
-        return np.zeros(len(days), dtype=bool)
-    ns = (days.astype(np.int64) * 86_400_000_000_000).astype(float)
-    median = _weighted_median(ns, counts)
-    mad = _weighted_median(np.abs(ns - median), counts)
-    window = max(_reader.OUTLIER_SPREAD * mad, float(_reader.OUTLIER_MIN_WINDOW.value))
-    return np.abs(ns - median) > window
-
-
-def _weighted_median(values: Any, counts: Any) -> float:
-    """``np.median`` of ``values`` each repeated ``counts`` times, without repeating them."""
-    order = np.argsort(values, kind="stable")
-    v, c = values[order], np.cumsum(counts[order])
-    n = int(c[-1])
-    lo = v[np.searchsorted(c, (n - 1) // 2, side="right")]
-    hi = v[np.searchsorted(c, n // 2, side="right")]
-    return float(np.mean([lo, hi]))
+    """Which of the distinct ``days`` (days since 1970, each ``counts`` times in the
+    column) the reader's far-date rule finds far (``reader._far_dates``, which judges
+    each distinct date with its count of rows)."""
+    return _reader._far_dates(pd.Series(days.astype("datetime64[D]")), np.asarray(counts))
 
 
 def _recode(codes: Any, recode: np.ndarray) -> np.ndarray:

@@ -55,7 +55,8 @@ class _Axis:
     def col(self, months: np.ndarray) -> np.ndarray:
         """Column of each month index; -1 outside the axis."""
         c = months - self.base
-        return np.where((months >= 0) & (c >= 0) & (c < self.size), c, -1)
+        c[(months < 0) | (c < 0) | (c >= self.size)] = -1
+        return c
 
     @cached_property
     def period_of_col(self) -> np.ndarray:
@@ -115,7 +116,10 @@ def _each(periods: Iterable[Any], fn: Callable[..., float]) -> np.ndarray:
 def _split_by_period(values: np.ndarray, periods: np.ndarray, count: int) -> list[np.ndarray]:
     """``values`` grouped by period index (rows with period -1 are left out)."""
     keep = periods >= 0
-    order = np.argsort(periods[keep], kind="stable")
-    sorted_values, sorted_periods = values[keep][order], periods[keep][order]
+    kept = periods[keep]
+    if count < 2**15:  # numpy sorts 16-bit integers by radix: linear, not n log n
+        kept = kept.astype(np.int16)
+    order = np.argsort(kept, kind="stable")
+    sorted_values, sorted_periods = values[keep][order], kept[order]
     bounds = np.searchsorted(sorted_periods, np.arange(count + 1))
     return [sorted_values[bounds[p] : bounds[p + 1]] for p in range(count)]
