@@ -717,20 +717,20 @@ def usage_pushdown(expr: Any, label: str) -> _UsagePushdown | None:
     per = _execute(label, clean.group_by(d=d).aggregate(users=key.nunique()))
     per_month = _execute(label, clean.group_by(m=month).aggregate(users=key.nunique()))
     triples = clean.select(
-        m=month,
+        m=month.cast("int32"),
         c=clean[cust] if cust is not None else ibis.literal(None, "string"),
         f=clean[feat] if feat is not None else ibis.literal(None, "string"),
     ).distinct()
     if cust_coded is not None:
         triples = triples.left_join(cust_coded, triples.c == cust_coded.v)
-        triples = triples.select(triples.m, triples.f, cc=cust_coded.code)
+        triples = triples.select(triples.m, triples.f, cc=cust_coded.code.cast("int32"))
     else:
-        triples = triples.select(triples.m, triples.f, cc=ibis.literal(None, "int64"))
+        triples = triples.select(triples.m, triples.f, cc=ibis.literal(None, "int32"))
     if feat_coded is not None:
         triples = triples.left_join(feat_coded, triples.f == feat_coded.v)
-        triples = triples.select(triples.m, triples.cc, fc=feat_coded.code)
+        triples = triples.select(triples.m, triples.cc, fc=feat_coded.code.cast("int32"))
     else:
-        triples = triples.select(triples.m, triples.cc, fc=ibis.literal(None, "int64"))
+        triples = triples.select(triples.m, triples.cc, fc=ibis.literal(None, "int32"))
     got = _arrow(label, triples)
     t_month = np.asarray(got["m"].to_numpy(), np.int64)
     t_cust = _recode(got["cc"], cust_recode)

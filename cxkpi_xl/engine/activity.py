@@ -3,8 +3,6 @@ stickiness (DAU/MAU), product usage rate and feature adoption."""
 
 from __future__ import annotations
 
-import dataclasses
-
 import numpy as np
 import pandas as pd
 
@@ -12,7 +10,7 @@ from ..data.periods import months_of
 from ..data.reader import Dataset
 from ..data.usage import UsageSummary
 from ..kpis import engagement, support
-from .axis import _Axis, _blank_without, _per_period, _split_by_period
+from .axis import _Axis, _blank_without, _per_period
 from .subscriptions import _Base
 
 
@@ -35,17 +33,12 @@ def _support_and_funnel(data: Dataset, axis: _Axis, k: dict[str, np.ndarray]) ->
 
 def usage_summary(data: Dataset) -> UsageSummary:
     """The Usage summary the usage KPIs read: the one the source built in its engine
-    (``Dataset.usage_summary``), else the summary of the validated Usage rows."""
-    if data.usage_summary is not None:
-        return data.usage_summary
-    return UsageSummary.from_rows(data.tables["Usage"])
-
-
-def with_usage_summary(data: Dataset) -> Dataset:
-    """``data`` with its Usage summary (built from its rows when the source gave none)."""
-    if data.usage_summary is not None:
-        return data
-    return dataclasses.replace(data, usage_summary=usage_summary(data))
+    (``Dataset.usage_summary``), else the summary of the validated Usage rows, built when
+    first needed and kept on ``data`` (``compute``'s own copy of the user's Dataset), so a
+    memo hit never builds it."""
+    if data.usage_summary is None:
+        data.usage_summary = UsageSummary.from_rows(data.tables["Usage"])
+    return data.usage_summary
 
 
 def _days_in_month(month: int) -> int:
@@ -95,30 +88,34 @@ def _usage_kpis(
     tc = s.t_customer.astype(np.int64)
     cpos = np.where(tc >= 0, code_pos[np.maximum(tc, 0)], -1)
     pcol = axis.period_of_col[axis.col(s.t_month.astype(np.int64))]
-    pcol = np.where(cpos >= 0, pcol, -1)
-    usage_rate = np.full(P, np.nan)
+    ok = (pcol >= 0) & (cpos >= 0)
+    n = len(base.ids)
+    ends = np.array([b for _, b in axis.periods], dtype=np.int64)
+    n_active = base.active[:, ends].sum(axis=0) if n else np.zeros(P, np.int64)
+    # each (period, customer) once, counted where the customer is active at its end
+    pc = pd.unique(pcol[ok] * n + cpos[ok])
+    p_of, c_of = pc // max(n, 1), pc % max(n, 1)
+    active = base.active[c_of, ends[p_of]] if n else np.zeros(0, bool)
+    used = np.bincount(p_of[active], minlength=P)
+    usage_rate = np.array(
+        [engagement.product_usage_rate(used[p], n_active[p]) if n else np.nan for p in range(P)]
+    )
     fcodes = s.t_feature.astype(np.int64)
     present = np.unique(fcodes[fcodes >= 0]) if stickiness else np.zeros(0, np.int64)
     nf = len(present)
-    if nf:  # the features of the clean rows, numbered 0..nf-1
-        fcodes = np.where(fcodes >= 0, np.searchsorted(present, np.maximum(fcodes, 0)), -1)
     fnames = s.features[present]
     adoption = np.full((nf, P), np.nan)
-    n = len(base.ids)
-    for p, rows in enumerate(_split_by_period(np.arange(len(cpos)), pcol, P)):
-        active = base.active[:, axis.periods[p][1]]
-        n_active = active.sum()
-        used = np.zeros(n, dtype=bool)
-        used[cpos[rows]] = True
-        usage_rate[p] = (
-            engagement.product_usage_rate((used & active).sum(), n_active) if n else np.nan
-        )
-        if nf:  # feature adoption (not needed by the segment and owner breakdowns)
-            f = fcodes[rows]
-            pairs = pd.unique(cpos[rows][f >= 0].astype(np.int64) * nf + f[f >= 0])
-            users, feats = pairs // nf, pairs % nf
-            counts = np.bincount(feats[active[users]], minlength=nf)
-            adoption[:, p] = engagement.product_usage_rate(counts, n_active)
+    if nf:  # feature adoption (not needed by the segment and owner breakdowns)
+        f = np.searchsorted(present, fcodes)  # the features of the clean rows, 0..nf-1
+        keep = ok & (fcodes >= 0)
+        pcf = pd.unique((pcol[keep] * n + cpos[keep]) * nf + f[keep])
+        pc, f_of = pcf // nf, pcf % nf
+        p_of, c_of = pc // n, pc % n
+        active = base.active[c_of, ends[p_of]]
+        counts = np.bincount(p_of[active] * nf + f_of[active], minlength=P * nf)
+        counts = counts.reshape(P, nf)
+        for p in range(P):
+            adoption[:, p] = engagement.product_usage_rate(counts[p], n_active[p])
     k["product_usage_rate"] = usage_rate
     if not nf:
         return pd.DataFrame()

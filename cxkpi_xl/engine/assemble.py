@@ -16,7 +16,7 @@ from ..data.issues import Issue
 from ..data.periods import GRANULARITIES
 from ..data.reader import Dataset
 from ..data.schema import Settings
-from .activity import _support_and_funnel, _usage_kpis, with_usage_summary
+from .activity import _support_and_funnel, _usage_kpis
 from .axis import _Axis, _axis
 from .breakdowns import _churn_by_reason, _cx_to_revenue, _group_breakdowns, _referrals_by_segment
 from .cohorts import _cohorts
@@ -163,7 +163,7 @@ def _encode_ids(data: Dataset) -> Dataset:
         if tables[t] is data.tables[t]:
             tables[t] = tables[t].copy(deep=False)
         tables[t][c] = floats
-    return with_usage_summary(dataclasses.replace(data, tables=tables, usage_summary=summary))
+    return dataclasses.replace(data, tables=tables, usage_summary=summary)
 
 
 def compute(

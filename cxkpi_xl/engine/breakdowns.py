@@ -106,6 +106,8 @@ def _group_breakdown(
     code_pos = pd.Index(cust["customer_id"]).get_indexer(summary.customers)
     customer_group = np.append(np.where(code_pos >= 0, group_codes[code_pos], -1), -1)
     triple_group = customer_group[summary.t_customer.astype(np.int64)]  # -1 takes the last
+    by_group = np.argsort(triple_group, kind="stable")  # each group's triples, in order
+    bounds = np.searchsorted(triple_group[by_group], np.arange(len(names) + 1))
 
     def one_group(g: int) -> dict[str, np.ndarray]:
         tables = {
@@ -118,7 +120,10 @@ def _group_breakdown(
         }
         sub = base.subset(np.flatnonzero(row_group == g), np.flatnonzero(group_codes == g))
         group = dataclasses.replace(
-            data, tables=tables, issues=[], usage_summary=summary.triples(triple_group == g)
+            data,
+            tables=tables,
+            issues=[],
+            usage_summary=summary.triples(by_group[bounds[g] : bounds[g + 1]]),
         )
         return _breakdown_kpis(group, sub, axis)
 
