@@ -346,3 +346,26 @@ def test_sbg_likelihood_is_the_previous_one_to_the_bit() -> None:
         for survivors in (0.0, 120.0):
             new = sbg._sbg_log_likelihood(churn, lost, survivors)
             assert new == _sbg_log_likelihood_before(churn, lost, survivors)
+
+
+def test_distinct_active_customers_by_flags_equal_hashing_the_pairs(monkeypatch):
+    # Per period, distinct (period, customer) pairs whose customer is active at the
+    # period's end: the table of flags and the hashed pairs (above FLAG_LIMIT) agree with
+    # a plain count of distinct pairs; repeated pairs count once.
+    from types import SimpleNamespace
+
+    from cxkpi_xl.engine import activity
+
+    rng = np.random.default_rng(3)
+    n, T = 50, 8
+    ends = np.array([2, 4, 7])
+    base = SimpleNamespace(ids=np.arange(n), active=rng.random((n, T)) < 0.6)
+    periods = rng.integers(0, 3, 400)
+    customers = rng.integers(0, n, 400)
+    expected = [
+        len({c for p_, c in zip(periods, customers, strict=True) if p_ == p and base.active[c, e]})
+        for p, e in enumerate(ends)
+    ]
+    assert activity._distinct_active(periods, customers, base, ends).tolist() == expected
+    monkeypatch.setattr(activity, "FLAG_LIMIT", 0)
+    assert activity._distinct_active(periods, customers, base, ends).tolist() == expected

@@ -10,7 +10,7 @@ from ..data.periods import months_of
 from ..data.reader import Dataset
 from ..data.usage import UsageSummary
 from ..kpis import engagement, support
-from .axis import _Axis, _blank_without, _per_period
+from .axis import _Axis, _blank_without, _per_period, _split_by_period
 from .subscriptions import _Base
 
 
@@ -70,6 +70,29 @@ def _stickiness(s: UsageSummary, axis: _Axis) -> np.ndarray:
     return stick
 
 
+FLAG_LIMIT = 2**28
+"""The largest periods x customers table of flags :func:`_distinct_active` makes."""
+
+
+def _distinct_active(
+    periods: np.ndarray, customers: np.ndarray, base: _Base, ends: np.ndarray
+) -> np.ndarray:
+    """Per period, the distinct customers among (period, customer) pairs who are active
+    at the period's end: marked in a periods x customers table of flags (a pair seen
+    twice marks it once), not hashed; pairs beyond FLAG_LIMIT flags are hashed."""
+    P, n = len(ends), len(base.ids)
+    if not n:
+        return np.zeros(P, np.int64)
+    if P * n > FLAG_LIMIT:
+        pc = pd.unique(periods * n + customers)
+        p_of, c_of = pc // n, pc % n
+        return np.bincount(p_of[base.active[c_of, ends[p_of]]], minlength=P)
+    seen = np.zeros((P, n), dtype=bool)
+    seen[periods, customers] = True
+    seen &= base.active[:, ends].T
+    return seen.sum(axis=1)
+
+
 def _usage_kpis(
     data: Dataset, base: _Base, axis: _Axis, k: dict[str, np.ndarray], stickiness: bool = True
 ) -> pd.DataFrame:
@@ -93,10 +116,7 @@ def _usage_kpis(
     ends = np.array([b for _, b in axis.periods], dtype=np.int64)
     n_active = base.active[:, ends].sum(axis=0) if n else np.zeros(P, np.int64)
     # each (period, customer) once, counted where the customer is active at its end
-    pc = pd.unique(pcol[ok] * n + cpos[ok])
-    p_of, c_of = pc // max(n, 1), pc % max(n, 1)
-    active = base.active[c_of, ends[p_of]] if n else np.zeros(0, bool)
-    used = np.bincount(p_of[active], minlength=P)
+    used = _distinct_active(pcol[ok], cpos[ok], base, ends)
     usage_rate = np.array(
         [engagement.product_usage_rate(used[p], n_active[p]) if n else np.nan for p in range(P)]
     )
@@ -108,12 +128,9 @@ def _usage_kpis(
     if nf:  # feature adoption (not needed by the segment and owner breakdowns)
         f = np.searchsorted(present, fcodes)  # the features of the clean rows, 0..nf-1
         keep = ok & (fcodes >= 0)
-        pcf = pd.unique((pcol[keep] * n + cpos[keep]) * nf + f[keep])
-        pc, f_of = pcf // nf, pcf % nf
-        p_of, c_of = pc // n, pc % n
-        active = base.active[c_of, ends[p_of]]
-        counts = np.bincount(p_of[active] * nf + f_of[active], minlength=P * nf)
-        counts = counts.reshape(P, nf)
+        counts = np.zeros((P, nf), np.int64)
+        for i, rows in enumerate(_split_by_period(np.flatnonzero(keep), f[keep], nf)):
+            counts[:, i] = _distinct_active(pcol[rows], cpos[rows], base, ends)
         for p in range(P):
             adoption[:, p] = engagement.product_usage_rate(counts[p], n_active[p])
     k["product_usage_rate"] = usage_rate
