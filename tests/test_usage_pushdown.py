@@ -375,3 +375,27 @@ def test_spark_summarises_usage_as_duckdb_does(sets, tmp_path):
     folder = to_parquet(tables, tmp_path / "pq")
     pushed(f"spark://local[1]{folder}")
     assert_close(expected, report_json(f"spark://local[1]{folder}"))
+
+
+def test_a_memo_hit_does_not_summarise_the_usage_rows(sets, tmp_path, monkeypatch):
+    """On the row path (a CSV folder) the summary is built only when the usage KPIs are
+    computed: a second compute that finds them in the memo does not build it."""
+    from cxkpi_xl.engine.memo import Memo
+
+    csv_json(sets["sample"], tmp_path / "csv")
+    data = read(tmp_path / "csv")
+    built: list[int] = []
+    real = UsageSummary.from_rows.__func__
+
+    def counted(cls: type[UsageSummary], u: pd.DataFrame) -> UsageSummary:
+        built.append(len(u))
+        return real(cls, u)
+
+    monkeypatch.setattr(UsageSummary, "from_rows", classmethod(counted))
+    memo = Memo(tmp_path / "memo")
+    first = compute(data, breakdowns=False, memo=memo).as_json()
+    assert built == [len(data.tables["Usage"])] and memo.misses.count("usage") == 1
+    second = compute(data, breakdowns=False, memo=memo).as_json()
+    assert built == [len(data.tables["Usage"])] and memo.hits.count("usage") == 1
+    assert_close(first, second)
+    assert data.usage_summary is None  # the user's Dataset is left as it was
