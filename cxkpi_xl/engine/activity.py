@@ -121,12 +121,16 @@ def _usage_kpis(
         [engagement.product_usage_rate(used[p], n_active[p]) if n else np.nan for p in range(P)]
     )
     fcodes = s.t_feature.astype(np.int64)
-    present = np.unique(fcodes[fcodes >= 0]) if stickiness else np.zeros(0, np.int64)
+    # the features some triple has, in code order (counted, not sorted: 45M triples)
+    used_f = np.bincount(fcodes[fcodes >= 0], minlength=len(s.features)) if stickiness else []
+    present = np.flatnonzero(used_f) if stickiness else np.zeros(0, np.int64)
     nf = len(present)
     fnames = s.features[present]
     adoption = np.full((nf, P), np.nan)
     if nf:  # feature adoption (not needed by the segment and owner breakdowns)
-        f = np.searchsorted(present, fcodes)  # the features of the clean rows, 0..nf-1
+        renumber = np.zeros(len(s.features), np.int64)
+        renumber[present] = np.arange(nf)
+        f = renumber[np.maximum(fcodes, 0)]  # the features of the clean rows, 0..nf-1
         keep = ok & (fcodes >= 0)
         counts = np.zeros((P, nf), np.int64)
         for i, rows in enumerate(_split_by_period(np.flatnonzero(keep), f[keep], nf)):
