@@ -84,7 +84,7 @@ def _distinct_active(
     if not n:
         return np.zeros(P, np.int64)
     if P * n > FLAG_LIMIT:
-        pc = pd.unique(periods * n + customers)
+        pc = pd.unique(periods.astype(np.int64) * n + customers)
         p_of, c_of = pc // n, pc % n
         return np.bincount(p_of[base.active[c_of, ends[p_of]]], minlength=P)
     seen = np.zeros((P, n), dtype=bool)
@@ -107,10 +107,12 @@ def _usage_kpis(
         return pd.DataFrame()
     k["stickiness"] = _stickiness(s, axis) if stickiness else np.full(P, np.nan)
     # product usage and feature adoption among customers active at the period's end
-    code_pos = base.ids.get_indexer(s.customers) if len(s.customers) else np.zeros(1, np.int64)
-    tc = s.t_customer.astype(np.int64)
-    cpos = np.where(tc >= 0, code_pos[np.maximum(tc, 0)], -1)
-    pcol = axis.period_of_col[axis.col(s.t_month.astype(np.int64))]
+    # (in 32 bits: tens of millions of triples; -1 is no customer or no period)
+    code_pos = base.ids.get_indexer(s.customers) if len(s.customers) else np.zeros(0, np.int64)
+    cpos = np.append(code_pos, -1).astype(np.int32)[s.t_customer]  # code -1 takes the -1
+    months = np.arange(s.t_month.min(), s.t_month.max() + 1) if len(s.t_month) else []
+    month_period = axis.period_of_col[axis.col(np.asarray(months, np.int64))].astype(np.int32)
+    pcol = month_period[s.t_month - (months[0] if len(months) else 0)]
     ok = (pcol >= 0) & (cpos >= 0)
     n = len(base.ids)
     ends = np.array([b for _, b in axis.periods], dtype=np.int64)
@@ -120,7 +122,7 @@ def _usage_kpis(
     usage_rate = np.array(
         [engagement.product_usage_rate(used[p], n_active[p]) if n else np.nan for p in range(P)]
     )
-    fcodes = s.t_feature.astype(np.int64)
+    fcodes = s.t_feature
     # the features some triple has, in code order (counted, not sorted: 45M triples)
     used_f = np.bincount(fcodes[fcodes >= 0], minlength=len(s.features)) if stickiness else []
     present = np.flatnonzero(used_f) if stickiness else np.zeros(0, np.int64)
@@ -128,7 +130,7 @@ def _usage_kpis(
     fnames = s.features[present]
     adoption = np.full((nf, P), np.nan)
     if nf:  # feature adoption (not needed by the segment and owner breakdowns)
-        renumber = np.zeros(len(s.features), np.int64)
+        renumber = np.zeros(len(s.features), np.int32)
         renumber[present] = np.arange(nf)
         f = renumber[np.maximum(fcodes, 0)]  # the features of the clean rows, 0..nf-1
         keep = ok & (fcodes >= 0)
