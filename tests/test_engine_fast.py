@@ -369,3 +369,18 @@ def test_distinct_active_customers_by_flags_equal_hashing_the_pairs(monkeypatch)
     assert activity._distinct_active(periods, customers, base, ends).tolist() == expected
     monkeypatch.setattr(activity, "FLAG_LIMIT", 0)
     assert activity._distinct_active(periods, customers, base, ends).tolist() == expected
+
+
+def test_feature_adoption_is_the_same_picked_per_feature_or_split_by_sort(monkeypatch):
+    from cxkpi_xl.engine import activity
+
+    data = read(generate("tiny"))
+    picked = compute(data, impact=False)
+    monkeypatch.setattr(activity, "FEW_FEATURES", 0)
+    split = compute(data, impact=False)
+    adoption = picked.breakdowns["feature_adoption"]
+    assert adoption.shape[0] >= 3 and adoption.notna().any().any()
+    pd.testing.assert_frame_equal(adoption, split.breakdowns["feature_adoption"])
+    assert np.array_equal(
+        picked.kpis["product_usage_rate"], split.kpis["product_usage_rate"], equal_nan=True
+    )

@@ -70,6 +70,9 @@ def _stickiness(s: UsageSummary, axis: _Axis) -> np.ndarray:
     return stick
 
 
+FEW_FEATURES = 16
+"""Up to this many features, each one's triples are picked by a pass of their own."""
+
 FLAG_LIMIT = 2**28
 """The largest periods x customers table of flags :func:`_distinct_active` makes."""
 
@@ -135,8 +138,13 @@ def _usage_kpis(
         f = renumber[np.maximum(fcodes, 0)]  # the features of the clean rows, 0..nf-1
         keep = ok & (fcodes >= 0)
         counts = np.zeros((P, nf), np.int64)
-        for i, rows in enumerate(_split_by_period(np.flatnonzero(keep), f[keep], nf)):
-            counts[:, i] = _distinct_active(pcol[rows], cpos[rows], base, ends)
+        if nf <= FEW_FEATURES:  # one pass over the triples each, no sort
+            for i in range(nf):
+                rows = keep & (f == i)
+                counts[:, i] = _distinct_active(pcol[rows], cpos[rows], base, ends)
+        else:
+            for i, rows in enumerate(_split_by_period(np.flatnonzero(keep), f[keep], nf)):
+                counts[:, i] = _distinct_active(pcol[rows], cpos[rows], base, ends)
         for p in range(P):
             adoption[:, p] = engagement.product_usage_rate(counts[p], n_active[p])
     k["product_usage_rate"] = usage_rate
