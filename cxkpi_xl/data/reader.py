@@ -469,6 +469,14 @@ def _normalise_table(
                 out[col.name] = dates
             elif col.type == YESNO:
                 out[col.name] = pd.Series(lookup[codes]).fillna(False).astype(bool)
+            elif col.type == ID and isinstance(series.dtype, pd.CategoricalDtype):
+                # A source's ids stay categorical (a Parquet or database source hands
+                # them over so): millions of rows, each a small code, not a pointer.
+                v.distinct[col.name] = (lookup, codes)
+                ids, distinct_ids = pd.factorize(lookup)
+                out[col.name] = pd.Series(
+                    pd.Categorical.from_codes(ids[codes], pd.Index(distinct_ids, dtype=object))
+                )
             else:  # code -1 takes the trailing None
                 out[col.name] = pd.Series(lookup[codes], dtype=object)
                 v.distinct[col.name] = (lookup, codes)

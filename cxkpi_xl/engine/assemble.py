@@ -142,12 +142,16 @@ def _encode_ids(data: Dataset) -> Dataset:
     cols = encoded_columns()
     summary = data.usage_summary  # its customers stand for the Usage column
 
-    def column(t: str, c: str) -> np.ndarray:
+    def factorized(t: str, c: str) -> tuple[np.ndarray, np.ndarray]:
         if summary is not None and (t, c) == ("Usage", "customer_id"):
-            return summary.customers
-        return data.tables[t][c].to_numpy(object)
+            return pd.factorize(summary.customers)
+        ids = data.tables[t][c]
+        if isinstance(ids.dtype, pd.CategoricalDtype):  # a source's: by its codes, in
+            codes, uniques = pd.factorize(ids)  # the same order of first appearance
+            return codes, np.asarray(uniques, dtype=object)
+        return pd.factorize(ids.to_numpy(object))
 
-    local = [pd.factorize(column(t, c)) for t, c in cols]
+    local = [factorized(t, c) for t, c in cols]
     together, _ = pd.factorize(np.concatenate([u for _, u in local]))
     tables = dict(data.tables)
     start = 0
