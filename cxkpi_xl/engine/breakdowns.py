@@ -106,6 +106,8 @@ def _group_breakdown(
     code_pos = pd.Index(cust["customer_id"]).get_indexer(summary.customers)
     customer_group = np.append(np.where(code_pos >= 0, group_codes[code_pos], -1), -1)
     triple_group = customer_group[summary.t_customer.astype(np.int64)]  # -1 takes the last
+    if len(names) < 2**15:  # numpy sorts 16-bit integers by radix: linear
+        triple_group = triple_group.astype(np.int16)
     by_group = np.argsort(triple_group, kind="stable")  # each group's triples, in order
     bounds = np.searchsorted(triple_group[by_group], np.arange(len(names) + 1))
 
