@@ -354,12 +354,10 @@ class _Validator:
         self.skip = np.zeros(len(rows), dtype=bool)
         self.distinct: dict[str, tuple[Any, np.ndarray]] = {}
         """Per column, its distinct values as normalised and each row's position among
-        them (see :meth:`codes`)."""
-
-    def codes(self) -> dict[str, np.ndarray]:
+        them (see :attr:`codes`)."""
+        self.codes = _LazyCodes(self.distinct)
         """Per column, a code per row for its value as normalised (-1: blank): what the
         rules that compare rows (duplicates) use instead of hashing the values again."""
-        return _LazyCodes(self.distinct)
 
     def report(
         self,
@@ -474,8 +472,11 @@ def _normalise_table(
                 # them over so): millions of rows, each a small code, not a pointer.
                 v.distinct[col.name] = (lookup, codes)
                 ids, distinct_ids = pd.factorize(lookup)
+                v.codes[col.name] = ids[codes]  # the same codes the rules would make
                 out[col.name] = pd.Series(
-                    pd.Categorical.from_codes(ids[codes], pd.Index(distinct_ids, dtype=object))
+                    pd.Categorical.from_codes(
+                        v.codes[col.name], pd.Index(distinct_ids, dtype=object)
+                    )
                 )
             else:  # code -1 takes the trailing None
                 out[col.name] = pd.Series(lookup[codes], dtype=object)
@@ -645,7 +646,7 @@ def _table_rules(name: str, frame: pd.DataFrame, v: _Validator, settings: Settin
     table = v.table
     if table.key:
         keys = frame[table.key]
-        dup = _duplicated(frame, [table.key], v.skip, v.codes()) & keys.notna().to_numpy()
+        dup = _duplicated(frame, [table.key], v.skip, v.codes) & keys.notna().to_numpy()
         v.report(dup, table.key, keys, f"duplicate {table.key}", "skipped the row")
         v.skip |= dup
     if name == "Surveys":
@@ -708,7 +709,7 @@ def _table_rules(name: str, frame: pd.DataFrame, v: _Validator, settings: Settin
         frame.loc[early, "churn_date"] = pd.NaT
     if name == "MRR":
         _keep_unknown_mrr(frame, v)
-        twice = _duplicated(frame, ["customer_id", "month"], v.skip, v.codes())
+        twice = _duplicated(frame, ["customer_id", "month"], v.skip, v.codes)
         v.report(
             twice,
             "month",
