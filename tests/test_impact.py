@@ -404,3 +404,23 @@ def test_section_in_the_refreshed_report(tmp_path: Path):
         assert (customers, events) == (e["customers"], e["events"])
         if category != "promoter":
             assert (low, high) == (pytest.approx(e["ci_low"]), pytest.approx(e["ci_high"]))
+
+
+def test_average_ranks_and_tails_without_scipy_stats():
+    """The proportional-hazards check ranks event times with ties sharing their mean rank
+    and takes chi-square and normal tails from scipy.special (not scipy.stats, half a
+    second to import): against scipy.stats' own rankdata, chi2 and norm."""
+    from scipy import special, stats
+
+    from cxkpi_xl.models.hazard import _average_ranks
+
+    rng = np.random.default_rng(5)
+    for values in ([3.0, 1.0, 2.0, 2.0, 5.0, 1.0], rng.integers(0, 20, 500).astype(float)):
+        a = np.asarray(values)
+        assert np.array_equal(_average_ranks(a), stats.rankdata(a))
+    assert _average_ranks(np.array([4.0, 4.0, 4.0])).tolist() == [2.0, 2.0, 2.0]  # by hand
+    x = np.array([0.1, 1.0, 3.841458820694124, 10.0])
+    for k in (1, 2, 3):
+        assert np.allclose(special.chdtrc(k, x), stats.chi2.sf(x, k), rtol=1e-12)
+    assert special.chdtrc(1, 3.841458820694124) == pytest.approx(0.05)  # the 5 % point
+    assert special.ndtri(0.975) == pytest.approx(1.959963984540054)

@@ -13,7 +13,7 @@ import xlwings as xw
 from scipy import stats
 
 import cxkpi_xl as cx
-from cxkpi_xl.kpis.significance import nps_change_test
+from cxkpi_xl.kpis.significance import nps_change_test, ratio_bootstrap_interval
 
 from .excel import call, error
 
@@ -123,3 +123,46 @@ class TestExcel:
         assert call("CX_NPS_CHANGE", [[None]], [[10]])[1] == [error("#DIV/0!")] * 4
         with pytest.raises(xw.XlwingsError, match=r"CX_NPS_CHANGE: .*11"):
             call("CX_NPS_CHANGE", [[11]], [[10]])
+
+
+# --- the percentile bootstrap of a ratio of sums (NRR by category) -------------------
+
+
+@pytest.mark.parametrize("n, batch", [(2, None), (37, None), (400, 333), (1000, 7)])
+def test_ratio_bootstrap_matches_scipy(n: int, batch: int | None):
+    """Against scipy.stats.bootstrap (paired, vectorized, percentile), the implementation
+    it replaces in the refresh: the same draws, so today the same interval to rounding; a
+    later scipy that draws otherwise still agrees within Monte Carlo error (a tenth of the
+    interval's width is about five standard errors of each end with 2,000 resamples)."""
+    rng = np.random.default_rng(n)
+    start = rng.uniform(50, 500, n)
+    end = start * rng.lognormal(0.02, 0.2, n) * (rng.random(n) > 0.1)  # a tenth churned
+    ours = ratio_bootstrap_interval(end, start, n_resamples=2000, seed=20260101, batch=batch)
+    res = stats.bootstrap(
+        (start, end),
+        lambda s, e, axis=-1: e.sum(axis=axis) / s.sum(axis=axis),
+        paired=True,
+        vectorized=True,
+        n_resamples=2000,
+        batch=batch,
+        method="percentile",
+        rng=np.random.default_rng(20260101),
+    )
+    theirs = (res.confidence_interval.low, res.confidence_interval.high)
+    width = theirs[1] - theirs[0]
+    assert width > 0
+    assert ours == pytest.approx(theirs, abs=0.1 * width)
+    assert ours[0] < end.sum() / start.sum() < ours[1]
+
+
+def test_ratio_bootstrap_by_hand():
+    """Two customers, start 100 each, end 100 and 50: each resample is {0,0}, {0,1},
+    {1,0} or {1,1}, ratio 1, 0.75, 0.75 or 0.5 with chances 1/4, 1/2, 1/4; so the 2.5 %
+    quantile is 0.5 and the 97.5 % quantile 1 (with 4,000 draws both ends are drawn
+    about 1,000 times, and the linear interpolation sits on them)."""
+    low, high = ratio_bootstrap_interval([100, 50], [100, 100], n_resamples=4000, seed=7)
+    assert (low, high) == (0.5, 1.0)
+    with pytest.raises(ValueError, match="same length"):
+        ratio_bootstrap_interval([1, 2], [1], n_resamples=10, seed=1)
+    with pytest.raises(ValueError, match="n_resamples"):
+        ratio_bootstrap_interval([1], [1], n_resamples=0, seed=1)

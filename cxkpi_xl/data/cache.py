@@ -564,6 +564,8 @@ class Cache:
             return read(path, overrides)
 
     def _read(self, path: Path, overrides: Mapping[str, Any] | None, reuse: bool) -> Dataset:
+        from concurrent.futures import ThreadPoolExecutor
+
         from . import reader as r
 
         book = _Book(path)
@@ -579,16 +581,29 @@ class Cache:
                 if entry is not None:
                     entries[name] = entry
         wanted = [n for n in book.sources if n not in entries]
-        raw, raw_settings = r._workbook_tables(path, only=wanted)
-        settings, issues = r._resolve_settings(raw_settings, overrides)
-        setting_key = repr(sorted(settings.values.items()))
-        keys = {name: self._key(path, book, src, setting_key) for name, src in book.sources.items()}
-        known: dict[str, TableRead] = {}
-        digests: dict[str, str] = {}
-        for name, entry in entries.items():
-            got = self._load(folder, entry) if entry["key"] == keys[name] else None
-            if got is not None:
-                known[name], digests[name] = got
+        # The kept tables are loaded in a thread while the changed ones are parsed (calamine
+        # lets go of Python's lock while it parses); a load whose settings turn out to
+        # differ is dropped.
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            loads = {name: pool.submit(self._load, folder, e) for name, e in entries.items()}
+            try:
+                raw, raw_settings = r._workbook_tables(path, only=wanted)
+            except BaseException:
+                for f in loads.values():
+                    f.cancel()
+                raise
+            settings, issues = r._resolve_settings(raw_settings, overrides)
+            setting_key = repr(sorted(settings.values.items()))
+            keys = {n: self._key(path, book, src, setting_key) for n, src in book.sources.items()}
+            known: dict[str, TableRead] = {}
+            digests: dict[str, str] = {}
+            for name, entry in entries.items():
+                if entry["key"] != keys[name]:
+                    loads[name].cancel()
+                    continue
+                got = loads[name].result()
+                if got is not None:
+                    known[name], digests[name] = got
         again = [n for n in entries if n not in known]  # other settings, a damaged file
         if again:
             raw.update(r._workbook_tables(path, only=again)[0])

@@ -27,7 +27,7 @@ import pandas as pd
 
 from ..data.periods import months_of
 from ..data.reader import Dataset
-from ..kpis.significance import nps_change_test
+from ..kpis.significance import nps_change_test, ratio_bootstrap_interval
 from ..models.hazard import HazardRatios, cox_hazard_ratios
 from .axis import _Axis, _split_by_period
 from .breakdowns import NPS_CATEGORIES, _nps_category_matrix
@@ -251,8 +251,6 @@ def _mrr_at_stake(fit: HazardRatios, churned: dict[str, float]) -> dict[str, dic
 def _nrr_by_category(base: _Base, cat: np.ndarray) -> dict[str, dict[str, float]]:
     """NRR over the last WINDOW_MONTHS months of the customers paying at its start, by
     their category then, with a percentile bootstrap interval (customers resampled)."""
-    from scipy import stats
-
     T = base.mrr.shape[1]
     if T < 3 or not base.has_mrr_data:
         return {}
@@ -266,17 +264,13 @@ def _nrr_by_category(base: _Base, cat: np.ndarray) -> dict[str, dict[str, float]
         nrr = float(e.sum() / s.sum()) if len(s) else math.nan
         low = high = math.nan
         if len(s) >= 2 and np.ptp(e / s) > 0:
-            res = stats.bootstrap(
-                (s, e),
-                lambda s, e, axis=-1: e.sum(axis=axis) / s.sum(axis=axis),
-                paired=True,
-                vectorized=True,
+            low, high = ratio_bootstrap_interval(
+                e,
+                s,
                 n_resamples=BOOTSTRAP_RESAMPLES,
+                seed=SEED,
                 batch=max(1, min(BOOTSTRAP_RESAMPLES, 4_000_000 // len(s))),
-                method="percentile",
-                rng=np.random.default_rng(SEED),
             )
-            low, high = float(res.confidence_interval.low), float(res.confidence_interval.high)
         elif len(s) >= 2:  # every customer kept the same share: no spread to resample
             low = high = nrr
         out[name] = {"nrr": nrr, "ci_low": low, "ci_high": high, "customers": len(s)}

@@ -100,3 +100,52 @@ def nps_change_test(
         "ci_high": difference + z * se,
         "p_value": p_value,
     }
+
+
+def ratio_bootstrap_interval(
+    numerator: Any,
+    denominator: Any,
+    *,
+    n_resamples: int,
+    confidence: float = 0.95,
+    seed: int,
+    batch: int | None = None,
+) -> tuple[float, float]:
+    """Percentile bootstrap interval of ``sum(numerator) / sum(denominator)``, the pairs
+    ``(numerator[i], denominator[i])`` resampled with replacement (a paired bootstrap of
+    units: NRR's ending and starting MRR of each customer).
+
+    Each of ``n_resamples`` resamples draws n indices uniformly from 0..n-1 with
+    ``numpy.random.default_rng(seed).integers``, ``batch`` resamples at a time (memory:
+    ``batch x n`` indices); the interval is the ``(1 - confidence) / 2`` and
+    ``(1 + confidence) / 2`` quantiles (linear interpolation) of the resampled ratios.
+    These are the draws and quantiles of ``scipy.stats.bootstrap(..., paired=True,
+    vectorized=True, method="percentile", rng=default_rng(seed), batch=batch)``, which
+    tests/test_significance.py checks it against, without importing ``scipy.stats``
+    (half a second of every refresh).
+
+    >>> low, high = ratio_bootstrap_interval([110, 95, 100], [100, 100, 100],
+    ...                                      n_resamples=1000, seed=1)
+    >>> 0.95 <= low <= 1.0166 <= high <= 1.1
+    True
+    """
+    import numpy as np
+
+    num = np.asarray(numerator, dtype=float)
+    den = np.asarray(denominator, dtype=float)
+    if num.shape != den.shape or num.ndim != 1 or len(num) < 1:
+        raise ValueError("numerator and denominator must be two samples of the same length")
+    if not isinstance(n_resamples, int) or n_resamples < 1:
+        raise ValueError(f"n_resamples must be a whole number from 1, not {n_resamples!r}")
+    if not 0 < confidence < 1:
+        raise ValueError(f"confidence must be a number between 0 and 1, not {confidence!r}")
+    rng = np.random.default_rng(seed)
+    n = len(num)
+    step = batch or n_resamples
+    ratios = []
+    for k in range(0, n_resamples, step):
+        i = rng.integers(0, n, (min(step, n_resamples - k), n), dtype=np.int64)
+        ratios.append(num[i].sum(axis=-1) / den[i].sum(axis=-1))
+    alpha = (1 - confidence) / 2
+    low, high = np.quantile(np.concatenate(ratios), [alpha, 1 - alpha])
+    return float(low), float(high)
