@@ -396,3 +396,25 @@ def test_reading_only_some_tables_in_threads_gives_those_tables_as_a_full_read_d
             full[name].first_column,
         )
     assert full["Funnel"].first_column == 1 and full["Funnel"].rows[0] == 3
+
+
+def test_the_dimension_alone_sizes_the_grid_as_the_scan_does(tmp_path: Path):
+    """Whether calamine may parse a sheet is judged from its <dimension> (the first 64 KiB)
+    before the scan for error cells, which runs while calamine parses: both count the
+    same grid, and a sheet without <dimension> has no quick answer (it is scanned)."""
+    import zipfile
+
+    import openpyxl
+
+    wb = openpyxl.Workbook()
+    ws = wb.active
+    for r in range(1, 40):
+        ws.append([r, f"x{r}", None, r * 2.5])
+    ws["F45"] = 1
+    wb.save(tmp_path / "d.xlsx")
+    with zipfile.ZipFile(tmp_path / "d.xlsx") as z:
+        part = "xl/worksheets/sheet1.xml"
+        assert reader._dimension_cells(z, part) == reader._scan_sheet(z, part).cells == 45 * 6
+    nodim = sheet_without_dimension(tmp_path / "n.xlsx", ["A1", "C5"], {})
+    with zipfile.ZipFile(nodim) as z:
+        assert reader._dimension_cells(z, "xl/worksheets/sheet1.xml") is None

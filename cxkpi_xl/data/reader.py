@@ -35,6 +35,7 @@ import re
 import threading
 import zipfile
 from collections.abc import Callable, Collection, Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from functools import partial
 from itertools import compress, repeat
@@ -1019,11 +1020,24 @@ def _scan_sheet(z: zipfile.ZipFile, part: str) -> _SheetScan:
     return _SheetScan(rows * width if cells is None else cells, errors)
 
 
-def _oversized(z: zipfile.ZipFile, part: str, scan: _SheetScan) -> bool:
-    """True if the sheet's grid is far larger than its data (a stray value at XFD100000):
-    calamine would allocate the whole grid, so the sheet is read another way."""
+def _dimension_cells(z: zipfile.ZipFile, part: str) -> int | None:
+    """How many cells the sheet's ``<dimension>`` spans (None when its XML has none near
+    the start): what :func:`_scan_sheet` finds first, from the first 64 KiB alone."""
+    with z.open(part) as f:
+        head = f.read(1 << 16)
+    m = _DIMENSION.search(head)
+    if m is None:
+        return None
+    first = cell_index(m.group(1).decode())
+    last = cell_index(m.group(2).decode()) if m.group(2) else first
+    return (last[0] - first[0] + 1) * (last[1] - first[1] + 1)
+
+
+def _oversized(z: zipfile.ZipFile, part: str, cells: int) -> bool:
+    """True if the sheet's grid (``cells``) is far larger than its data (a stray value at
+    XFD100000): calamine would allocate the whole grid, so the sheet is read another way."""
     most = max(1 << 20, z.getinfo(part).file_size // MIN_XML_BYTES_PER_CELL)
-    return scan.cells > 4 * most
+    return cells > 4 * most
 
 
 def _put_errors(raw: _RawTable, errors: dict[tuple[int, int], str]) -> None:
@@ -1107,19 +1121,39 @@ def _workbook_tables(
     scan_locks: dict[str, threading.Lock] = {}
     locks_lock = threading.Lock()
 
+    def sheet_lock(sheet: str) -> threading.Lock:
+        with locks_lock:
+            return scan_locks.setdefault(sheet, threading.Lock())
+
     def scan(sheet: str) -> _SheetScan:
         """The sheet's scan, made when the sheet is first needed (once, whichever thread
         needs it first)."""
-        with locks_lock:
-            lock = scan_locks.setdefault(sheet, threading.Lock())
-        with lock:
+        with sheet_lock(sheet):
             if sheet not in scans:
                 part = parts.get(sheet)
                 with zipfile.ZipFile(path) as z:
                     found = _scan_sheet(z, part.name) if part else _SheetScan(0, {})
-                    oversized[sheet] = bool(part) and _oversized(z, part.name, found)
+                    if sheet not in oversized:
+                        oversized[sheet] = bool(part) and _oversized(z, part.name, found.cells)
                 scans[sheet] = found
         return scans[sheet]
+
+    def is_oversized(sheet: str) -> bool:
+        """Whether calamine must not parse the sheet: from its ``<dimension>`` when it has
+        one (no scan needed), else from its scan."""
+        with sheet_lock(sheet):
+            if sheet not in oversized:
+                part = parts.get(sheet)
+                if not part:
+                    oversized[sheet] = False
+                else:
+                    with zipfile.ZipFile(path) as z:
+                        cells = _dimension_cells(z, part.name)
+                        if cells is not None:
+                            oversized[sheet] = _oversized(z, part.name, cells)
+        if sheet not in oversized:
+            scan(sheet)
+        return oversized[sheet]
 
     table_sheet = {t: name for name, p in parts.items() for t in p.tables}
     inputs = [t for t in TABLES if t.name != "HealthWeights"]
@@ -1136,12 +1170,13 @@ def _workbook_tables(
     # GIL, so one table at a time costs no time, and memory holds one table's row lists.
     building = threading.Lock()
 
+    # A sheet's error cells are scanned for in another thread while calamine parses it.
+    scanner = ThreadPoolExecutor(max_workers=max(1, threads), thread_name_prefix="scan")
+
     def read_table(table: Table) -> _RawTable | None:
         found = by_lower.get(table.name.lower())
         home = table_sheet.get(table.name.lower())
-        if home is not None:
-            scan(home)
-        if found is not None and home is not None and oversized.get(home):
+        if found is not None and home is not None and is_oversized(home):
             ref, header_rows, totals_rows = parts[home].tables[table.name.lower()]
             top, bottom = ref.split(":") if ":" in ref else (ref, ref)
             (r0, c0), (r1, c1) = cell_index(top), cell_index(bottom)
@@ -1156,6 +1191,7 @@ def _workbook_tables(
                 c0,
             )
         if found is not None:
+            errors = scanner.submit(scan, home) if home is not None else None
             with pool.book() as b:
                 t = b.get_table_by_name(found)  # calamine parses here, without the GIL
             with building:
@@ -1170,13 +1206,15 @@ def _workbook_tables(
                     start_col,
                 )
                 del data
-            _put_errors(raw, scan(home).errors)
+            if errors is not None:
+                _put_errors(raw, errors.result().errors)
+            else:
+                _put_errors(raw, scan(home).errors)
             return raw
         sheet_name = sheets.get(TABLE_SHEETS[table.name].lower())
         if sheet_name is None or table.name == "HealthWeights":
             return None
-        scan(sheet_name)
-        if oversized.get(sheet_name):
+        if is_oversized(sheet_name):
             values, first_row, first_col = _streamed_rows(path, sheet_name)
             first_row, first_col = first_row - 1, first_col - 1
         else:
@@ -1218,12 +1256,9 @@ def _workbook_tables(
                 [partial(read_table, t) for t in wanted], threads, [part_size(t) for t in wanted]
             )
     finally:
+        scanner.shutdown(wait=True, cancel_futures=True)
         pool.close()
     tables = {t.name: raw for t, raw in zip(wanted, read, strict=True) if raw is not None}
-
-    def is_oversized(sheet: str) -> bool:
-        scan(sheet)
-        return oversized[sheet]
 
     settings = _workbook_settings(path, book, sheets, is_oversized)
     return tables, settings
