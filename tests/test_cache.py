@@ -17,6 +17,7 @@ import sys
 import zipfile
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 from click.testing import CliRunner
@@ -27,6 +28,7 @@ from cxkpi_xl.data import cache as cache_module
 from cxkpi_xl.data.cache import Cache, book_dir, nothing_changed
 from cxkpi_xl.data.reader import _package_sheets, read
 from cxkpi_xl.data.sample import generate
+from cxkpi_xl.data.usage import UsageSummary
 from cxkpi_xl.refresh import refresh
 
 from .workbooks import write_tables
@@ -166,6 +168,10 @@ def assert_same_data(a, b) -> None:
         pd.testing.assert_frame_equal(x, y, check_exact=True)
         for col in [c for c in x.columns if x[c].dtype == object]:
             assert [type(v) for v in x[col]] == [type(v) for v in y[col]], (name, col)
+    for d in (a, b):  # a Usage summary the cache kept or made is that of the Usage rows
+        if d.usage_summary is not None:
+            made = UsageSummary.from_rows(d.tables["Usage"])
+            assert d.usage_summary.digest() == made.digest()
 
 
 def cached_read(path: Path, overrides=None) -> tuple:
@@ -780,3 +786,42 @@ def test_reloaded_text_keeps_one_object_per_distinct_value(book: Path):
     ids = data.tables["Surveys"]["customer_id"]
     assert ids.nunique() < len(ids)  # repeated values, so sharing shows
     assert len({id(v) for v in ids}) == ids.nunique()
+
+
+def test_usage_summary_is_kept_with_usage_and_reloaded(book: Path, tables):
+    """The summary the engine makes of the Usage rows (distinct users per day and month,
+    the (month, customer, feature) triples) is kept with Usage: a read that reuses Usage
+    reloads it, equal to the summary of the rows; one that re-reads Usage makes it anew."""
+    cold, _, _ = cached_read(book)
+    assert cold.usage_summary is not None and not cold.usage_summary.empty
+    surveys = sheet_part(book, "Surveys")
+    row = int((tables["Surveys"]["survey"] == "NPS").to_numpy().argmax())
+    score = float(tables["Surveys"]["score"].iloc[row])
+    excel_save(book, {(surveys, cell_ref(tables, "Surveys", "score", row)): 10 - score})
+    warm, reused, _ = cached_read(book)
+    assert "Usage" in reused
+    assert warm.usage_summary is not None
+    assert warm.usage_summary.digest() == cold.usage_summary.digest()
+    assert_same_data(read(book), warm)
+
+
+def test_usage_summary_round_trip_and_what_is_not_kept():
+    from cxkpi_xl.data.cache import _summary_bytes, _summary_from
+
+    rows = pd.DataFrame(
+        {
+            "activity_date": pd.to_datetime(["2026-01-05", "2026-01-05", "2026-02-01"]),
+            "user_id": ["u1", "u2", "u1"],
+            "customer_id": ["Café 1", None, "😀 odd"],
+            "feature": ["", "export", None],
+        }
+    )
+    made = UsageSummary.from_rows(rows)
+    back = _summary_from(_summary_bytes(made))
+    assert back.digest() == made.digest()
+    assert back.customers.dtype == object and list(back.customers) == ["Café 1", "😀 odd"]
+    assert list(back.features) == ["", "export"]
+    empty = UsageSummary.from_rows(rows.iloc[:0])
+    assert _summary_from(_summary_bytes(empty)).digest() == empty.digest()
+    with pytest.raises(TypeError):
+        _summary_bytes(made.with_customers(np.array([1.0, 2.0], dtype=object)))

@@ -55,7 +55,7 @@ if TYPE_CHECKING:
     from .issues import Issue
     from .reader import Dataset, TableRead
 
-CACHE_VERSION = 1
+CACHE_VERSION = 2
 """The layout of the cache's files: another version's files are ignored."""
 ENV = "CXKPI_CACHE_DIR"
 """The environment variable that puts the cache somewhere else (the tests use it)."""
@@ -533,6 +533,47 @@ def _frame_from(data: bytes, dtypes: Mapping[str, str]) -> pd.DataFrame:
     return pd.DataFrame(columns)
 
 
+_SUMMARY_ARRAYS = ("days", "day_users", "months", "month_users", "t_month", "t_customer")
+_SUMMARY_TEXTS = ("customers", "features")
+
+
+def _summary_bytes(summary: Any) -> bytes:
+    """A Usage summary (:class:`~cxkpi_xl.data.usage.UsageSummary`) as an ``.npz`` without
+    pickles: its integer arrays, and its ids and features as their UTF-8 bytes end to end
+    with their end offsets (TypeError for anything but text)."""
+    import numpy as np
+
+    arrays = {name: getattr(summary, name) for name in (*_SUMMARY_ARRAYS, "t_feature")}
+    for name in _SUMMARY_TEXTS:
+        values = getattr(summary, name)
+        if not all(type(v) is str for v in values):
+            raise TypeError(f"the summary's {name} are not all text")
+        encoded = [v.encode("utf-8", "strict") for v in values]
+        arrays[f"{name}_bytes"] = np.frombuffer(b"".join(encoded), dtype=np.uint8)
+        arrays[f"{name}_ends"] = np.cumsum([len(b) for b in encoded], dtype=np.int64)
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)
+    return buffer.getvalue()
+
+
+def _summary_from(data: bytes) -> Any:
+    """The Usage summary of :func:`_summary_bytes`."""
+    import numpy as np
+
+    from .usage import UsageSummary
+
+    with np.load(io.BytesIO(data), allow_pickle=False) as z:
+        fields = {name: z[name] for name in (*_SUMMARY_ARRAYS, "t_feature")}
+        for name in _SUMMARY_TEXTS:
+            raw, ends = z[f"{name}_bytes"].tobytes(), z[f"{name}_ends"].tolist()
+            starts = [0, *ends[:-1]] if ends else []
+            texts = [
+                raw[a:b].decode("utf-8", "strict") for a, b in zip(starts, ends, strict=True)
+            ]
+            fields[name] = np.array([*texts, None], dtype=object)[:-1]  # object, never 'U'
+    return UsageSummary(**fields)
+
+
 # --- the cache -----------------------------------------------------------------------
 
 
@@ -597,16 +638,21 @@ class Cache:
             keys = {n: self._key(path, book, src, setting_key) for n, src in book.sources.items()}
             known: dict[str, TableRead] = {}
             digests: dict[str, str] = {}
+            summary = None  # Usage's summary, when it is kept with an unchanged Usage
             for name, entry in entries.items():
                 if entry["key"] != keys[name]:
                     loads[name].cancel()
                     continue
                 got = loads[name].result()
                 if got is not None:
-                    known[name], digests[name] = got
+                    known[name], digests[name], kept_summary = got
+                    if name == "Usage":
+                        summary = kept_summary
         again = [n for n in entries if n not in known]  # other settings, a damaged file
         if again:
             raw.update(r._workbook_tables(path, only=again)[0])
+        if "Usage" not in known:
+            summary = None
         while True:
             try:
                 reads = r._read_tables(raw, settings, known)
@@ -615,6 +661,8 @@ class Cache:
                 for name in e.tables:
                     known.pop(name)
                     digests.pop(name)
+                    if name == "Usage":
+                        summary = None
                 raw.update(r._workbook_tables(path, only=e.tables)[0])
         self.reused, self.reread = list(known), list(reads)
         reads.update(known)
@@ -628,12 +676,20 @@ class Cache:
 
         from_invoices = use_invoices(settings, frame("MRR"), frame("Invoices"))
         data = r._dataset(reads, settings, issues, str(path))
+        usage = data.tables.get("Usage")
+        if summary is None and "Usage" in self.reread and usage is not None and len(usage):
+            from .usage import UsageSummary
+
+            summary = UsageSummary.from_rows(usage)  # kept, and the engine need not make it
+        if summary is not None and usage is not None and len(usage):
+            data.usage_summary = summary
         self.read_parts = {p: v for s in book.sources.values() for p, v in s["deps"].items()}
         if book.sst is not None:
             self.read_parts[book.sst] = book.state[book.sst]
         if zip_state(path) == book.state:  # not saved by someone while we read
             for name in self.reread:
-                digest = self._store(path, folder, name, keys[name], book, reads[name])
+                kept = data.usage_summary if name == "Usage" else None
+                digest = self._store(path, folder, name, keys[name], book, reads[name], kept)
                 if digest is not None:
                     digests[name] = digest
         data.digests = _digests(digests, reads, setting_key, from_invoices)
@@ -668,35 +724,55 @@ class Cache:
         except Exception:  # whatever is wrong with it, it is not trusted
             return None
 
-    def _load(self, folder: Path, entry: dict[str, Any]) -> tuple[TableRead, str] | None:
-        """The kept table of a checked manifest (None if its file is not as written)."""
+    def _load(self, folder: Path, entry: dict[str, Any]) -> tuple[TableRead, str, Any] | None:
+        """The kept table of a checked manifest, its digest and its kept Usage summary
+        (None if none was kept); None if a file is not as written."""
         from .reader import TableRead
 
         try:
-            frame = None
+            frame, got_summary = None, None
             if entry["file"] is not None:
                 data = (folder / entry["file"]).read_bytes()
                 if len(data) != entry["size"] or zlib.crc32(data) != entry["crc"]:
                     return None
                 frame = _frame_from(data, entry["dtypes"])
             evidence = entry["evidence"]
-            return TableRead(
-                entry["sheet"],
-                frame,
-                frozenset(entry["absent"]),
-                _issues_from(entry["matched_issues"]),
-                _issues_from(entry["issues"]),
-                None if evidence is None else frozenset(evidence),
-                bool(entry["order_used"]),
-                entry["order"],
-            ), str(entry["digest"])
+            summary = entry.get("summary")
+            if summary is not None:
+                data = (folder / summary["file"]).read_bytes()
+                if len(data) != summary["size"] or zlib.crc32(data) != summary["crc"]:
+                    return None
+                got_summary = _summary_from(data)
+            return (
+                TableRead(
+                    entry["sheet"],
+                    frame,
+                    frozenset(entry["absent"]),
+                    _issues_from(entry["matched_issues"]),
+                    _issues_from(entry["issues"]),
+                    None if evidence is None else frozenset(evidence),
+                    bool(entry["order_used"]),
+                    entry["order"],
+                ),
+                str(entry["digest"]),
+                got_summary,
+            )
         except Exception:  # whatever is wrong with it, it is not trusted
             return None
 
     def _store(
-        self, path: Path, folder: Path, name: str, key: dict, book: _Book, got: TableRead
+        self,
+        path: Path,
+        folder: Path,
+        name: str,
+        key: dict,
+        book: _Book,
+        got: TableRead,
+        summary: Any = None,
     ) -> str | None:
-        """Keep one table's read; returns its digest (None if it could not be kept)."""
+        """Keep one table's read (with Usage, its ``summary``, when it can be kept: else
+        the engine makes it again from the rows); returns its digest (None if it could
+        not be kept)."""
         try:
             shared = None
             if book.sst is not None:
@@ -733,9 +809,23 @@ class Cache:
                     dtypes=dtypes,
                 )
                 _write_atomic(folder / entry["file"], data, mode)
+            kept_files = {entry["file"]}
+            if summary is not None:
+                try:
+                    packed = _summary_bytes(summary)
+                except TypeError:  # ids that are not text: the engine makes it again
+                    packed = None
+                if packed is not None:
+                    entry["summary"] = {
+                        "file": f"{name}-{digest[:16]}-summary.npz",
+                        "size": len(packed),
+                        "crc": zlib.crc32(packed),
+                    }
+                    kept_files.add(entry["summary"]["file"])
+                    _write_atomic(folder / entry["summary"]["file"], packed, mode)
             _write_atomic(folder / f"{name}.json", json.dumps(entry).encode(), mode)
-            for old in folder.glob(f"{name}-*.parquet"):
-                if old.name != entry["file"]:
+            for old in folder.glob(f"{name}-*"):
+                if old.name not in kept_files and old.suffix in (".parquet", ".npz"):
                     with contextlib.suppress(OSError):
                         old.unlink()
             return digest
