@@ -567,9 +567,7 @@ def _summary_from(data: bytes) -> Any:
         for name in _SUMMARY_TEXTS:
             raw, ends = z[f"{name}_bytes"].tobytes(), z[f"{name}_ends"].tolist()
             starts = [0, *ends[:-1]] if ends else []
-            texts = [
-                raw[a:b].decode("utf-8", "strict") for a, b in zip(starts, ends, strict=True)
-            ]
+            texts = [raw[a:b].decode("utf-8", "strict") for a, b in zip(starts, ends, strict=True)]
             fields[name] = np.array([*texts, None], dtype=object)[:-1]  # object, never 'U'
     return UsageSummary(**fields)
 
