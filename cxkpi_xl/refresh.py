@@ -100,6 +100,7 @@ def refresh(
     data_source, source = source, Path(path)
     target = Path(output) if output is not None else source
     tell = stage or (lambda _: None)
+    reader: Any = None
     try:
         check_package(source)
         if target.suffix.lower() != source.suffix.lower():
@@ -110,7 +111,7 @@ def refresh(
         before = fingerprint(source)
         check_sheets(source, OWNED_HEADERS, force=force)  # every edit, planned before computing
         tell("reading")
-        reader = Cache() if cache and data_source is None else None
+        reader = Cache(background=True) if cache and data_source is None else None
         data = read_for_book(source, data_source, overrides, cache=reader, read=read)
         external = data_source is not None or data.source != str(source)
         tell("computing")
@@ -138,6 +139,9 @@ def refresh(
         raise
     except BaseException as e:
         raise RefreshError(failure_reason(e, source, target)) from None
+    finally:
+        if reader is not None:
+            reader.finish()  # the changed tables, kept while we computed and wrote
     return Refreshed(report, target, time.perf_counter() - t0, empty)
 
 

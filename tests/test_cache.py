@@ -825,3 +825,18 @@ def test_usage_summary_round_trip_and_what_is_not_kept():
     assert _summary_from(_summary_bytes(empty)).digest() == empty.digest()
     with pytest.raises(TypeError):
         _summary_bytes(made.with_customers(np.array([1.0, 2.0], dtype=object)))
+
+
+def test_tables_kept_in_the_background_are_kept_as_read(book: Path):
+    """refresh keeps the re-read tables in a thread while it computes (Cache(background=
+    True), then finish()): what is kept is the table as read, even if the caller changes
+    the frame meanwhile, and the next read reuses every table."""
+    c = Cache(background=True)
+    data = read(book, cache=c)
+    expected = data.tables["Customers"].copy()
+    data.tables["Customers"].loc[:, "segment"] = "changed by the caller"
+    c.finish()
+    assert c._pending == [] and c._writer is None
+    again, reused, reread = cached_read(book)
+    assert (reused, reread) == (ALL, [])
+    pd.testing.assert_frame_equal(again.tables["Customers"], expected, check_exact=True)

@@ -495,9 +495,9 @@ def _issues_from(rows: list[list[Any]]) -> list[Issue]:
 # --- tables as Parquet ---------------------------------------------------------------
 
 
-def _frame_bytes(frame: pd.DataFrame) -> tuple[bytes, dict[str, str]]:
+def _frame_table(frame: pd.DataFrame) -> tuple[Any, dict[str, str]]:
+    """The frame as an Arrow table (its own copy of the values) and its dtypes."""
     import pyarrow as pa
-    import pyarrow.parquet as pq
 
     for name in frame.columns:
         column = frame[name]
@@ -506,9 +506,15 @@ def _frame_bytes(frame: pd.DataFrame) -> tuple[bytes, dict[str, str]]:
             if not kinds <= {str}:  # only text and blanks are kept (None stays None)
                 raise TypeError(f"column {name} holds {kinds}")
     table = pa.Table.from_pandas(frame, preserve_index=False)
+    return table, {str(c): str(frame[c].dtype) for c in frame.columns}
+
+
+def _table_bytes(table: Any) -> bytes:
+    import pyarrow.parquet as pq
+
     buffer = io.BytesIO()
     pq.write_table(table, buffer, compression="zstd")
-    return buffer.getvalue(), {str(c): str(frame[c].dtype) for c in frame.columns}
+    return buffer.getvalue()
 
 
 def _frame_from(data: bytes, dtypes: Mapping[str, str]) -> pd.DataFrame:
@@ -580,8 +586,14 @@ class Cache:
     :func:`cache_root`). :meth:`read` is what :func:`~cxkpi_xl.data.reader.read` calls
     for a workbook given ``cache=``."""
 
-    def __init__(self, root: Path | None = None):
+    def __init__(self, root: Path | None = None, background: bool = False):
         self.root = root
+        self._pending: list[Any] = []
+        self._writer: Any = None
+        if background:  # the kept tables are written while the caller computes: finish()
+            from concurrent.futures import ThreadPoolExecutor
+
+            self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cache")
         self.read_parts: dict[str, list[int]] = {}
         """The parts the last read depended on, with their CRC-32 and size."""
         self.reused: list[str] = []
@@ -795,11 +807,36 @@ class Cache:
             }
             digest = hashlib.sha256(json.dumps(entry, sort_keys=True).encode()).hexdigest()
             entry["digest"] = digest
+            # Arrow's copy of the values, made now: the caller may go on to change the frame.
+            table = None if got.frame is None else _frame_table(got.frame)
+        except Exception:  # a table that cannot be kept is read again next time
+            return None
+        if self._writer is None:
+            self._write(path, folder, name, entry, table, summary)
+        else:
+            self._pending.append(
+                self._writer.submit(self._write, path, folder, name, entry, table, summary)
+            )
+        return digest
+
+    def _write(
+        self,
+        path: Path,
+        folder: Path,
+        name: str,
+        entry: dict[str, Any],
+        table: tuple[Any, dict[str, str]] | None,
+        summary: Any,
+    ) -> None:
+        """Write one table's files and then its manifest (so a manifest is never seen
+        before its files); anything that fails leaves the table to be read again."""
+        try:
+            digest = entry["digest"]
             entry["file"] = None
             mode = _file_mode(path)
             make_private_dir(folder)
-            if got.frame is not None:
-                data, dtypes = _frame_bytes(got.frame)
+            if table is not None:
+                data, dtypes = _table_bytes(table[0]), table[1]
                 entry.update(
                     file=f"{name}-{digest[:16]}.parquet",
                     size=len(data),
@@ -826,9 +863,17 @@ class Cache:
                 if old.name not in kept_files and old.suffix in (".parquet", ".npz"):
                     with contextlib.suppress(OSError):
                         old.unlink()
-            return digest
         except Exception:  # a table that cannot be kept is read again next time
-            return None
+            return
+
+    def finish(self) -> None:
+        """Wait for the tables being written in the background (``background=True``)."""
+        while self._pending:
+            with contextlib.suppress(Exception):
+                self._pending.pop(0).result()
+        if self._writer is not None:
+            self._writer.shutdown(wait=True)
+            self._writer = None
 
 
 def _digests(
