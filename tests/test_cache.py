@@ -840,3 +840,30 @@ def test_tables_kept_in_the_background_are_kept_as_read(book: Path):
     again, reused, reread = cached_read(book)
     assert (reused, reread) == (ALL, [])
     pd.testing.assert_frame_equal(again.tables["Customers"], expected, check_exact=True)
+
+
+@pytest.mark.parametrize(
+    ("values", "kept"),
+    [
+        (["a", None, "b"], True),
+        ([None, None], True),
+        (["a", 1], False),  # text mixed with a number
+        ([1.5, "a"], False),
+        ([True, False], False),
+        ([b"x", None], False),
+        ([float("nan"), "a"], False),  # NaN would come back as None
+        (["a", None, float("nan")], False),
+    ],
+)
+def test_only_text_and_blanks_are_kept_in_a_column_of_objects(values, kept):
+    from cxkpi_xl.data.cache import _frame_from, _frame_table, _table_bytes
+
+    frame = pd.DataFrame({"c": pd.Series(values, dtype=object)})
+    if not kept:
+        with pytest.raises((TypeError, ValueError)):  # pyarrow's errors are both
+            _frame_table(frame)
+        return
+    table, dtypes = _frame_table(frame)
+    back = _frame_from(_table_bytes(table), dtypes)
+    assert [type(v) for v in back["c"]] == [type(v) for v in values]
+    assert back["c"].tolist() == values

@@ -496,17 +496,31 @@ def _issues_from(rows: list[list[Any]]) -> list[Issue]:
 
 
 def _frame_table(frame: pd.DataFrame) -> tuple[Any, dict[str, str]]:
-    """The frame as an Arrow table (its own copy of the values) and its dtypes."""
+    """The frame as an Arrow table (its own copy of the values) and its dtypes. A column
+    of Python objects is kept only if it holds text and blanks alone (None stays None):
+    Arrow refuses text mixed with numbers, and any other column type is refused here."""
     import pyarrow as pa
 
-    for name in frame.columns:
-        column = frame[name]
-        if column.dtype == object:
-            kinds = {type(v) for v in column.to_numpy()} - {type(None)}
-            if not kinds <= {str}:  # only text and blanks are kept (None stays None)
-                raise TypeError(f"column {name} holds {kinds}")
     table = pa.Table.from_pandas(frame, preserve_index=False)
+    for name in frame.columns:
+        if frame[name].dtype == object:
+            kind = table.schema.field(str(name)).type
+            if not (pa.types.is_string(kind) or pa.types.is_null(kind)):
+                raise TypeError(f"column {name} holds {kind}, not only text")
+            nulls = table.column(str(name)).null_count
+            if nulls and nulls != int((frame[name].to_numpy() == None).sum()):  # noqa: E711
+                raise TypeError(f"column {name} holds NaN, which would come back as None")
     return table, {str(c): str(frame[c].dtype) for c in frame.columns}
+
+
+def _copy_on_write() -> bool:
+    """Whether pandas copies a frame's shared values before any change (always from
+    pandas 3; an option in pandas 2)."""
+    import pandas as pd
+
+    if int(pd.__version__.split(".")[0]) >= 3:
+        return True
+    return bool(pd.get_option("mode.copy_on_write") is True)
 
 
 def _table_bytes(table: Any) -> bytes:
@@ -807,8 +821,12 @@ class Cache:
             }
             digest = hashlib.sha256(json.dumps(entry, sort_keys=True).encode()).hexdigest()
             entry["digest"] = digest
-            # Arrow's copy of the values, made now: the caller may go on to change the frame.
-            table = None if got.frame is None else _frame_table(got.frame)
+            table: Any = None
+            if got.frame is not None:
+                # What is written must be the table as read, whatever the caller does to
+                # the frame next: with copy-on-write (pandas 3) a shallow copy is that
+                # snapshot and the writer converts it; else Arrow's copy is made now.
+                table = got.frame.copy(deep=False) if _copy_on_write() else _frame_table(got.frame)
         except Exception:  # a table that cannot be kept is read again next time
             return None
         if self._writer is None:
@@ -825,18 +843,21 @@ class Cache:
         folder: Path,
         name: str,
         entry: dict[str, Any],
-        table: tuple[Any, dict[str, str]] | None,
+        table: Any,
         summary: Any,
     ) -> None:
         """Write one table's files and then its manifest (so a manifest is never seen
         before its files); anything that fails leaves the table to be read again."""
+        import pandas as pd
+
         try:
             digest = entry["digest"]
             entry["file"] = None
             mode = _file_mode(path)
             make_private_dir(folder)
             if table is not None:
-                data, dtypes = _table_bytes(table[0]), table[1]
+                arrow, dtypes = _frame_table(table) if isinstance(table, pd.DataFrame) else table
+                data = _table_bytes(arrow)
                 entry.update(
                     file=f"{name}-{digest[:16]}.parquet",
                     size=len(data),
