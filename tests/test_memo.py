@@ -39,8 +39,13 @@ from cxkpi_xl.engine.predictive import _predictive
 from cxkpi_xl.engine.subscriptions import _Base
 
 _DATA: dict[str, Dataset] = {}
-ALL = ["usage", "health", "predictive", "cx_impact"]
-"""Every part, in the order a compute with breakdowns and impact runs them."""
+ALL = ["usage", "health", "themes", "predictive", "cx_impact"]
+"""Every part, in the order a compute with breakdowns and impact runs them (the feedback
+themes are keyed by what they read, not by columns: see their own test)."""
+
+
+def _parts(names: list[str]) -> list[str]:
+    return [n for n in names if n != "themes"]
 
 
 def _data(size: str) -> Dataset:
@@ -108,8 +113,8 @@ def test_a_warm_memo_after_one_changed_row_gives_the_report_without_memo(
     memo.hits.clear()
     memo.misses.clear()
     warm = compute(changed, memo=memo)
-    assert memo.hits == reused
-    assert memo.misses == [p for p in ALL if p not in reused]
+    assert _parts(memo.hits) == reused  # the themes: whether the changed row has a comment
+    assert _parts(memo.misses) == [p for p in _parts(ALL) if p not in reused]
     _assert_same(warm, compute(changed))
     assert warm.as_json() != first.as_json()  # the change was seen
 
@@ -215,7 +220,7 @@ def test_an_entry_with_a_valid_checksum_but_a_wrong_payload_is_a_miss(tmp_path: 
             head = b"CXKPIMEMO\n" + MEMO_VERSION.to_bytes(4, "little")
             path.write_bytes(head + hashlib.blake2b(payload, digest_size=32).digest() + payload)
             name, key = path.stem.split("-", 1)
-            part = {p.name: p for p in PARTS}[name]
+            part = {p.name: p for p in PARTS}.get(name, Part(name, {}))  # themes: derived
             assert memo.load(part, key) is None
 
 
@@ -439,3 +444,39 @@ def test_the_code_is_in_the_key(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(memo_module, "_product_version", lambda: "99.0")
     assert memo_module.code_version() != real
     assert _run(PREDICTIVE, data)[0] != key
+
+
+def test_the_themes_are_reused_while_the_comments_and_their_categories_are_unchanged(
+    tmp_path: Path,
+) -> None:
+    """The feedback themes read each NPS comment of the reported periods and its
+    category: a score changed within its category, or an answer without a comment, reuses
+    them; a changed comment or a category changed under a comment computes them again;
+    each time the Report is the one without the memo."""
+    data = _data("small")
+    sv = data.tables["Surveys"]
+    nps = (sv["survey"] == "NPS").to_numpy()
+    has = sv["comment"].notna().to_numpy()
+    promoter_with = int(np.flatnonzero(nps & has & (sv["score"] == 10).to_numpy())[0])
+    without = int(np.flatnonzero(nps & ~has)[0])
+
+    def changed(row: int, column: str, value: Any) -> Dataset:
+        frame = sv.copy()
+        frame.iloc[row, frame.columns.get_loc(column)] = value
+        return _with(data, "Surveys", frame)
+
+    memo = Memo(tmp_path)
+    compute(data, memo=memo)
+    cases = [
+        (changed(promoter_with, "score", 9.0), True),  # still a promoter
+        (changed(without, "score", 0.0 if sv["score"].iloc[without] >= 7 else 10.0), True),
+        (changed(promoter_with, "comment", "Totally new words here"), False),
+        (changed(promoter_with, "score", 0.0), False),  # a detractor now
+    ]
+    for case, reused in cases:
+        memo.hits.clear()
+        memo.misses.clear()
+        warm = compute(case, memo=memo)
+        assert ("themes" in memo.hits) == reused
+        assert ("themes" in memo.misses) == (not reused)
+        _assert_same(warm, compute(case))

@@ -229,7 +229,7 @@ def compute(
         b["feature_adoption"] = adoption[labels] if not adoption.empty else adoption
         tiers = extra["tiers"]
         b["repeat_purchase_tiers"] = tiers[labels] if not tiers.empty else tiers
-        b["feedback_themes"] = _themes(data, axis)
+        b["feedback_themes"] = _themes(data, axis, memo)
         b.update(
             run_part(
                 memo, PREDICTIVE, data, axis, report.issues,

@@ -11,6 +11,7 @@ from ..data.reader import Dataset
 from ..data.schema import Settings
 from ..kpis import surveys
 from .axis import _Axis, _each, _split_by_period
+from .memo import Memo, run_derived
 from .themes import STOP_WORDS_BY_LANGUAGE, feedback_themes, language_of
 
 SURVEY_KINDS = ("NPS", "CSAT", "CES", "STAR")
@@ -40,7 +41,9 @@ STOP_WORDS = STOP_WORDS_BY_LANGUAGE["en"]
 THEMES_PER_CATEGORY = 6
 
 
-def _themes(data: Dataset, axis: _Axis) -> pd.DataFrame:
+def _themes(data: Dataset, axis: _Axis, memo: Memo | None = None) -> pd.DataFrame:
+    """The feedback themes of the NPS comments of the reported periods, by category
+    (reused through ``memo`` while the comments and their categories are unchanged)."""
     sv = data.tables["Surveys"]
     nps_rows = sv[(sv["survey"] == "NPS") & sv["comment"].notna()]
     if nps_rows.empty:
@@ -56,11 +59,15 @@ def _themes(data: Dataset, axis: _Axis) -> pd.DataFrame:
         np.where(score <= surveys.DETRACTOR_UP_TO, "detractor", "passive"),
     )
     comments = nps_rows["comment"]
-    language = language_of(c for c in comments if isinstance(c, str))
-    rows = []
-    for name in ("promoter", "passive", "detractor"):
-        found = feedback_themes(comments[category == name], THEMES_PER_CATEGORY, language)
-        for rank, theme in enumerate(found, 1):
-            rows.append((name, rank, theme.phrase, theme.comments, theme.example))
-    columns = ["nps_category", "rank", "theme", "responses", "example"]
-    return pd.DataFrame(rows, columns=columns)
+
+    def themes() -> pd.DataFrame:
+        language = language_of(c for c in comments if isinstance(c, str))
+        rows = []
+        for name in ("promoter", "passive", "detractor"):
+            found = feedback_themes(comments[category == name], THEMES_PER_CATEGORY, language)
+            for rank, theme in enumerate(found, 1):
+                rows.append((name, rank, theme.phrase, theme.comments, theme.example))
+        columns = ["nps_category", "rank", "theme", "responses", "example"]
+        return pd.DataFrame(rows, columns=columns)
+
+    return run_derived(memo, "themes", [comments, category], themes)

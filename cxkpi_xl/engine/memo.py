@@ -22,7 +22,7 @@ import os
 import pickle
 import platform
 import tempfile
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -309,6 +309,31 @@ class Memo:
         return value
 
 
+def run_derived(memo: Memo | None, name: str, inputs: Sequence[Any], fn: Callable[[], T]) -> T:
+    """``fn()``, reused when ``inputs`` (the exact values ``fn`` reads, already derived
+    from the data: a few columns of some rows, a category per row) are those of the
+    last compute; for a part whose inputs change less often than the columns they come
+    from (the feedback themes read the comments and their NPS categories, not the
+    scores). The key is a digest of the inputs, in order, and of the code."""
+    if memo is None:
+        return fn()
+    h = hashlib.blake2b(digest_size=_DIGEST)
+    h.update(code_version() + f"\0derived {name}\0".encode())
+    for value in inputs:
+        series = value if isinstance(value, pd.Series) else pd.Series(np.asarray(value))
+        _update_series(h, series.rename(None).reset_index(drop=True))
+    key = h.hexdigest()
+    part = Part(name, {})
+    found = memo.load(part, key)
+    if found is not None:
+        memo.hits.append(name)
+        return found[0]
+    value = fn()
+    memo.misses.append(name)
+    memo.store(part, key, value, [])
+    return value
+
+
 def run_part(
     memo: Memo | None,
     part: Part,
@@ -325,4 +350,5 @@ def run_part(
 
 __all__ = [
     "HEALTH", "IMPACT", "MEMO_VERSION", "PARTS", "PREDICTIVE", "USAGE", "Memo", "Part", "part_key",
+    "run_derived",
 ]  # fmt: skip
