@@ -480,3 +480,32 @@ def test_the_themes_are_reused_while_the_comments_and_their_categories_are_uncha
         assert ("themes" in memo.hits) == reused
         assert ("themes" in memo.misses) == (not reused)
         _assert_same(warm, compute(case))
+
+
+def test_a_column_read_by_several_parts_is_hashed_once_per_compute(tmp_path: Path) -> None:
+    """MRR and Customers are read by most parts: each column is hashed once per compute,
+    and a new compute (a new Dataset) hashes again, so a changed column is always seen."""
+    from cxkpi_xl.engine import memo as memo_module
+
+    data = _data("small")
+    calls: list[str] = []
+    real = memo_module._update_series
+
+    def counting(h: Any, s: pd.Series) -> None:
+        calls.append(str(s.name))
+        real(h, s)
+
+    memo = Memo(tmp_path)
+    try:
+        memo_module._update_series = counting
+        compute(data, memo=memo)
+        first = list(calls)
+        calls.clear()
+        changed = _change_one_row(data, "MRR")
+        warm = compute(changed, memo=memo)
+    finally:
+        memo_module._update_series = real
+    assert first.count("mrr") == 1 and first.count("signup_date") == 1
+    assert calls.count("mrr") == 1  # hashed again for the new compute
+    assert "health" in memo.hits and "predictive" in memo.misses
+    _assert_same(warm, compute(changed))

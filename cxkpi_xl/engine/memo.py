@@ -168,7 +168,20 @@ def _update_index(h: Any, index: pd.Index) -> None:
         _update_series(h, index.to_series(index=pd.RangeIndex(len(index))))
 
 
-def part_key(part: Part, data: Dataset, axis: _Axis) -> str:
+def _column_digest(frame: pd.DataFrame, column: str, seen: dict[Any, bytes] | None) -> bytes:
+    """The digest of one column, made once per compute: ``seen`` (kept by the memo for the
+    Dataset of one compute) holds the columns already hashed by an earlier part."""
+    key = (id(frame), column)
+    if seen is not None and key in seen:
+        return seen[key]
+    h = hashlib.blake2b(digest_size=_DIGEST)
+    _update_series(h, frame[column])
+    if seen is not None:
+        seen[key] = h.digest()
+    return h.digest()
+
+
+def part_key(part: Part, data: Dataset, axis: _Axis, seen: dict[Any, bytes] | None = None) -> str:
     """The hex digest of everything ``part`` reads of ``data`` (the data of ``compute``,
     ids already float-coded), of every setting and of ``axis``. A table's digest in
     ``data.digests`` stands for its text columns only: numbers, dates and the coded ids
@@ -197,7 +210,7 @@ def part_key(part: Part, data: Dataset, axis: _Axis) -> str:
                 or (table, column) in coded
                 or not pd.api.types.is_string_dtype(frame[column].dtype)
             ):
-                _update_series(h, frame[column])
+                h.update(_column_digest(frame, column, seen))
         if digest is not None:  # stands for the text columns, the slow ones to hash
             h.update(f"digest {digest}\0".encode())
     if "Usage" in part.columns and data.usage_summary is not None:  # Usage summarised
@@ -220,6 +233,16 @@ class Memo:
 
     def __post_init__(self) -> None:
         self.directory = Path(self.directory)
+        # The column digests of the Dataset of the current compute, shared by its parts
+        # (a compute's Dataset, its ids coded, is a new object that lives through it; it
+        # is held here so that its id cannot be another object's meanwhile).
+        self._seen_data: Dataset | None = None
+        self._seen: dict[Any, bytes] = {}
+
+    def _digests_of(self, data: Dataset) -> dict[Any, bytes]:
+        if self._seen_data is not data:
+            self._seen_data, self._seen = data, {}
+        return self._seen
 
     def path(self, part: Part, key: str) -> Path:
         return self.directory / f"{part.name}-{key}{_SUFFIX}"
@@ -295,7 +318,7 @@ class Memo:
     ) -> T:
         """``fn(new_issues)``'s result, reused when ``part``'s inputs are unchanged; the
         issues it adds go onto ``issues`` in order, the same on a hit as on a miss."""
-        key = part_key(part, data, axis)
+        key = part_key(part, data, axis, self._digests_of(data))
         found = self.load(part, key)
         if found is not None:
             value, added = found
