@@ -513,6 +513,12 @@ def _frame_table(frame: pd.DataFrame) -> tuple[Any, dict[str, str]]:
     return table, {str(c): str(frame[c].dtype) for c in frame.columns}
 
 
+def _dtype(name: str) -> Any:
+    import numpy as np
+
+    return bool if name == "bool" else object if name == "object" else np.dtype(name)
+
+
 def _copy_on_write() -> bool:
     """Whether pandas copies a frame's shared values before any change (always from
     pandas 3; an option in pandas 2)."""
@@ -705,7 +711,7 @@ class Cache:
             from .usage import UsageSummary
 
             summary = UsageSummary.from_rows(usage)  # kept, and the engine need not make it
-        if summary is not None and usage is not None and len(usage):
+        if summary is not None:
             data.usage_summary = summary
         self.read_parts = {p: v for s in book.sources.values() for p, v in s["deps"].items()}
         if book.sst is not None:
@@ -751,11 +757,19 @@ class Cache:
     def _load(self, folder: Path, entry: dict[str, Any]) -> tuple[TableRead, str, Any] | None:
         """The kept table of a checked manifest, its digest and its kept Usage summary
         (None if none was kept); None if a file is not as written."""
+        import pandas as pd
+
         from .reader import TableRead
 
         try:
             frame, got_summary = None, None
-            if entry["file"] is not None:
+            if entry["file"] is not None and entry.get("summary") is not None:
+                # Usage kept with its summary: the engine reads the summary alone, so the
+                # rows are not loaded (as a source's Usage summarised in its engine).
+                frame = pd.DataFrame(
+                    {c: pd.Series([], dtype=_dtype(d)) for c, d in entry["dtypes"].items()}
+                )
+            elif entry["file"] is not None:
                 data = (folder / entry["file"]).read_bytes()
                 if len(data) != entry["size"] or zlib.crc32(data) != entry["crc"]:
                     return None
