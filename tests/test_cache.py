@@ -873,3 +873,30 @@ def test_only_text_and_blanks_are_kept_in_a_column_of_objects(values, kept):
     back = _frame_from(_table_bytes(table), dtypes)
     assert [type(v) for v in back["c"]] == [type(v) for v in values]
     assert back["c"].tolist() == values
+
+
+def test_text_kept_in_many_row_groups_comes_back_as_written():
+    """Each Parquet row group has a dictionary of its own: the text comes back with every
+    value in place, blanks as None, a column of blanks alone too, numbers to the bit."""
+    import io
+
+    import pyarrow.parquet as pq
+
+    from cxkpi_xl.data.cache import _frame_from, _frame_table
+
+    n = 25_000
+    frame = pd.DataFrame(
+        {
+            "a": pd.Series([f"x{i % 7}" if i % 5 else None for i in range(n)], dtype=object),
+            "b": np.arange(n) / 3,
+            "c": pd.Series([None] * n, dtype=object),
+            "d": pd.Series([f"row {i}" for i in range(n)], dtype=object),  # all distinct
+        }
+    )
+    table, dtypes = _frame_table(frame)
+    buffer = io.BytesIO()
+    pq.write_table(table, buffer, row_group_size=1000)
+    assert pq.ParquetFile(io.BytesIO(buffer.getvalue())).num_row_groups == 25
+    back = _frame_from(buffer.getvalue(), dtypes)
+    pd.testing.assert_frame_equal(back, frame, check_exact=True)
+    assert [type(v) for v in back["a"][:6]] == [type(None), str, str, str, str, type(None)]

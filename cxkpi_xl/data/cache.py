@@ -543,17 +543,25 @@ def _frame_from(data: bytes, dtypes: Mapping[str, str]) -> pd.DataFrame:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    table = pq.read_table(pa.BufferReader(data))
+    text = [name for name, dtype in dtypes.items() if dtype == "object"]
+    # Text as Parquet keeps it, a dictionary of distinct values and a code per row: no
+    # string is made per row, and each distinct value becomes one str object, as the
+    # reader makes them.
+    table = pq.read_table(pa.BufferReader(data), read_dictionary=text).unify_dictionaries()
     if table.column_names != list(dtypes):
         raise ValueError("columns differ")
     columns: dict[str, Any] = {}
     for name, dtype in dtypes.items():
         column = table.column(name)
-        if dtype == "object":  # one str object per distinct value, as the reader makes them
-            encoded = column.combine_chunks().dictionary_encode()
-            lookup = np.array([*encoded.dictionary.to_pylist(), None], dtype=object)
-            codes = encoded.indices.fill_null(-1).to_numpy(zero_copy_only=False)
-            columns[name] = pd.Series(lookup[codes], dtype=object)
+        if dtype == "object":
+            if not pa.types.is_dictionary(column.type):  # no text at all (every row blank)
+                column = column.dictionary_encode()
+            chunks = column.chunks
+            values = chunks[0].dictionary.to_pylist() if chunks else []
+            lookup = np.array([*values, None], dtype=object)
+            codes = [c.indices.fill_null(-1).to_numpy(zero_copy_only=False) for c in chunks]
+            picked = np.concatenate(codes) if codes else np.zeros(0, np.int64)
+            columns[name] = pd.Series(lookup[picked], dtype=object)
         else:
             columns[name] = column.to_pandas().astype(np.dtype(dtype) if dtype != "bool" else bool)
     return pd.DataFrame(columns)
