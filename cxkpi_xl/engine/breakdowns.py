@@ -19,7 +19,14 @@ from .activity import _support_and_funnel, _usage_kpis, usage_summary
 from .axis import _at, _Axis
 from .customers import _referral_revenue
 from .feedback import _survey_kpis
-from .subscriptions import _Base, _subscription_kpis
+from .groups import (
+    _cut_by_group,
+    _Groupings,
+    _referral_revenue_by_group,
+    _subscription_sums_by_group,
+    _usage_rate_by_group,
+)
+from .subscriptions import _Base, _subscription_from_sums, _subscription_kpis
 
 NPS_CATEGORIES = ("promoter", "passive", "detractor", "no answer")
 
@@ -58,8 +65,27 @@ def _group_breakdowns(
     data: Dataset, base: _Base, axis: _Axis, columns: Iterable[str]
 ) -> dict[str, pd.DataFrame]:
     """The breakdown KPIs for each value of each Customers column (segment, owner), each
-    computed on the data of that group's customers only (Funnel and Costs, which have no
-    customer, are left out). The customer matrices are the report's, cut by rows."""
+    as if computed on the data of that group's customers only (Funnel and Costs, which
+    have no customer, are left out).
+
+    The subscription KPIs, product usage and referral revenue come from sums by group
+    taken in one pass over the report's matrices (:func:`_group_breakdowns_by_sums`);
+    the survey and support KPIs are computed on each group's rows. When the sums could
+    not be exact (customer ids repeated in Customers, MRR beyond 2**52 units) each group
+    is computed on its own rows (:func:`_group_breakdowns_by_rows`): the same numbers."""
+    columns = list(columns)
+    cust = data.tables["Customers"]
+    ids = cust["customer_id"]
+    if not columns or not ids.is_unique or ids.isna().any() or not _Groupings.exact_for(base):
+        return _group_breakdowns_by_rows(data, base, axis, columns)
+    return _group_breakdowns_by_sums(data, base, axis, columns)
+
+
+def _group_breakdowns_by_rows(
+    data: Dataset, base: _Base, axis: _Axis, columns: Iterable[str]
+) -> dict[str, pd.DataFrame]:
+    """:func:`_group_breakdowns` by running the report's KPI functions on each group's
+    rows (the customer matrices are the report's, cut by rows)."""
     from ..data.schema import TABLES
 
     # Each row's customer in the Customers table, found once for every column; only the
@@ -71,10 +97,10 @@ def _group_breakdowns(
         for t in TABLES
         if t.name in needed and t.customer_column is not None
     }
-    return {c: _group_breakdown(data, base, axis, c, positions) for c in columns}
+    return {c: _group_breakdown_by_rows(data, base, axis, c, positions) for c in columns}
 
 
-def _group_breakdown(
+def _group_breakdown_by_rows(
     data: Dataset, base: _Base, axis: _Axis, column: str, positions: dict[str, np.ndarray]
 ) -> pd.DataFrame:
     from ..data.schema import TABLES
@@ -138,6 +164,84 @@ def _group_breakdown(
         for kpi in BREAKDOWN_KPIS
     ]
     return pd.DataFrame(rows, columns=[column, "kpi", *axis.labels[axis.reported]])
+
+
+def _group_columns(frame: pd.DataFrame, name: str) -> pd.DataFrame:
+    """The columns of ``frame`` (table ``name``) that the breakdown KPIs read."""
+    if name not in GROUP_COLUMNS:
+        return frame
+    return frame[[c for c in frame.columns if c in GROUP_COLUMNS[name]]]
+
+
+def _group_codes(cust: pd.DataFrame, column: str) -> tuple[np.ndarray, pd.Index]:
+    """Each Customers row's group by ``column`` (blank: "(no column)"), groups sorted."""
+    return pd.factorize(cust[column].fillna(f"(no {column})"), sort=True)
+
+
+def _group_breakdowns_by_sums(
+    data: Dataset, base: _Base, axis: _Axis, columns: list[str]
+) -> dict[str, pd.DataFrame]:
+    """:func:`_group_breakdowns` from sums by group (Customers' ids unique and known, MRR
+    sums exact in float64)."""
+    cust = data.tables["Customers"]
+    out = {c: pd.DataFrame() for c in columns}
+    usable = [c for c in columns if not (cust.empty or cust[c].isna().all())]
+    if not usable:
+        return out
+    n = len(base.ids)
+    factorized = [_group_codes(cust, c) for c in usable]
+    row_groups = []
+    for codes, _ in factorized:
+        row_group = np.full(n, -1, dtype=np.int64)
+        row_group[base.cpos] = codes
+        row_groups.append(row_group)
+    sizes = [len(names) for _, names in factorized]
+    groupings = _Groupings(row_groups, sizes)
+    sums = _subscription_sums_by_group(base, axis, groupings)
+    usage = _usage_rate_by_group(data, base, axis, groupings)
+    # each row's group in the tables cut by group (by its customer's Customers row)
+    ids = pd.Index(cust["customer_id"])
+    positions = {
+        name: ids.get_indexer(data.tables[name]["customer_id"])
+        for name in ("Orders", "Surveys", "Tickets")
+    }
+
+    def groups_of(pos: np.ndarray, codes: np.ndarray) -> np.ndarray:
+        return np.where(pos >= 0, codes[np.maximum(pos, 0)], -1)
+
+    order_groups = [groups_of(positions["Orders"], codes) for codes, _ in factorized]
+    has_mrr = [np.array([s["has"] for s in group_sums]) for group_sums in sums]
+    referral = _referral_revenue_by_group(data, base, axis, groupings, order_groups, has_mrr)
+    for i, (column, (codes, names)) in enumerate(zip(usable, factorized, strict=True)):
+        cut = {
+            name: _cut_by_group(
+                _group_columns(data.tables[name], name),
+                groups_of(positions[name], codes),
+                len(names),
+            )
+            for name in ("Surveys", "Tickets")
+        }
+        funnel = data.tables["Funnel"].iloc[0:0]
+        rows = []
+        for g, name in enumerate(names):
+            k: dict[str, np.ndarray] = {}
+            _subscription_from_sums(sums[i][g], base.scale, axis, data.settings, k)
+            group = dataclasses.replace(
+                data,
+                tables={
+                    "Surveys": cut["Surveys"][g],
+                    "Tickets": cut["Tickets"][g],
+                    "Funnel": funnel,
+                },
+                issues=[],
+            )
+            _survey_kpis(group, axis, data.settings, k)
+            _support_and_funnel(group, axis, k)
+            k["product_usage_rate"] = usage[i][g]
+            k["referral_revenue"] = referral[i][g]
+            rows += [(name, kpi, *k[kpi][axis.reported]) for kpi in BREAKDOWN_KPIS]
+        out[column] = pd.DataFrame(rows, columns=[column, "kpi", *axis.labels[axis.reported]])
+    return out
 
 
 def _nps_category_matrix(data: Dataset, base: _Base, axis: _Axis) -> np.ndarray:
