@@ -128,11 +128,11 @@ def test_groupings_sum_and_count_against_pandas() -> None:
     mask = rng.uniform(size=n) < 0.3
     g = _Groupings([a, b], [4, 7])
     for codes, size, sums, counts, smallest in zip(
-        (a, b), (4, 7), g.sum(values), g.count(mask), g.minimum(values, -5), strict=True
+        (a, b), (4, 7), g.sum(values), g.count(mask), g.minimum(values, 10**10), strict=True
     ):
         frame = pd.DataFrame({"g": codes, "v": values, "m": mask})
         frame = frame[frame["g"] >= 0]
         by = frame.groupby("g")
         assert sums.tolist() == by["v"].sum().reindex(range(size), fill_value=0).tolist()
         assert counts.tolist() == by["m"].sum().reindex(range(size), fill_value=0).tolist()
-        assert smallest.tolist() == by["v"].min().reindex(range(size), fill_value=-5).tolist()
+        assert smallest.tolist() == by["v"].min().reindex(range(size), fill_value=10**10).tolist()

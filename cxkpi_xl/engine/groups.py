@@ -66,7 +66,8 @@ class _Groupings:
         return self._by_group(per_cell)
 
     def minimum(self, values: np.ndarray, empty: int) -> list[np.ndarray]:
-        """Each grouping's smallest of ``values`` (ints) by group (``empty`` for none)."""
+        """Each grouping's smallest of ``values`` (ints) by group (``empty``, above them all,
+        for a group without rows)."""
         per_cell = np.full(self.n_cells, empty, dtype=np.int64)
         np.minimum.at(per_cell, self.cell, values)
         out = []
