@@ -244,83 +244,118 @@ def _group_breakdowns_by_sums(
     return out
 
 
-def _nps_category_matrix(data: Dataset, base: _Base, axis: _Axis) -> np.ndarray:
-    """Each customer's latest NPS category up to each month's end (-1: none)."""
+def _nps_categories_by_month(data: Dataset, base: _Base, axis: _Axis) -> np.ndarray:
+    """Each customer's latest NPS category up to each month's end (-1: none), months x
+    customers (each month's categories contiguous)."""
     sv = data.tables["Surveys"]
     nps_rows = sv[(sv["survey"] == "NPS") & sv["customer_id"].notna()]
     n, T = len(base.ids), axis.size
-    cat = np.full((n, T), -1, dtype=np.int8)
+    cat = np.full((T, n), -1, dtype=np.int8)
     if nps_rows.empty or n == 0:
         return cat
-    nps_rows = nps_rows.sort_values("response_date", kind="stable")
-    pos = base.ids.get_indexer(nps_rows["customer_id"])
-    col = axis.col(months_of(nps_rows["response_date"]))
-    score = nps_rows["score"].to_numpy(float)
+    # by date, in table order within a date (NaT rows have no month column: left out)
+    dates = nps_rows["response_date"].to_numpy("datetime64[ns]").view(np.int64)
+    order = np.argsort(dates, kind="stable")
+    pos = base.ids.get_indexer(nps_rows["customer_id"])[order]
+    col = axis.col(months_of(nps_rows["response_date"]))[order]
+    score = nps_rows["score"].to_numpy(float)[order]
     code = np.where(
         score >= surveys.PROMOTER_FROM, 0, np.where(score <= surveys.DETRACTOR_UP_TO, 2, 1)
-    )
+    ).astype(np.int8)
     ok = (pos >= 0) & (col >= 0)
-    cat[pos[ok], col[ok]] = code[ok]  # later answers in a month overwrite earlier ones
+    cat[col[ok], pos[ok]] = code[ok]  # later answers in a month overwrite earlier ones
     for t in range(1, T):
-        cat[:, t] = np.where(cat[:, t] == -1, cat[:, t - 1], cat[:, t])
+        row = cat[t]
+        np.copyto(row, cat[t - 1], where=row == -1)
     return cat
+
+
+def _nps_category_matrix(data: Dataset, base: _Base, axis: _Axis) -> np.ndarray:
+    """Each customer's latest NPS category up to each month's end (-1: none)."""
+    return np.ascontiguousarray(_nps_categories_by_month(data, base, axis).T)
+
+
+def _sums_by_code(codes: np.ndarray, values: np.ndarray, size: int, exact: bool) -> np.ndarray:
+    """Sums of integer ``values`` by ``codes`` 0..size-1 (others left out), as int64: by
+    bincount when ``exact`` (every partial sum below 2**53), else one masked sum each."""
+    if exact:
+        ok = (codes >= 0) & (codes < size)
+        sums = np.bincount(codes[ok], weights=values[ok], minlength=size)
+        return np.rint(sums).astype(np.int64)
+    return np.array([values[codes == c].sum() for c in range(size)], dtype=np.int64)
 
 
 def _cx_to_revenue(
     data: Dataset, base: _Base, axis: _Axis, k: dict[str, np.ndarray]
 ) -> pd.DataFrame:
     """NRR, customer churn and referral revenue by the customers' NPS category before
-    each period (seeds 000 and 001: does CX pay?)."""
-    cat = _nps_category_matrix(data, base, axis)
+    each period (seeds 000 and 001: does CX pay?). Each period's sums are taken for the
+    four categories at once (by the category code of each customer, and of each
+    customer's referrer); the referred customers' order amounts of each category are
+    added up as the selection of them in table order, as one category at a time did."""
+    cat = _nps_categories_by_month(data, base, axis)
     cust = data.tables["Customers"]
-    referrer = np.full(len(base.ids), -1)
+    n, C = len(base.ids), len(NPS_CATEGORIES)
+    referrer = np.full(n, -1)
     if not cust.empty:
         ref_pos = base.ids.get_indexer(cust["referred_by"])
         referrer[base.cpos] = ref_pos
+    valid = referrer >= 0
     orders = data.tables["Orders"]
     opos = base.ids.get_indexer(orders["customer_id"])
     ocol = axis.col(months_of(orders["order_date"]))
     amount = orders["amount"].to_numpy(float)
-    # each period's orders of known customers, in table order: found once, not once per
-    # category (the sums below add the same orders in the same order)
     in_period = [np.flatnonzero((ocol >= a) & (ocol <= b) & (opos >= 0)) for a, b in axis.periods]
-    valid = referrer >= 0
+    exact = _Groupings.exact_for(base)
+    m, active = base.mrr, base.active
+    starts = [a - 1 for a, _ in axis.periods]
+    ends = [b for _, b in axis.periods]
+    m_start, m_end = np.ascontiguousarray(m[:, starts].T), np.ascontiguousarray(m[:, ends].T)
+    a_start = np.ascontiguousarray(active[:, starts].T)
+    a_end = np.ascontiguousarray(active[:, ends].T)
+    P = len(axis.periods)
+    nrr, churn, referral = (np.full((C, P), np.nan) for _ in range(3))
+    for p, (a, b) in enumerate(axis.periods):
+        code = cat[a - 1].astype(np.int64)
+        code[code < 0] = C - 1  # "no answer"
+        start, end = m_start[p], m_end[p]
+        cohort = start > 0
+        zero = np.zeros_like(start)
+        cohort_start = _sums_by_code(code, np.where(cohort, start, zero), C, exact)
+        expansion = _sums_by_code(
+            code, np.where(cohort & (end > start), end - start, zero), C, exact
+        )
+        contraction = _sums_by_code(
+            code, np.where(cohort & (end > 0) & (end < start), start - end, zero), C, exact
+        )
+        churned = _sums_by_code(code, np.where(cohort & (end == 0), start, zero), C, exact)
+        act_s, act_e = a_start[p], a_end[p]
+        at_start = np.bincount(code[act_s], minlength=C)
+        lost = np.bincount(code[act_s & ~act_e], minlength=C)
+        # each customer's referrer's category (-1: not referred by a known customer)
+        ref_code = np.full(n, -1, dtype=np.int64)
+        ref_code[valid] = code[referrer[valid]]
+        months = end if a == b else m[:, a : b + 1].sum(axis=1)
+        ref_mrr = _sums_by_code(ref_code, months, C, exact)
+        in_p = in_period[p]
+        amount_p, order_code = amount[in_p], ref_code[opos[in_p]]
+        for c in range(C):
+            nrr[c, p] = retention.net_revenue_retention(
+                cohort_start[c] / base.scale if base.has_mrr_data and a > 1 else np.nan,
+                expansion[c] / base.scale,
+                contraction[c] / base.scale,
+                churned[c] / base.scale,
+            )
+            churn[c, p] = retention.customer_churn_rate(at_start[c], lost[c])
+            if not cust.empty:
+                order_part = amount_p[order_code == c].sum()
+                referral[c, p] = order_part + ref_mrr[c] / base.scale
     rows = []
-    for code, name in enumerate(NPS_CATEGORIES):
-        nrr, churn, referral = [], [], []
-        for p, (a, b) in enumerate(axis.periods):
-            category = cat[:, a - 1]
-            members = category == (code if code < 3 else -1)
-            start, end = base.mrr[:, a - 1], base.mrr[:, b]
-            cohort = members & (start > 0)
-            s, e = start[cohort], end[cohort]
-            nrr.append(
-                retention.net_revenue_retention(
-                    s.sum() / base.scale if base.has_mrr_data and a > 1 else np.nan,
-                    np.where(e > s, e - s, 0).sum() / base.scale,
-                    np.where((e > 0) & (e < s), s - e, 0).sum() / base.scale,
-                    np.where(e == 0, s, 0).sum() / base.scale,
-                )
-            )
-            act_s, act_e = base.active[:, a - 1], base.active[:, b]
-            churn.append(
-                retention.customer_churn_rate(
-                    (members & act_s).sum(), (members & act_s & ~act_e).sum()
-                )
-            )
-            by_member = np.zeros(len(base.ids), dtype=bool)
-            by_member[valid] = members[referrer[valid]]
-            in_p = in_period[p]
-            order_part = amount[in_p][by_member[opos[in_p]]].sum()
-            referral.append(
-                order_part + base.mrr[by_member, a : b + 1].sum() / base.scale
-                if not cust.empty
-                else np.nan
-            )
+    for c, name in enumerate(NPS_CATEGORIES):
         rows += [
-            (name, "net_revenue_retention", *nrr),
-            (name, "customer_churn_rate", *churn),
-            (name, "referral_revenue", *referral),
+            (name, "net_revenue_retention", *nrr[c]),
+            (name, "customer_churn_rate", *churn[c]),
+            (name, "referral_revenue", *referral[c]),
         ]
     return pd.DataFrame(rows, columns=["nps_category", "kpi", *axis.labels])
 
