@@ -21,9 +21,11 @@ from .customers import _referral_revenue
 from .feedback import _survey_kpis
 from .groups import (
     _cut_by_group,
+    _group_codes,
     _Groupings,
     _referral_revenue_by_group,
     _subscription_sums_by_group,
+    _sums_by_code,
     _usage_rate_by_group,
 )
 from .subscriptions import _Base, _subscription_from_sums, _subscription_kpis
@@ -173,11 +175,6 @@ def _group_columns(frame: pd.DataFrame, name: str) -> pd.DataFrame:
     return frame[[c for c in frame.columns if c in GROUP_COLUMNS[name]]]
 
 
-def _group_codes(cust: pd.DataFrame, column: str) -> tuple[np.ndarray, pd.Index]:
-    """Each Customers row's group by ``column`` (blank: "(no column)"), groups sorted."""
-    return pd.factorize(cust[column].fillna(f"(no {column})"), sort=True)
-
-
 def _group_breakdowns_by_sums(
     data: Dataset, base: _Base, axis: _Axis, columns: list[str]
 ) -> dict[str, pd.DataFrame]:
@@ -273,16 +270,6 @@ def _nps_categories_by_month(data: Dataset, base: _Base, axis: _Axis) -> np.ndar
 def _nps_category_matrix(data: Dataset, base: _Base, axis: _Axis) -> np.ndarray:
     """Each customer's latest NPS category up to each month's end (-1: none)."""
     return np.ascontiguousarray(_nps_categories_by_month(data, base, axis).T)
-
-
-def _sums_by_code(codes: np.ndarray, values: np.ndarray, size: int, exact: bool) -> np.ndarray:
-    """Sums of integer ``values`` by ``codes`` 0..size-1 (others left out), as int64: by
-    bincount when ``exact`` (every partial sum below 2**53), else one masked sum each."""
-    if exact:
-        ok = (codes >= 0) & (codes < size)
-        sums = np.bincount(codes[ok], weights=values[ok], minlength=size)
-        return np.rint(sums).astype(np.int64)
-    return np.array([values[codes == c].sum() for c in range(size)], dtype=np.int64)
 
 
 def _cx_to_revenue(

@@ -276,3 +276,18 @@ def _referral_revenue_by_group(
         value[no_orders & ~has_mrr[i]] = np.nan
         out.append(value)
     return out
+
+
+def _group_codes(cust: pd.DataFrame, column: str) -> tuple[np.ndarray, pd.Index]:
+    """Each Customers row's group by ``column`` (blank: "(no column)"), groups sorted."""
+    return pd.factorize(cust[column].fillna(f"(no {column})"), sort=True)
+
+
+def _sums_by_code(codes: np.ndarray, values: np.ndarray, size: int, exact: bool) -> np.ndarray:
+    """Sums of integer ``values`` by ``codes`` 0..size-1 (others left out), as int64: by
+    bincount when ``exact`` (every partial sum below 2**53), else one masked sum each."""
+    if exact:
+        ok = (codes >= 0) & (codes < size)
+        sums = np.bincount(codes[ok], weights=values[ok], minlength=size)
+        return np.rint(sums).astype(np.int64)
+    return np.array([values[codes == c].sum() for c in range(size)], dtype=np.int64)
