@@ -238,6 +238,7 @@ def test_report_equals_the_one_of_the_previous_code(
     monkeypatch.setattr(assemble, "_encode_ids", _encode_ids_before)
     monkeypatch.setattr(BetaGeoModel, "_nll_and_gradient", staticmethod(_bgnbd_nll_before))
     monkeypatch.setattr(breakdowns, "GROUP_COLUMNS", {})  # each group cut from whole tables
+    monkeypatch.setattr(breakdowns, "_group_breakdowns", breakdowns._group_breakdowns_by_rows)
     monkeypatch.setattr(hazard, "_efron_by_counts", lambda *a: None)  # statsmodels' PHReg
     monkeypatch.setattr(assemble, "_cx_to_revenue", _cx_to_revenue_before)
     monkeypatch.setattr(sbg, "_sbg_log_likelihood", _sbg_log_likelihood_before)
@@ -245,6 +246,60 @@ def test_report_equals_the_one_of_the_previous_code(
     assert new["json"]["cx_impact"]["churn_hazard"] or size == "tiny"
     assert "predicted_clv_by_segment" in new["breakdowns"] or size == "tiny"
     assert _same(new, old) == []
+
+
+@pytest.mark.parametrize("granularity", ["month", "quarter", "year"])
+@pytest.mark.parametrize("size", ["tiny", "medium"])
+def test_cx_to_revenue_equals_the_previous_one(size: str, granularity: str) -> None:
+    from tests.test_breakdowns_fast import _edge_data
+
+    data = _edge_data(size, seed=6)
+    # referrers who are not customers, customers who answered NPS twice in a month and
+    # an answer before any MRR
+    t = dict(data.tables)
+    cust = t["Customers"].copy()
+    cust.loc[cust.index[:2], "referred_by"] = ["nobody", cust["customer_id"].iloc[3]]
+    sv = t["Surveys"]
+    nps = sv[sv["survey"] == "NPS"].iloc[:4].copy()
+    nps["score"] = [10.0, 0.0, 7.0, 9.0]
+    t["Customers"], t["Surveys"] = cust, pd.concat([sv, nps], ignore_index=True)
+    data = dataclasses.replace(data, tables=t)
+    data.settings.update({"granularity": granularity})
+    data = assemble._encode_ids(data)
+    axis = assemble._axis(data, granularity)
+    assert axis is not None
+    base = _Base(data, axis)
+    new = breakdowns._cx_to_revenue(data, base, axis, {})
+    old = _cx_to_revenue_before(data, base, axis, {})
+    pd.testing.assert_frame_equal(new, old, check_exact=True)
+    # and the category matrix is the previous one
+    cat = _nps_category_matrix(data, base, axis)
+    assert cat.flags.c_contiguous and (cat >= 0).any() and (cat == 2).any()
+    assert np.array_equal(cat, _nps_category_matrix_before(data, base, axis))
+
+
+def _nps_category_matrix_before(data: Dataset, base: _Base, axis: _Axis) -> np.ndarray:
+    """The previous ``_nps_category_matrix``: sorted by pandas, filled column by column."""
+    from cxkpi_xl.kpis import surveys
+
+    sv = data.tables["Surveys"]
+    nps_rows = sv[(sv["survey"] == "NPS") & sv["customer_id"].notna()]
+    n, T = len(base.ids), axis.size
+    cat = np.full((n, T), -1, dtype=np.int8)
+    if nps_rows.empty or n == 0:
+        return cat
+    nps_rows = nps_rows.sort_values("response_date", kind="stable")
+    pos = base.ids.get_indexer(nps_rows["customer_id"])
+    col = axis.col(months_of(nps_rows["response_date"]))
+    score = nps_rows["score"].to_numpy(float)
+    code = np.where(
+        score >= surveys.PROMOTER_FROM, 0, np.where(score <= surveys.DETRACTOR_UP_TO, 2, 1)
+    )
+    ok = (pos >= 0) & (col >= 0)
+    cat[pos[ok], col[ok]] = code[ok]
+    for t in range(1, T):
+        cat[:, t] = np.where(cat[:, t] == -1, cat[:, t - 1], cat[:, t])
+    return cat
 
 
 def _spells(seed: int, levels: int = 4, strata: int = 3) -> dict[str, np.ndarray]:

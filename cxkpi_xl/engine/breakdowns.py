@@ -19,7 +19,16 @@ from .activity import _support_and_funnel, _usage_kpis, usage_summary
 from .axis import _at, _Axis
 from .customers import _referral_revenue
 from .feedback import _survey_kpis
-from .subscriptions import _Base, _subscription_kpis
+from .groups import (
+    _cut_by_group,
+    _group_codes,
+    _Groupings,
+    _referral_revenue_by_group,
+    _subscription_sums_by_group,
+    _sums_by_code,
+    _usage_rate_by_group,
+)
+from .subscriptions import _Base, _subscription_from_sums, _subscription_kpis
 
 NPS_CATEGORIES = ("promoter", "passive", "detractor", "no answer")
 
@@ -58,8 +67,27 @@ def _group_breakdowns(
     data: Dataset, base: _Base, axis: _Axis, columns: Iterable[str]
 ) -> dict[str, pd.DataFrame]:
     """The breakdown KPIs for each value of each Customers column (segment, owner), each
-    computed on the data of that group's customers only (Funnel and Costs, which have no
-    customer, are left out). The customer matrices are the report's, cut by rows."""
+    as if computed on the data of that group's customers only (Funnel and Costs, which
+    have no customer, are left out).
+
+    The subscription KPIs, product usage and referral revenue come from sums by group
+    taken in one pass over the report's matrices (:func:`_group_breakdowns_by_sums`);
+    the survey and support KPIs are computed on each group's rows. When the sums could
+    not be exact (customer ids repeated in Customers, MRR beyond 2**52 units) each group
+    is computed on its own rows (:func:`_group_breakdowns_by_rows`): the same numbers."""
+    columns = list(columns)
+    cust = data.tables["Customers"]
+    ids = cust["customer_id"]
+    if not columns or not ids.is_unique or ids.isna().any() or not _Groupings.exact_for(base):
+        return _group_breakdowns_by_rows(data, base, axis, columns)
+    return _group_breakdowns_by_sums(data, base, axis, columns)
+
+
+def _group_breakdowns_by_rows(
+    data: Dataset, base: _Base, axis: _Axis, columns: Iterable[str]
+) -> dict[str, pd.DataFrame]:
+    """:func:`_group_breakdowns` by running the report's KPI functions on each group's
+    rows (the customer matrices are the report's, cut by rows)."""
     from ..data.schema import TABLES
 
     # Each row's customer in the Customers table, found once for every column; only the
@@ -71,10 +99,10 @@ def _group_breakdowns(
         for t in TABLES
         if t.name in needed and t.customer_column is not None
     }
-    return {c: _group_breakdown(data, base, axis, c, positions) for c in columns}
+    return {c: _group_breakdown_by_rows(data, base, axis, c, positions) for c in columns}
 
 
-def _group_breakdown(
+def _group_breakdown_by_rows(
     data: Dataset, base: _Base, axis: _Axis, column: str, positions: dict[str, np.ndarray]
 ) -> pd.DataFrame:
     from ..data.schema import TABLES
@@ -140,83 +168,181 @@ def _group_breakdown(
     return pd.DataFrame(rows, columns=[column, "kpi", *axis.labels[axis.reported]])
 
 
-def _nps_category_matrix(data: Dataset, base: _Base, axis: _Axis) -> np.ndarray:
-    """Each customer's latest NPS category up to each month's end (-1: none)."""
+def _group_columns(frame: pd.DataFrame, name: str) -> pd.DataFrame:
+    """The columns of ``frame`` (table ``name``) that the breakdown KPIs read."""
+    if name not in GROUP_COLUMNS:
+        return frame
+    return frame[[c for c in frame.columns if c in GROUP_COLUMNS[name]]]
+
+
+def _group_breakdowns_by_sums(
+    data: Dataset, base: _Base, axis: _Axis, columns: list[str]
+) -> dict[str, pd.DataFrame]:
+    """:func:`_group_breakdowns` from sums by group (Customers' ids unique and known, MRR
+    sums exact in float64)."""
+    cust = data.tables["Customers"]
+    out = {c: pd.DataFrame() for c in columns}
+    usable = [c for c in columns if not (cust.empty or cust[c].isna().all())]
+    if not usable:
+        return out
+    n = len(base.ids)
+    factorized = [_group_codes(cust, c) for c in usable]
+    row_groups = []
+    for codes, _ in factorized:
+        row_group = np.full(n, -1, dtype=np.int64)
+        row_group[base.cpos] = codes
+        row_groups.append(row_group)
+    sizes = [len(names) for _, names in factorized]
+    groupings = _Groupings(row_groups, sizes)
+    sums = _subscription_sums_by_group(base, axis, groupings)
+    usage = _usage_rate_by_group(data, base, axis, groupings)
+    # each row's group in the tables cut by group (by its customer's Customers row)
+    ids = pd.Index(cust["customer_id"])
+    positions = {
+        name: ids.get_indexer(data.tables[name]["customer_id"])
+        for name in ("Orders", "Surveys", "Tickets")
+    }
+
+    def groups_of(pos: np.ndarray, codes: np.ndarray) -> np.ndarray:
+        return np.where(pos >= 0, codes[np.maximum(pos, 0)], -1)
+
+    order_groups = [groups_of(positions["Orders"], codes) for codes, _ in factorized]
+    has_mrr = [np.array([s["has"] for s in group_sums]) for group_sums in sums]
+    referral = _referral_revenue_by_group(data, base, axis, groupings, order_groups, has_mrr)
+    for i, (column, (codes, names)) in enumerate(zip(usable, factorized, strict=True)):
+        cut = {
+            name: _cut_by_group(
+                _group_columns(data.tables[name], name),
+                groups_of(positions[name], codes),
+                len(names),
+            )
+            for name in ("Surveys", "Tickets")
+        }
+        funnel = data.tables["Funnel"].iloc[0:0]
+        rows = []
+        for g, name in enumerate(names):
+            k: dict[str, np.ndarray] = {}
+            _subscription_from_sums(sums[i][g], base.scale, axis, data.settings, k)
+            group = dataclasses.replace(
+                data,
+                tables={
+                    "Surveys": cut["Surveys"][g],
+                    "Tickets": cut["Tickets"][g],
+                    "Funnel": funnel,
+                },
+                issues=[],
+            )
+            _survey_kpis(group, axis, data.settings, k)
+            _support_and_funnel(group, axis, k)
+            k["product_usage_rate"] = usage[i][g]
+            k["referral_revenue"] = referral[i][g]
+            rows += [(name, kpi, *k[kpi][axis.reported]) for kpi in BREAKDOWN_KPIS]
+        out[column] = pd.DataFrame(rows, columns=[column, "kpi", *axis.labels[axis.reported]])
+    return out
+
+
+def _nps_categories_by_month(data: Dataset, base: _Base, axis: _Axis) -> np.ndarray:
+    """Each customer's latest NPS category up to each month's end (-1: none), months x
+    customers (each month's categories contiguous)."""
     sv = data.tables["Surveys"]
     nps_rows = sv[(sv["survey"] == "NPS") & sv["customer_id"].notna()]
     n, T = len(base.ids), axis.size
-    cat = np.full((n, T), -1, dtype=np.int8)
+    cat = np.full((T, n), -1, dtype=np.int8)
     if nps_rows.empty or n == 0:
         return cat
-    nps_rows = nps_rows.sort_values("response_date", kind="stable")
-    pos = base.ids.get_indexer(nps_rows["customer_id"])
-    col = axis.col(months_of(nps_rows["response_date"]))
-    score = nps_rows["score"].to_numpy(float)
+    # by date, in table order within a date (NaT rows have no month column: left out)
+    dates = nps_rows["response_date"].to_numpy("datetime64[ns]").view(np.int64)
+    order = np.argsort(dates, kind="stable")
+    pos = base.ids.get_indexer(nps_rows["customer_id"])[order]
+    col = axis.col(months_of(nps_rows["response_date"]))[order]
+    score = nps_rows["score"].to_numpy(float)[order]
     code = np.where(
         score >= surveys.PROMOTER_FROM, 0, np.where(score <= surveys.DETRACTOR_UP_TO, 2, 1)
-    )
+    ).astype(np.int8)
     ok = (pos >= 0) & (col >= 0)
-    cat[pos[ok], col[ok]] = code[ok]  # later answers in a month overwrite earlier ones
+    cat[col[ok], pos[ok]] = code[ok]  # later answers in a month overwrite earlier ones
     for t in range(1, T):
-        cat[:, t] = np.where(cat[:, t] == -1, cat[:, t - 1], cat[:, t])
+        row = cat[t]
+        np.copyto(row, cat[t - 1], where=row == -1)
     return cat
+
+
+def _nps_category_matrix(data: Dataset, base: _Base, axis: _Axis) -> np.ndarray:
+    """Each customer's latest NPS category up to each month's end (-1: none)."""
+    return np.ascontiguousarray(_nps_categories_by_month(data, base, axis).T)
 
 
 def _cx_to_revenue(
     data: Dataset, base: _Base, axis: _Axis, k: dict[str, np.ndarray]
 ) -> pd.DataFrame:
     """NRR, customer churn and referral revenue by the customers' NPS category before
-    each period (seeds 000 and 001: does CX pay?)."""
-    cat = _nps_category_matrix(data, base, axis)
+    each period (seeds 000 and 001: does CX pay?). Each period's sums are taken for the
+    four categories at once (by the category code of each customer, and of each
+    customer's referrer); the referred customers' order amounts of each category are
+    added up as the selection of them in table order, as one category at a time did."""
+    cat = _nps_categories_by_month(data, base, axis)
     cust = data.tables["Customers"]
-    referrer = np.full(len(base.ids), -1)
+    n, C = len(base.ids), len(NPS_CATEGORIES)
+    referrer = np.full(n, -1)
     if not cust.empty:
         ref_pos = base.ids.get_indexer(cust["referred_by"])
         referrer[base.cpos] = ref_pos
+    valid = referrer >= 0
     orders = data.tables["Orders"]
     opos = base.ids.get_indexer(orders["customer_id"])
     ocol = axis.col(months_of(orders["order_date"]))
     amount = orders["amount"].to_numpy(float)
-    # each period's orders of known customers, in table order: found once, not once per
-    # category (the sums below add the same orders in the same order)
     in_period = [np.flatnonzero((ocol >= a) & (ocol <= b) & (opos >= 0)) for a, b in axis.periods]
-    valid = referrer >= 0
+    exact = _Groupings.exact_for(base)
+    m, active = base.mrr, base.active
+    starts = [a - 1 for a, _ in axis.periods]
+    ends = [b for _, b in axis.periods]
+    m_start, m_end = np.ascontiguousarray(m[:, starts].T), np.ascontiguousarray(m[:, ends].T)
+    a_start = np.ascontiguousarray(active[:, starts].T)
+    a_end = np.ascontiguousarray(active[:, ends].T)
+    P = len(axis.periods)
+    nrr, churn, referral = (np.full((C, P), np.nan) for _ in range(3))
+    for p, (a, b) in enumerate(axis.periods):
+        code = cat[a - 1].astype(np.int64)
+        code[code < 0] = C - 1  # "no answer"
+        start, end = m_start[p], m_end[p]
+        cohort = start > 0
+        zero = np.zeros_like(start)
+        cohort_start = _sums_by_code(code, np.where(cohort, start, zero), C, exact)
+        expansion = _sums_by_code(
+            code, np.where(cohort & (end > start), end - start, zero), C, exact
+        )
+        contraction = _sums_by_code(
+            code, np.where(cohort & (end > 0) & (end < start), start - end, zero), C, exact
+        )
+        churned = _sums_by_code(code, np.where(cohort & (end == 0), start, zero), C, exact)
+        act_s, act_e = a_start[p], a_end[p]
+        at_start = np.bincount(code[act_s], minlength=C)
+        lost = np.bincount(code[act_s & ~act_e], minlength=C)
+        # each customer's referrer's category (-1: not referred by a known customer)
+        ref_code = np.full(n, -1, dtype=np.int64)
+        ref_code[valid] = code[referrer[valid]]
+        months = end if a == b else m[:, a : b + 1].sum(axis=1)
+        ref_mrr = _sums_by_code(ref_code, months, C, exact)
+        in_p = in_period[p]
+        amount_p, order_code = amount[in_p], ref_code[opos[in_p]]
+        for c in range(C):
+            nrr[c, p] = retention.net_revenue_retention(
+                cohort_start[c] / base.scale if base.has_mrr_data and a > 1 else np.nan,
+                expansion[c] / base.scale,
+                contraction[c] / base.scale,
+                churned[c] / base.scale,
+            )
+            churn[c, p] = retention.customer_churn_rate(at_start[c], lost[c])
+            if not cust.empty:
+                order_part = amount_p[order_code == c].sum()
+                referral[c, p] = order_part + ref_mrr[c] / base.scale
     rows = []
-    for code, name in enumerate(NPS_CATEGORIES):
-        nrr, churn, referral = [], [], []
-        for p, (a, b) in enumerate(axis.periods):
-            category = cat[:, a - 1]
-            members = category == (code if code < 3 else -1)
-            start, end = base.mrr[:, a - 1], base.mrr[:, b]
-            cohort = members & (start > 0)
-            s, e = start[cohort], end[cohort]
-            nrr.append(
-                retention.net_revenue_retention(
-                    s.sum() / base.scale if base.has_mrr_data and a > 1 else np.nan,
-                    np.where(e > s, e - s, 0).sum() / base.scale,
-                    np.where((e > 0) & (e < s), s - e, 0).sum() / base.scale,
-                    np.where(e == 0, s, 0).sum() / base.scale,
-                )
-            )
-            act_s, act_e = base.active[:, a - 1], base.active[:, b]
-            churn.append(
-                retention.customer_churn_rate(
-                    (members & act_s).sum(), (members & act_s & ~act_e).sum()
-                )
-            )
-            by_member = np.zeros(len(base.ids), dtype=bool)
-            by_member[valid] = members[referrer[valid]]
-            in_p = in_period[p]
-            order_part = amount[in_p][by_member[opos[in_p]]].sum()
-            referral.append(
-                order_part + base.mrr[by_member, a : b + 1].sum() / base.scale
-                if not cust.empty
-                else np.nan
-            )
+    for c, name in enumerate(NPS_CATEGORIES):
         rows += [
-            (name, "net_revenue_retention", *nrr),
-            (name, "customer_churn_rate", *churn),
-            (name, "referral_revenue", *referral),
+            (name, "net_revenue_retention", *nrr[c]),
+            (name, "customer_churn_rate", *churn[c]),
+            (name, "referral_revenue", *referral[c]),
         ]
     return pd.DataFrame(rows, columns=["nps_category", "kpi", *axis.labels])
 

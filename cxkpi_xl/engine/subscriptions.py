@@ -198,38 +198,22 @@ class _Base:
         return np.where(self.date_based, by_dates, self.active[:, a : b + 1].any(axis=1))
 
 
-def _subscription_kpis(
-    base: _Base, axis: _Axis, settings: Settings, k: dict[str, np.ndarray]
-) -> dict[str, Any]:
-    """MRR, movements, NRR/GRR, churn and retention; returns per-period customer sets
-    used by other KPIs."""
+def _subscription_sums(base: _Base, axis: _Axis) -> dict[str, Any]:
+    """The sums over customers that the subscription KPIs are made of, per period (integer
+    money units and counts): :func:`_subscription_from_sums` turns them into the KPIs.
+    :func:`_subscription_sums_by_group` gives the same sums for groups of customers."""
     P = len(axis.periods)
     m = base.mrr
-    mrr_end = np.array([m[:, b].sum() for _, b in axis.periods], dtype=np.int64)
-    mrr_start = np.array([m[:, a - 1].sum() for a, _ in axis.periods], dtype=np.int64)
-    has = base.has_mrr_data
-    k["mrr"] = mrr_end / base.scale if has else np.full(P, np.nan)
-    moves: dict[str, np.ndarray] = {}
-    for name, matrix in base.move.items():
-        sums = np.array([matrix[:, a - 1 : b].sum() for a, b in axis.periods], dtype=np.int64)
-        moves[name] = sums
+    sums: dict[str, Any] = {"n": len(base.ids), "has": base.has_mrr_data}
+    sums["mrr_end"] = np.array([m[:, b].sum() for _, b in axis.periods], dtype=np.int64)
+    sums["mrr_start"] = np.array([m[:, a - 1].sum() for a, _ in axis.periods], dtype=np.int64)
+    sums["moves"] = {
+        name: np.array([matrix[:, a - 1 : b].sum() for a, b in axis.periods], dtype=np.int64)
+        for name, matrix in base.move.items()
+    }
     mrr_cols = np.flatnonzero(m.any(axis=0))
-    first_mrr = int(mrr_cols[0]) if len(mrr_cols) else axis.size
-    # no month before the first month with MRR data: its movements are blank
-    first_data = np.array([a <= first_mrr for a, _ in axis.periods])
-    for name, sums in moves.items():
-        k[name] = np.where(first_data | (not has), np.nan, sums / base.scale)
-    net = (
-        moves["mrr_new"]
-        + moves["mrr_reactivation"]
-        + moves["mrr_expansion"]
-        - moves["mrr_contraction"]
-        - moves["mrr_churn"]
-    )
-    k["net_new_mrr"] = np.where(first_data | (not has), np.nan, net / base.scale)
-    paying_end = np.array([(m[:, b] > 0).sum() for _, b in axis.periods], dtype=float)
-    k["arpu"] = revenue.arpu(k["mrr"], paying_end) if has else np.full(P, np.nan)
-    # cohort NRR and GRR: customers paying at the start
+    sums["first_mrr"] = int(mrr_cols[0]) if len(mrr_cols) else axis.size
+    sums["paying_end"] = np.array([(m[:, b] > 0).sum() for _, b in axis.periods], dtype=float)
     exp, con, chu = (np.zeros(P) for _ in range(3))
     expanded = np.zeros(P)
     for p, (a, b) in enumerate(axis.periods):
@@ -240,12 +224,64 @@ def _subscription_kpis(
         con[p] = np.where((e > 0) & (e < s), s - e, 0).sum()
         chu[p] = np.where(e == 0, s, 0).sum()
         expanded[p] = (base.move["mrr_expansion"][:, a - 1 : b].sum(axis=1) > 0)[cohort].sum()
-    start_mrr = np.where(has & ~first_data, mrr_start / base.scale, np.nan)
+    sums.update(exp=exp, con=con, chu=chu, expanded=expanded)
+    sums["paying_start"] = np.array([(m[:, a - 1] > 0).sum() for a, _ in axis.periods], dtype=float)
+    A = base.active
+    sums["S"] = np.array([A[:, a - 1].sum() for a, _ in axis.periods], dtype=float)
+    sums["E"] = np.array([A[:, b].sum() for _, b in axis.periods], dtype=float)
+    lost = np.zeros(P)
+    new = np.zeros(P)
+    joined_left = np.zeros(P)
+    for p, (a, b) in enumerate(axis.periods):
+        s_, e_ = A[:, a - 1], A[:, b]
+        lost[p] = (s_ & ~e_).sum()
+        new[p] = (e_ & ~s_).sum()
+        touched = base.touched(a, b)
+        joined_left[p] = (touched & ~s_ & ~e_).sum()
+    sums.update(lost=lost, new=new, joined_left=joined_left)
+    return sums
+
+
+def _subscription_kpis(
+    base: _Base, axis: _Axis, settings: Settings, k: dict[str, np.ndarray]
+) -> dict[str, Any]:
+    """MRR, movements, NRR/GRR, churn and retention; returns per-period customer sets
+    used by other KPIs."""
+    return _subscription_from_sums(_subscription_sums(base, axis), base.scale, axis, settings, k)
+
+
+def _subscription_from_sums(
+    sums: dict[str, Any], scale: int, axis: _Axis, settings: Settings, k: dict[str, np.ndarray]
+) -> dict[str, Any]:
+    """The subscription KPIs of :func:`_subscription_sums`' sums (into ``k``)."""
+    P = len(axis.periods)
+    mrr_end, mrr_start = sums["mrr_end"], sums["mrr_start"]
+    has = sums["has"]
+    k["mrr"] = mrr_end / scale if has else np.full(P, np.nan)
+    moves: dict[str, np.ndarray] = sums["moves"]
+    first_mrr = sums["first_mrr"]
+    # no month before the first month with MRR data: its movements are blank
+    first_data = np.array([a <= first_mrr for a, _ in axis.periods])
+    for name, msum in moves.items():
+        k[name] = np.where(first_data | (not has), np.nan, msum / scale)
+    net = (
+        moves["mrr_new"]
+        + moves["mrr_reactivation"]
+        + moves["mrr_expansion"]
+        - moves["mrr_contraction"]
+        - moves["mrr_churn"]
+    )
+    k["net_new_mrr"] = np.where(first_data | (not has), np.nan, net / scale)
+    paying_end = sums["paying_end"]
+    k["arpu"] = revenue.arpu(k["mrr"], paying_end) if has else np.full(P, np.nan)
+    # cohort NRR and GRR: customers paying at the start
+    exp, con, chu, expanded = sums["exp"], sums["con"], sums["chu"], sums["expanded"]
+    start_mrr = np.where(has & ~first_data, mrr_start / scale, np.nan)
     k["net_revenue_retention"] = retention.net_revenue_retention(
-        start_mrr, exp / base.scale, con / base.scale, chu / base.scale
+        start_mrr, exp / scale, con / scale, chu / scale
     )
     k["gross_revenue_retention"] = retention.gross_revenue_retention(
-        start_mrr, con / base.scale, chu / base.scale
+        start_mrr, con / scale, chu / scale
     )
     k["revenue_churn_rate"] = retention.revenue_churn_rate(
         start_mrr, k["mrr_contraction"], k["mrr_churn"]
@@ -257,25 +293,15 @@ def _subscription_kpis(
         k["mrr_churn"],
         k["mrr_reactivation"],
     )
-    paying_start = np.array([(m[:, a - 1] > 0).sum() for a, _ in axis.periods], dtype=float)
+    paying_start = sums["paying_start"]
     k["expanded_accounts_rate"] = retention.expanded_accounts_rate(
         np.where(has & ~first_data, expanded, np.nan), paying_start
     )
     # customer counts under the churn convention
-    A = base.active
-    S = np.array([A[:, a - 1].sum() for a, _ in axis.periods], dtype=float)
-    E = np.array([A[:, b].sum() for _, b in axis.periods], dtype=float)
-    lost = np.zeros(P)
-    new = np.zeros(P)
-    joined_left = np.zeros(P)
-    for p, (a, b) in enumerate(axis.periods):
-        s_, e_ = A[:, a - 1], A[:, b]
-        lost[p] = (s_ & ~e_).sum()
-        new[p] = (e_ & ~s_).sum()
-        touched = base.touched(a, b)
-        joined_left[p] = (touched & ~s_ & ~e_).sum()
+    S, E = sums["S"], sums["E"]
+    lost, new, joined_left = sums["lost"], sums["new"], sums["joined_left"]
     convention = settings["churn_convention"]
-    if len(base.ids) == 0:
+    if sums["n"] == 0:
         S = E = lost = new = joined_left = np.full(P, np.nan)
     if convention == "start":
         k["customer_churn_rate"] = retention.customer_churn_rate(S, lost)

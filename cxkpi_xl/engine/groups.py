@@ -1,0 +1,293 @@
+"""Sums by group for the segment and owner breakdowns: the subscription KPIs' sums,
+product usage and referral revenue of every group of several groupings of the customers
+(segment, owner) from one pass over the report's matrices and tables, instead of the
+report's KPI functions run on each group's rows. Each gives the numbers those functions
+give on the group's data alone (tests/test_breakdowns_fast.py compares them)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ..data.periods import months_of
+from ..data.reader import Dataset
+from ..kpis import engagement
+from .activity import FLAG_LIMIT, usage_summary
+from .axis import _at, _Axis
+from .subscriptions import _Base
+
+EXACT_FLOAT = 2**53
+"""Integers below this add up exactly in float64 (bincount's weights)."""
+
+
+class _Groupings:
+    """Several partitions of the base's customers into groups (segment, owner, ...), each
+    given as a group code per customer row (-1: in no group), summed over in one pass:
+    each row's combination of groups is a cell, sums are taken by cell with bincount and
+    then by group from the cells. Sums of integers come back exact (int64) when every
+    partial sum stays below EXACT_FLOAT, which :meth:`exact_for` checks."""
+
+    def __init__(self, codes: list[np.ndarray], sizes: list[int]):
+        key = np.zeros(len(codes[0]) if codes else 0, dtype=np.int64)
+        for c, g in zip(codes, sizes, strict=True):
+            key = key * (g + 1) + (c.astype(np.int64) + 1)
+        self.cell, cells = pd.factorize(key)
+        self.n_cells = len(cells)
+        self.sizes = sizes
+        groups = []
+        rest = np.asarray(cells, dtype=np.int64)
+        for g in sizes[::-1]:
+            groups.append(rest % (g + 1))  # the cell's group + 1 (0: none)
+            rest = rest // (g + 1)
+        self.cell_group = groups[::-1]
+
+    @staticmethod
+    def exact_for(base: _Base) -> bool:
+        """Whether every sum of the MRR quantities by group is exact in float64: each is
+        bounded by twice the sum of |MRR| over all cells."""
+        return 2 * float(np.abs(base.mrr).sum(dtype=np.float64)) < EXACT_FLOAT
+
+    def _by_group(self, per_cell: np.ndarray) -> list[np.ndarray]:
+        return [
+            np.rint(np.bincount(cg, weights=per_cell, minlength=g + 1)[1:]).astype(np.int64)
+            for cg, g in zip(self.cell_group, self.sizes, strict=True)
+        ]
+
+    def sum(self, values: np.ndarray) -> list[np.ndarray]:
+        """Each grouping's sums of ``values`` (one per customer row) by group, as int64."""
+        per_cell = np.bincount(self.cell, weights=values, minlength=self.n_cells)
+        return self._by_group(per_cell)
+
+    def count(self, mask: np.ndarray) -> list[np.ndarray]:
+        """Each grouping's count of the rows where ``mask`` by group."""
+        per_cell = np.bincount(self.cell[mask], minlength=self.n_cells).astype(np.float64)
+        return self._by_group(per_cell)
+
+    def minimum(self, values: np.ndarray, empty: int) -> list[np.ndarray]:
+        """Each grouping's smallest of ``values`` (ints) by group (``empty``, above them all,
+        for a group without rows)."""
+        per_cell = np.full(self.n_cells, empty, dtype=np.int64)
+        np.minimum.at(per_cell, self.cell, values)
+        out = []
+        for cg, g in zip(self.cell_group, self.sizes, strict=True):
+            m = np.full(g + 1, empty, dtype=np.int64)
+            np.minimum.at(m, cg, per_cell)
+            out.append(m[1:])
+        return out
+
+
+def _subscription_sums_by_group(
+    base: _Base, axis: _Axis, groupings: _Groupings
+) -> list[list[dict[str, Any]]]:
+    """:func:`_subscription_sums` of each group of each grouping, as if computed on the
+    base of the group's customers alone (``base.subset``), from one pass over the
+    matrices; ``groupings.exact_for(base)`` must hold. The month columns are read as
+    rows of transposed copies (a column of a customers x months matrix is strided)."""
+    P, T = len(axis.periods), axis.size
+    m = base.mrr
+    small = m.size and m.min() >= 0 and m.max() < 2**30  # differences fit 32 bits too
+    mT = np.ascontiguousarray((m.astype(np.int32) if small else m).T)
+    aT = np.ascontiguousarray(base.active.T)
+    G = len(groupings.sizes)
+
+    def stack(per_col: list[list[np.ndarray]]) -> list[np.ndarray]:
+        """[column][grouping] -> [grouping] (groups x columns)."""
+        return [np.stack([c[i] for c in per_col], axis=1) for i in range(G)]
+
+    def zeros() -> list[np.ndarray]:
+        return [np.zeros((g, P), dtype=np.int64) for g in groupings.sizes]
+
+    msum = stack([groupings.sum(mT[c]) for c in range(T)])
+    paying = stack([groupings.count(mT[c] > 0) for c in range(T)])
+    active = stack([groupings.count(aT[c]) for c in range(T)])
+    starts = np.array([a - 1 for a, _ in axis.periods], dtype=np.int64)
+    ends = np.array([b for _, b in axis.periods], dtype=np.int64)
+    moves: dict[str, list[np.ndarray]] = {}
+    expanded = zeros()
+    for name, matrix in base.move.items():
+        tr = np.ascontiguousarray(matrix.T)  # one movement at a time: its memory only
+        # each group's movement into each month column, then summed over each period
+        cols = stack([groupings.sum(tr[c]) for c in range(T - 1)])
+        moves[name] = [
+            np.stack([c[:, a - 1 : b].sum(axis=1) for a, b in axis.periods], axis=1) for c in cols
+        ]
+        if name == "mrr_expansion":
+            for p, (a, b) in enumerate(axis.periods):
+                grew = (tr[a - 1 : b] > 0).any(axis=0) & (mT[a - 1] > 0)
+                for i, c in enumerate(groupings.count(grew)):
+                    expanded[i][:, p] = c
+        del tr
+    exp, con, chu, lost, new, joined_left = (zeros() for _ in range(6))
+    for p, (a, b) in enumerate(axis.periods):
+        start, end = mT[a - 1], mT[b]
+        cohort = start > 0
+        for out, v in (
+            (exp, np.where(cohort & (end > start), end - start, 0)),
+            (con, np.where(cohort & (end > 0) & (end < start), start - end, 0)),
+            (chu, np.where(cohort & (end == 0), start, 0)),
+        ):
+            for i, c in enumerate(groupings.sum(v)):
+                out[i][:, p] = c
+        s_, e_ = aT[a - 1], aT[b]
+        touched = base.touched(a, b)
+        for out, mask in (
+            (lost, s_ & ~e_),
+            (new, e_ & ~s_),
+            (joined_left, touched & ~s_ & ~e_),
+        ):
+            for i, c in enumerate(groupings.count(mask)):
+                out[i][:, p] = c
+    nonzero = m != 0
+    first_col = np.where(nonzero.any(axis=1), np.argmax(nonzero, axis=1), T)
+    del nonzero
+    first = groupings.minimum(first_col, T)
+    has = groupings.count(base.has_mrr)
+    size = groupings.count(np.ones(len(base.ids), dtype=bool))
+    out: list[list[dict[str, Any]]] = []
+    for i, g in enumerate(groupings.sizes):
+        rows = []
+        for j in range(g):
+            rows.append(
+                {
+                    "n": int(size[i][j]),
+                    "has": bool(has[i][j] > 0),
+                    "mrr_end": msum[i][j, ends],
+                    "mrr_start": msum[i][j, starts],
+                    "moves": {name: v[i][j] for name, v in moves.items()},
+                    "first_mrr": int(first[i][j]),
+                    "paying_end": paying[i][j, ends].astype(float),
+                    "paying_start": paying[i][j, starts].astype(float),
+                    "exp": exp[i][j].astype(float),
+                    "con": con[i][j].astype(float),
+                    "chu": chu[i][j].astype(float),
+                    "expanded": expanded[i][j].astype(float),
+                    "S": active[i][j, starts].astype(float),
+                    "E": active[i][j, ends].astype(float),
+                    "lost": lost[i][j].astype(float),
+                    "new": new[i][j].astype(float),
+                    "joined_left": joined_left[i][j].astype(float),
+                }
+            )
+        out.append(rows)
+    return out
+
+
+def _cut_by_group(frame: pd.DataFrame, group: np.ndarray, size: int) -> list[pd.DataFrame]:
+    """``frame``'s rows of each group 0..size-1 (``group`` -1: none), in table order."""
+    key = group.astype(np.int16) if size < 2**15 else group  # radix sort: linear
+    order = np.argsort(key, kind="stable")
+    bounds = np.searchsorted(key[order], np.arange(size + 1))
+    return [frame.take(order[bounds[g] : bounds[g + 1]]) for g in range(size)]
+
+
+def _usage_rate_by_group(
+    data: Dataset, base: _Base, axis: _Axis, groupings: _Groupings
+) -> list[np.ndarray]:
+    """Product usage rate of each group (groups x periods) of each grouping, as
+    ``_usage_kpis`` gives it on the group's data alone (NaN for a group without usage)."""
+    s = usage_summary(data)
+    P, n = len(axis.periods), len(base.ids)
+    blank = [np.full((g, P), np.nan) for g in groupings.sizes]
+    if s.empty or not n:
+        return blank
+    code_pos = base.ids.get_indexer(s.customers) if len(s.customers) else np.zeros(0, np.int64)
+    cpos = np.append(code_pos, -1).astype(np.int32)[s.t_customer]
+    months = np.arange(s.t_month.min(), s.t_month.max() + 1)
+    month_period = axis.period_of_col[axis.col(months)].astype(np.int32)
+    pcol = month_period[s.t_month - months[0]]
+    ok = (pcol >= 0) & (cpos >= 0)
+    ends = np.array([b for _, b in axis.periods], dtype=np.int64)
+    # the customers with a triple (any month): a group without one has no usage at all
+    with_triple = np.zeros(n, dtype=bool)
+    counts = np.bincount(s.t_customer[s.t_customer >= 0], minlength=len(s.customers))
+    with_triple[code_pos[(counts > 0) & (code_pos >= 0)]] = True
+    has_usage = groupings.count(with_triple)
+    # each (period, customer) once, where the customer is active at the period's end
+    periods, customers = pcol[ok], cpos[ok]
+    if P * n > FLAG_LIMIT:
+        pc = pd.unique(periods.astype(np.int64) * n + customers)
+        p_of, c_of = pc // n, pc % n
+        active = base.active[c_of, ends[p_of]]
+        p_of, c_of = p_of[active], c_of[active]
+        seen_in = None
+    else:
+        seen_in = np.zeros((P, n), dtype=bool)
+        seen_in[periods, customers] = True
+        seen_in &= base.active[:, ends].T
+    used = [np.zeros((g, P), dtype=np.int64) for g in groupings.sizes]
+    n_active = [np.zeros((g, P), dtype=np.int64) for g in groupings.sizes]
+    for p in range(P):
+        if seen_in is not None:
+            seen = seen_in[p]
+        else:
+            seen = np.zeros(n, dtype=bool)
+            seen[c_of[p_of == p]] = True
+        for i, c in enumerate(groupings.count(seen)):
+            used[i][:, p] = c
+        for i, c in enumerate(groupings.count(base.active[:, ends[p]])):
+            n_active[i][:, p] = c
+    out = []
+    for i in range(len(groupings.sizes)):
+        rates = blank[i]
+        for j in np.flatnonzero(has_usage[i] > 0):
+            rates[j] = [
+                engagement.product_usage_rate(used[i][j, p], n_active[i][j, p]) for p in range(P)
+            ]
+        out.append(rates)
+    return out
+
+
+def _referral_revenue_by_group(
+    data: Dataset,
+    base: _Base,
+    axis: _Axis,
+    groupings: _Groupings,
+    order_groups: list[np.ndarray],
+    has_mrr: list[np.ndarray],
+) -> list[np.ndarray]:
+    """Referral revenue of each group (groups x periods) of each grouping, as
+    ``_referral_revenue`` gives it on the group's data alone (``order_groups``: each
+    order's group in each grouping; ``has_mrr``: whether each group has MRR rows). Each
+    group's order amounts are added up in table order, as on its own rows."""
+    cust, orders = data.tables["Customers"], data.tables["Orders"]
+    P = len(axis.periods)
+    if cust.empty or not data.has_column("Customers", "referred_by"):
+        return [np.full((g, P), np.nan) for g in groupings.sizes]
+    referred = np.zeros(len(base.ids), dtype=bool)
+    referred[base.cpos] = cust["referred_by"].notna().to_numpy()
+    o_ref = _at(referred, base.ids.get_indexer(orders["customer_id"]))
+    amount = np.where(o_ref, orders["amount"].to_numpy(float), 0.0)
+    pcol = axis.period_of_col[axis.col(months_of(orders["order_date"]))]
+    ref_mrr = [np.zeros((g, P), dtype=np.int64) for g in groupings.sizes]
+    for p, (a, b) in enumerate(axis.periods):
+        months = base.mrr[:, a : b + 1].sum(axis=1)
+        for i, c in enumerate(groupings.sum(np.where(referred, months, 0))):
+            ref_mrr[i][:, p] = c
+    out = []
+    for i, g in enumerate(groupings.sizes):
+        og = order_groups[i]
+        ok = (og >= 0) & (pcol >= 0)
+        key = og[ok].astype(np.int64) * P + pcol[ok]
+        ref_orders = np.bincount(key, weights=amount[ok], minlength=g * P).reshape(g, P)
+        value = ref_orders.astype(float) + ref_mrr[i] / base.scale
+        no_orders = np.bincount(og[og >= 0], minlength=g) == 0
+        value[no_orders & ~has_mrr[i]] = np.nan
+        out.append(value)
+    return out
+
+
+def _group_codes(cust: pd.DataFrame, column: str) -> tuple[np.ndarray, pd.Index]:
+    """Each Customers row's group by ``column`` (blank: "(no column)"), groups sorted."""
+    return pd.factorize(cust[column].fillna(f"(no {column})"), sort=True)
+
+
+def _sums_by_code(codes: np.ndarray, values: np.ndarray, size: int, exact: bool) -> np.ndarray:
+    """Sums of integer ``values`` by ``codes`` 0..size-1 (others left out), as int64: by
+    bincount when ``exact`` (every partial sum below 2**53), else one masked sum each."""
+    if exact:
+        ok = (codes >= 0) & (codes < size)
+        sums = np.bincount(codes[ok], weights=values[ok], minlength=size)
+        return np.rint(sums).astype(np.int64)
+    return np.array([values[codes == c].sum() for c in range(size)], dtype=np.int64)
