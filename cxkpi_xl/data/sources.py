@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -385,11 +385,14 @@ def _columns(table: Table, label: str, expr: Any) -> Any:
     return expr.select(picked) if picked else None
 
 
-def _frame(label: str, expr: Any) -> pd.DataFrame:
+def _frame(label: str, expr: Any, repeated: Collection[str] = ()) -> pd.DataFrame:
     """One table's rows as pandas columns, through Arrow: a text column as a categorical
     (each distinct value one Python string, the rows small integer codes: millions of
     repeated customer ids would otherwise be millions of strings), a date as
-    datetime64, a time zone dropped."""
+    datetime64, a time zone dropped. A text column whose first 100,000 rows are mostly
+    distinct (response ids) stays plain text, unless it is one of ``repeated`` (the
+    columns holding a customer id: 5 million answers of 1 million customers look
+    distinct in their first rows, yet each id comes back five times)."""
     try:
         table = expr.to_pyarrow()
     except Exception as e:
@@ -401,7 +404,7 @@ def _frame(label: str, expr: Any) -> pd.DataFrame:
         kind = column.type
         if pa.types.is_string(kind) or pa.types.is_large_string(kind):
             head = column.slice(0, 100_000).combine_chunks().dictionary_encode()
-            if 2 * len(head.dictionary) > len(head):  # mostly distinct (response ids): plain
+            if 2 * len(head.dictionary) > len(head) and column_key(name) not in repeated:
                 columns[name] = pd.Series(column.to_numpy(zero_copy_only=False), dtype=object)
                 continue
             encoded = column.dictionary_encode().combine_chunks()
@@ -477,7 +480,10 @@ def _read_source(source: Any, overrides: Mapping[str, Any] | None, pushdown: boo
                 frames[table.name] = push.sample
                 continue
             expr = reduce_usage(expr)
-        frames[table.name] = _frame(label, expr)
+        ids = {"referredby"} if table.name == "Customers" else set()
+        if table.customer_column is not None and table.customer_column != table.key:
+            ids.add(column_key(table.customer_column))
+        frames[table.name] = _frame(label, expr, ids)
     frames["Settings"] = raw_settings
     data = _reader.read(frames, overrides)
     if push is not None:
