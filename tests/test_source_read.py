@@ -63,3 +63,57 @@ def test_a_source_gives_the_csv_report_with_such_a_customer_column(tmp_path: Pat
     assert_close(got, expected)
     data = read(to_parquet(tables, tmp_path / "parquet2"))
     assert isinstance(data.tables["Surveys"]["customer_id"].dtype, pd.CategoricalDtype)
+
+
+def test_text_the_reader_would_keep_as_it_is_is_taken_whole(tmp_path: Path, monkeypatch):
+    """A source's mostly distinct text column (response ids, names) whose values the
+    reader would keep as they are is checked in Arrow and taken whole; one value that
+    needs the reader (a space at an end, an Excel error, ``1001.0``, an empty string, a
+    character beyond ASCII at an end) sends the column through the reader's rules, value
+    by value. Either way the Dataset and the report are the CSV folder's."""
+    from cxkpi_xl.data import reader as r
+
+    tables = {k: v for k, v in generate("tiny").items() if k != "HealthWeights"}
+    n = len(tables["Surveys"])
+    clean = [f"R-{i:05d}" for i in range(n)]
+    cases = {
+        "clean": (clean, True),
+        "space": ([*clean[:-1], " R-x"], False),
+        "error": (["#N/A", *clean[1:]], False),
+        "number": (["1001.0", *clean[1:]], False),
+        "empty": (["", *clean[1:]], False),
+        "accent inside": (["Réponse", *clean[1:]], True),  # kept as it is: fine
+        "no-break space": (["R-1\xa0", *clean[1:]], False),  # str.strip strips it
+        "accent at the end": (["Réponsé", *clean[1:]], False),  # not judged: the reader's
+        "blank": ([None, *clean[1:]], True),
+    }
+    for name, (ids, fast) in cases.items():
+        tables["Surveys"] = tables["Surveys"].assign(response_id=ids)
+        taken: list[str] = []
+        real = r._normalise_table
+
+        def spy(table, sheet, raw, *a, taken=taken, real=real, **k):
+            if table.name == "Surveys":
+                taken.extend(raw.attrs.get(r.AS_WRITTEN, ()))
+            return real(table, sheet, raw, *a, **k)
+
+        monkeypatch.setattr(r, "_normalise_table", spy)
+        folder = to_parquet(tables, tmp_path / f"{name}-parquet")
+        got = read(folder)
+        monkeypatch.setattr(r, "_normalise_table", real)
+        assert ("responseid" in taken) == fast, name
+        expected = read(csv_folder(tables, tmp_path / f"{name}-csv"))
+        assert got.tables["Surveys"]["response_id"].tolist() == (
+            expected.tables["Surveys"]["response_id"].tolist()
+        ), name
+        assert [i.as_row()[1:] for i in got.issues if i.column == "response_id"] == [
+            i.as_row()[1:] for i in expected.issues if i.column == "response_id"
+        ], name  # all but the table's label (Surveys.parquet, Surveys.csv)
+        assert_close(report_json(folder), report_json(tmp_path / f"{name}-csv"))
+
+
+def csv_folder(tables: dict[str, pd.DataFrame], folder: Path) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, frame in tables.items():
+        frame.to_csv(folder / f"{name}.csv", index=False)
+    return folder

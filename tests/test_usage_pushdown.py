@@ -247,8 +247,8 @@ def test_no_usage_frame_reaches_python(sets, tmp_path, monkeypatch):
     fetched: list[tuple[str, int]] = []
     real = sources._frame
 
-    def frame(label: str, expr: Any) -> pd.DataFrame:
-        out = real(label, expr)
+    def frame(label: str, expr: Any, *more: Any) -> pd.DataFrame:
+        out = real(label, expr, *more)
         fetched.append((label, len(out)))
         return out
 

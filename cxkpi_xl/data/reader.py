@@ -391,6 +391,13 @@ class _LazyCodes(dict):  # type: ignore[type-arg]
         return self[column]
 
 
+AS_WRITTEN = "cxkpi_xl as written"
+"""``DataFrame.attrs`` key: the column keys (:func:`column_key`) of a frame's text columns
+whose every value is a ``str`` or None that this reader keeps as it is (a source checks
+them in its engine: ``sources._as_written``). An optional id or text column so marked is
+taken as it is instead of value by value (5 million response ids cost seconds)."""
+
+
 def _normalise_table(
     table: Table,
     sheet: str,
@@ -406,11 +413,22 @@ def _normalise_table(
     (``DMY``, ``MDY`` or None), used for a date column that shows none itself."""
     v = _Validator(table, sheet, rows, issues)
     out: dict[str, Any] = {}
+    as_written = raw.attrs.get(AS_WRITTEN, frozenset())
     for col in table.columns:
         if col.name not in raw:
             out[col.name] = pd.Series([None] * len(raw), dtype=object)
             continue
         series = raw[col.name].reset_index(drop=True)
+        if (
+            column_key(col.name) in as_written
+            and col.type in (ID, TEXT)
+            and not col.required
+            and not col.choices
+            and col.name not in (table.key, table.customer_column)
+            and series.dtype == object
+        ):
+            out[col.name] = series  # every value a str or None, kept as it is
+            continue
         action_bad = "skipped the row" if col.required else "used a blank"
         if col.type == NUMBER:
             values, blank, bad, reasons = _number_column(series, settings["decimal_separator"])

@@ -400,12 +400,15 @@ def _frame(label: str, expr: Any, repeated: Collection[str] = ()) -> pd.DataFram
     import pyarrow as pa
 
     columns: dict[str, Any] = {}
+    normal: set[str] = set()
     for name, column in zip(table.column_names, table.columns, strict=True):
         kind = column.type
         if pa.types.is_string(kind) or pa.types.is_large_string(kind):
             head = column.slice(0, 100_000).combine_chunks().dictionary_encode()
             if 2 * len(head.dictionary) > len(head) and column_key(name) not in repeated:
                 columns[name] = pd.Series(column.to_numpy(zero_copy_only=False), dtype=object)
+                if _as_written(column):
+                    normal.add(column_key(name))
                 continue
             encoded = column.dictionary_encode().combine_chunks()
             columns[name] = pd.Categorical.from_codes(
@@ -417,7 +420,24 @@ def _frame(label: str, expr: Any, repeated: Collection[str] = ()) -> pd.DataFram
         if isinstance(values.dtype, pd.DatetimeTZDtype):
             values = values.dt.tz_localize(None)
         columns[name] = values
-    return pd.DataFrame(columns, copy=False)  # a copy of millions of rows costs seconds
+    frame = pd.DataFrame(columns, copy=False)  # a copy of millions of rows costs seconds
+    frame.attrs[_reader.AS_WRITTEN] = frozenset(normal)
+    return frame
+
+
+def _as_written(column: Any) -> bool:
+    """Whether the reader would keep every value of a text column as it is, as an id or
+    as text (``reader.AS_WRITTEN``): each value starts with a printable ASCII character
+    other than ``#`` (an Excel error such as ``#N/A`` starts so) and ends with a printable
+    ASCII character (so no space of any kind at either end, nothing empty), and is not
+    digits then ``.0`` (``1001.0``, an id a CSV export typed as a number). Anything else
+    is left to the reader's own rules, value by value."""
+    import pyarrow.compute as pc
+
+    ok = pc.match_substring_regex(column, r"(?s)^[!\x22\x24-~](.*[!-~])?$")
+    number = pc.match_substring_regex(column, r"^[0-9]+\.0$")
+    bad = pc.or_kleene(pc.invert(ok), number)
+    return not pc.any(bad).as_py()
 
 
 # --- reading -------------------------------------------------------------------------
