@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -17,7 +18,7 @@ from cxkpi_xl.data.sample import generate
 from cxkpi_xl.engine import assemble, breakdowns
 from cxkpi_xl.engine.axis import _axis
 from cxkpi_xl.engine.groups import _Groupings
-from cxkpi_xl.engine.subscriptions import _Base
+from cxkpi_xl.engine.subscriptions import _Base, _subscription_sums
 
 
 def _edge_data(size: str, seed: int) -> Dataset:
@@ -136,3 +137,89 @@ def test_groupings_sum_and_count_against_pandas() -> None:
         assert sums.tolist() == by["v"].sum().reindex(range(size), fill_value=0).tolist()
         assert counts.tolist() == by["m"].sum().reindex(range(size), fill_value=0).tolist()
         assert smallest.tolist() == by["v"].min().reindex(range(size), fill_value=10**10).tolist()
+
+
+def _subscription_sums_before(base: _Base, axis: Any) -> dict[str, Any]:
+    """The previous sums of ``_subscription_kpis``: every period read from the customers x
+    months matrices column by column."""
+    P = len(axis.periods)
+    m = base.mrr
+    out: dict[str, Any] = {"n": len(base.ids), "has": base.has_mrr_data}
+    out["mrr_end"] = np.array([m[:, b].sum() for _, b in axis.periods], dtype=np.int64)
+    out["mrr_start"] = np.array([m[:, a - 1].sum() for a, _ in axis.periods], dtype=np.int64)
+    out["moves"] = {
+        name: np.array([v[:, a - 1 : b].sum() for a, b in axis.periods], dtype=np.int64)
+        for name, v in base.move.items()
+    }
+    mrr_cols = np.flatnonzero(m.any(axis=0))
+    out["first_mrr"] = int(mrr_cols[0]) if len(mrr_cols) else axis.size
+    out["paying_end"] = np.array([(m[:, b] > 0).sum() for _, b in axis.periods], dtype=float)
+    exp, con, chu, expanded = (np.zeros(P) for _ in range(4))
+    for p, (a, b) in enumerate(axis.periods):
+        start, end = m[:, a - 1], m[:, b]
+        cohort = start > 0
+        s, e = start[cohort], end[cohort]
+        exp[p] = np.where((e > s), e - s, 0).sum()
+        con[p] = np.where((e > 0) & (e < s), s - e, 0).sum()
+        chu[p] = np.where(e == 0, s, 0).sum()
+        expanded[p] = (base.move["mrr_expansion"][:, a - 1 : b].sum(axis=1) > 0)[cohort].sum()
+    out.update(exp=exp, con=con, chu=chu, expanded=expanded)
+    out["paying_start"] = np.array([(m[:, a - 1] > 0).sum() for a, _ in axis.periods], float)
+    A = base.active
+    out["S"] = np.array([A[:, a - 1].sum() for a, _ in axis.periods], dtype=float)
+    out["E"] = np.array([A[:, b].sum() for _, b in axis.periods], dtype=float)
+    lost, new, joined_left = (np.zeros(P) for _ in range(3))
+    for p, (a, b) in enumerate(axis.periods):
+        s_, e_ = A[:, a - 1], A[:, b]
+        lost[p] = (s_ & ~e_).sum()
+        new[p] = (e_ & ~s_).sum()
+        joined_left[p] = (base.touched(a, b) & ~s_ & ~e_).sum()
+    out.update(lost=lost, new=new, joined_left=joined_left)
+    return out
+
+
+def _movements_before(m: np.ndarray) -> dict[str, np.ndarray]:
+    """The previous ``_Base._movements`` (an explicit array of zeros, cur - prev twice)."""
+    if m.size and m.min() >= 0 and m.max() < 2**31:
+        m = m.astype(np.int32)
+    prev, cur = m[:, :-1], m[:, 1:]
+    ever = np.maximum.accumulate(m > 0, axis=1)[:, :-1]
+    started = (prev == 0) & (cur > 0)
+    zeros = np.zeros_like(cur)
+    return {
+        "mrr_new": np.where(started & ~ever, cur, zeros),
+        "mrr_reactivation": np.where(started & ever, cur, zeros),
+        "mrr_expansion": np.where((prev > 0) & (cur > prev), cur - prev, zeros),
+        "mrr_contraction": np.where((cur > 0) & (cur < prev), prev - cur, zeros),
+        "mrr_churn": np.where((prev > 0) & (cur == 0), prev, zeros),
+    }
+
+
+@pytest.mark.parametrize("granularity", ["month", "quarter", "year"])
+@pytest.mark.parametrize("size", ["tiny", "medium"])
+def test_subscription_sums_and_movements_equal_the_previous_ones(
+    size: str, granularity: str
+) -> None:
+    data = copy.deepcopy(_edge_data(size, seed=7))
+    data.settings.update({"granularity": granularity})
+    data = assemble._encode_ids(data)
+    axis = _axis(data, granularity)
+    assert axis is not None
+    base = _Base(data, axis)
+    for name, v in _movements_before(base.mrr).items():
+        assert base.move[name].dtype == v.dtype and np.array_equal(base.move[name], v), name
+    new, old = _subscription_sums(base, axis), _subscription_sums_before(base, axis)
+    assert list(new) == list(old)
+    for key in old:
+        if key == "moves":
+            for name in old[key]:
+                assert np.array_equal(new[key][name], old[key][name]), name
+        elif isinstance(old[key], np.ndarray):
+            assert new[key].dtype == old[key].dtype and np.array_equal(new[key], old[key]), key
+        else:
+            assert new[key] == old[key], key
+    # negative MRR (a credit) takes the 64-bit movements: the same there too
+    base.mrr[0, 2] = -5
+    base._movements()
+    for name, v in _movements_before(base.mrr).items():
+        assert np.array_equal(base.move[name], v), name

@@ -170,13 +170,13 @@ class _Base:
         prev, cur = m[:, :-1], m[:, 1:]
         ever = np.maximum.accumulate(m > 0, axis=1)[:, :-1]
         started = (prev == 0) & (cur > 0)
-        zeros = np.zeros_like(cur)
+        paid, change = prev > 0, cur - prev  # no overflow: |MRR| is below 2**61 (or 2**31)
         self.move = {
-            "mrr_new": np.where(started & ~ever, cur, zeros),
-            "mrr_reactivation": np.where(started & ever, cur, zeros),
-            "mrr_expansion": np.where((prev > 0) & (cur > prev), cur - prev, zeros),
-            "mrr_contraction": np.where((cur > 0) & (cur < prev), prev - cur, zeros),
-            "mrr_churn": np.where((prev > 0) & (cur == 0), prev, zeros),
+            "mrr_new": np.where(started & ~ever, cur, 0),
+            "mrr_reactivation": np.where(started & ever, cur, 0),
+            "mrr_expansion": np.where(paid & (change > 0), change, 0),
+            "mrr_contraction": np.where((cur > 0) & (change < 0), -change, 0),
+            "mrr_churn": np.where(paid & (cur == 0), prev, 0),
         }  # column j is the movement into month column j + 1
 
     def subset(self, rows: np.ndarray, cust_rows: np.ndarray) -> _Base:
@@ -201,39 +201,52 @@ class _Base:
 def _subscription_sums(base: _Base, axis: _Axis) -> dict[str, Any]:
     """The sums over customers that the subscription KPIs are made of, per period (integer
     money units and counts): :func:`_subscription_from_sums` turns them into the KPIs.
-    :func:`_subscription_sums_by_group` gives the same sums for groups of customers."""
+    ``groups._subscription_sums_by_group`` gives the same sums for groups of customers.
+
+    Whole-matrix sums are taken once per month column; the per-customer quantities of a
+    period read its start and end columns from transposed copies (contiguous)."""
     P = len(axis.periods)
     m = base.mrr
+    starts = [a - 1 for a, _ in axis.periods]
+    ends = [b for _, b in axis.periods]
     sums: dict[str, Any] = {"n": len(base.ids), "has": base.has_mrr_data}
-    sums["mrr_end"] = np.array([m[:, b].sum() for _, b in axis.periods], dtype=np.int64)
-    sums["mrr_start"] = np.array([m[:, a - 1].sum() for a, _ in axis.periods], dtype=np.int64)
-    sums["moves"] = {
-        name: np.array([matrix[:, a - 1 : b].sum() for a, b in axis.periods], dtype=np.int64)
-        for name, matrix in base.move.items()
-    }
-    mrr_cols = np.flatnonzero(m.any(axis=0))
+    col_sums = m.sum(axis=0, dtype=np.int64)
+    sums["mrr_end"] = col_sums[ends]
+    sums["mrr_start"] = col_sums[starts]
+    moves = {}
+    for name, matrix in base.move.items():
+        move_cols = matrix.sum(axis=0, dtype=np.int64)
+        moves[name] = np.array([move_cols[a - 1 : b].sum() for a, b in axis.periods], np.int64)
+    sums["moves"] = moves
+    mrr_cols = np.flatnonzero((m != 0).any(axis=0))
     sums["first_mrr"] = int(mrr_cols[0]) if len(mrr_cols) else axis.size
-    sums["paying_end"] = np.array([(m[:, b] > 0).sum() for _, b in axis.periods], dtype=float)
+    paying = (m > 0).sum(axis=0)
+    sums["paying_end"] = paying[ends].astype(float)
+    m_start, m_end = np.ascontiguousarray(m[:, starts].T), np.ascontiguousarray(m[:, ends].T)
     exp, con, chu = (np.zeros(P) for _ in range(3))
     expanded = np.zeros(P)
+    expansion = base.move["mrr_expansion"]
     for p, (a, b) in enumerate(axis.periods):
-        start, end = m[:, a - 1], m[:, b]
+        start, end = m_start[p], m_end[p]
         cohort = start > 0
         s, e = start[cohort], end[cohort]
         exp[p] = np.where((e > s), e - s, 0).sum()
         con[p] = np.where((e > 0) & (e < s), s - e, 0).sum()
         chu[p] = np.where(e == 0, s, 0).sum()
-        expanded[p] = (base.move["mrr_expansion"][:, a - 1 : b].sum(axis=1) > 0)[cohort].sum()
+        grew = expansion[:, a - 1] > 0 if b == a else expansion[:, a - 1 : b].sum(axis=1) > 0
+        expanded[p] = (grew & cohort).sum()
     sums.update(exp=exp, con=con, chu=chu, expanded=expanded)
-    sums["paying_start"] = np.array([(m[:, a - 1] > 0).sum() for a, _ in axis.periods], dtype=float)
+    sums["paying_start"] = paying[starts].astype(float)
     A = base.active
-    sums["S"] = np.array([A[:, a - 1].sum() for a, _ in axis.periods], dtype=float)
-    sums["E"] = np.array([A[:, b].sum() for _, b in axis.periods], dtype=float)
+    active_cols = A.sum(axis=0)
+    sums["S"] = active_cols[starts].astype(float)
+    sums["E"] = active_cols[ends].astype(float)
+    a_start, a_end = np.ascontiguousarray(A[:, starts].T), np.ascontiguousarray(A[:, ends].T)
     lost = np.zeros(P)
     new = np.zeros(P)
     joined_left = np.zeros(P)
     for p, (a, b) in enumerate(axis.periods):
-        s_, e_ = A[:, a - 1], A[:, b]
+        s_, e_ = a_start[p], a_end[p]
         lost[p] = (s_ & ~e_).sum()
         new[p] = (e_ & ~s_).sum()
         touched = base.touched(a, b)
