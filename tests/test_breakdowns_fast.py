@@ -223,3 +223,27 @@ def test_subscription_sums_and_movements_equal_the_previous_ones(
     base._movements()
     for name, v in _movements_before(base.mrr).items():
         assert np.array_equal(base.move[name], v), name
+
+
+def test_usage_by_group_beyond_the_flag_limit(monkeypatch: pytest.MonkeyPatch) -> None:
+    from cxkpi_xl.engine import activity
+
+    monkeypatch.setattr(activity, "FLAG_LIMIT", 0)  # the pairs hashed, no table of flags
+    new, old = _both(_edge_data("small", seed=8))
+    _assert_same(new, old)
+    assert new["owner"].set_index("kpi").loc["product_usage_rate"].iloc[:, 1:].notna().any().any()
+
+
+def test_the_report_s_usage_flags_are_the_ones_counted_by_group() -> None:
+    data = assemble._encode_ids(_edge_data("small", seed=9))
+    axis = _axis(data, "month")
+    assert axis is not None
+    base = _Base(data, axis)
+    assemble._usage_part(data, base, axis)  # the report's usage KPIs keep their flags
+    assert base._usage_flags is not None and base._usage_flags[1].any()
+    kept = _Base(data, axis)  # a fresh base: the flags are made by the breakdowns
+    columns = ["segment", "owner"]
+    _assert_same(
+        breakdowns._group_breakdowns_by_sums(data, base, axis, columns),
+        breakdowns._group_breakdowns_by_sums(data, kept, axis, columns),
+    )

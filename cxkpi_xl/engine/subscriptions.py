@@ -160,6 +160,8 @@ class _Base:
             by_mrr = by_mrr | before
         self.active = np.where(self.date_based[:, None], by_dates, by_mrr)
         self._movements()
+        # the Usage summary's (period, customer) flags (engine.activity._active_usage_flags)
+        self._usage_flags: tuple[Any, np.ndarray] | None = None
 
     def _movements(self) -> None:
         m = self.mrr
@@ -190,6 +192,7 @@ class _Base:
         sub.move = {m: v[rows] for m, v in self.move.items()}
         sub.cpos = np.searchsorted(rows, self.cpos[cust_rows])
         sub.has_mrr_data = bool(sub.has_mrr.any())
+        sub._usage_flags = None
         return sub
 
     def touched(self, a: int, b: int) -> np.ndarray:
