@@ -17,18 +17,23 @@ from .subscriptions import _Base
 def _support_and_funnel(data: Dataset, axis: _Axis, k: dict[str, np.ndarray]) -> None:
     t = data.tables["Tickets"]
     rcol = axis.col(months_of(t["resolved_date"]))
-    resolved = _blank_without(t, _per_period(rcol, None, axis))
-    first = _blank_without(
-        t, _per_period(rcol, (t["contacts"].to_numpy(float) == 1).astype(float), axis)
-    )
-    k["first_contact_resolution_rate"] = np.asarray(
-        support.first_contact_resolution_rate(first, resolved), float
-    )
+    contacts = t["contacts"].to_numpy(float)
+    k["first_contact_resolution_rate"] = _first_contact_resolution(rcol, contacts, axis)
     f = data.tables["Funnel"]
     fcol = axis.col(months_of(f["month"]))
     visitors = _blank_without(f, _per_period(fcol, f["visitors"].to_numpy(float), axis))
     conversions = _blank_without(f, _per_period(fcol, f["conversions"].to_numpy(float), axis))
     k["conversion_rate"] = np.asarray(engagement.conversion_rate(conversions, visitors), float)
+
+
+def _first_contact_resolution(rcol: np.ndarray, contacts: np.ndarray, axis: _Axis) -> np.ndarray:
+    """First contact resolution rate per period of tickets resolved in month columns
+    ``rcol`` after ``contacts`` contacts (blank without tickets; any tickets, in order:
+    the segment and owner breakdowns pass each group's)."""
+    blank = np.full(len(axis.periods), np.nan)
+    resolved = _per_period(rcol, None, axis) if len(rcol) else blank
+    first = _per_period(rcol, (contacts == 1).astype(float), axis) if len(rcol) else blank
+    return np.asarray(support.first_contact_resolution_rate(first, resolved), float)
 
 
 def usage_summary(data: Dataset) -> UsageSummary:

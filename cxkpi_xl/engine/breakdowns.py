@@ -15,15 +15,15 @@ import pandas as pd
 from ..data.periods import months_of
 from ..data.reader import Dataset
 from ..kpis import retention, surveys
-from .activity import _support_and_funnel, _usage_kpis, usage_summary
+from .activity import _first_contact_resolution, _support_and_funnel, _usage_kpis, usage_summary
 from .axis import _at, _Axis
 from .customers import _referral_revenue
-from .feedback import _survey_kpis
+from .feedback import _survey_kpis, _survey_kpis_of, _survey_rows
 from .groups import (
-    _cut_by_group,
     _group_codes,
     _Groupings,
     _referral_revenue_by_group,
+    _rows_by_group,
     _subscription_sums_by_group,
     _sums_by_code,
     _usage_rate_by_group,
@@ -168,13 +168,6 @@ def _group_breakdown_by_rows(
     return pd.DataFrame(rows, columns=[column, "kpi", *axis.labels[axis.reported]])
 
 
-def _group_columns(frame: pd.DataFrame, name: str) -> pd.DataFrame:
-    """The columns of ``frame`` (table ``name``) that the breakdown KPIs read."""
-    if name not in GROUP_COLUMNS:
-        return frame
-    return frame[[c for c in frame.columns if c in GROUP_COLUMNS[name]]]
-
-
 def _group_breakdowns_by_sums(
     data: Dataset, base: _Base, axis: _Axis, columns: list[str]
 ) -> dict[str, pd.DataFrame]:
@@ -209,31 +202,24 @@ def _group_breakdowns_by_sums(
     order_groups = [groups_of(positions["Orders"], codes) for codes, _ in factorized]
     has_mrr = [np.array([s["has"] for s in group_sums]) for group_sums in sums]
     referral = _referral_revenue_by_group(data, base, axis, groupings, order_groups, has_mrr)
+    # the survey and ticket rows each KPI function reads, split by group in table order
+    sv, tickets = data.tables["Surveys"], data.tables["Tickets"]
+    survey_rows = _survey_rows(sv, axis)
+    rcol = axis.col(months_of(tickets["resolved_date"]))
+    contacts = tickets["contacts"].to_numpy(float)
     for i, (column, (codes, names)) in enumerate(zip(usable, factorized, strict=True)):
-        cut = {
-            name: _cut_by_group(
-                _group_columns(data.tables[name], name),
-                groups_of(positions[name], codes),
-                len(names),
-            )
-            for name in ("Surveys", "Tickets")
-        }
-        funnel = data.tables["Funnel"].iloc[0:0]
+        by_survey = _rows_by_group(groups_of(positions["Surveys"], codes), len(names))
+        by_ticket = _rows_by_group(groups_of(positions["Tickets"], codes), len(names))
         rows = []
         for g, name in enumerate(names):
             k: dict[str, np.ndarray] = {}
             _subscription_from_sums(sums[i][g], base.scale, axis, data.settings, k)
-            group = dataclasses.replace(
-                data,
-                tables={
-                    "Surveys": cut["Surveys"][g],
-                    "Tickets": cut["Tickets"][g],
-                    "Funnel": funnel,
-                },
-                issues=[],
+            mine = by_survey[g]
+            _survey_kpis_of(*(a[mine] for a in survey_rows), axis, data.settings, k)
+            mine = by_ticket[g]
+            k["first_contact_resolution_rate"] = _first_contact_resolution(
+                rcol[mine], contacts[mine], axis
             )
-            _survey_kpis(group, axis, data.settings, k)
-            _support_and_funnel(group, axis, k)
             k["product_usage_rate"] = usage[i][g]
             k["referral_revenue"] = referral[i][g]
             rows += [(name, kpi, *k[kpi][axis.reported]) for kpi in BREAKDOWN_KPIS]

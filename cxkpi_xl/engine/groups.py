@@ -174,12 +174,12 @@ def _subscription_sums_by_group(
     return out
 
 
-def _cut_by_group(frame: pd.DataFrame, group: np.ndarray, size: int) -> list[pd.DataFrame]:
-    """``frame``'s rows of each group 0..size-1 (``group`` -1: none), in table order."""
+def _rows_by_group(group: np.ndarray, size: int) -> list[np.ndarray]:
+    """The row numbers of each group 0..size-1 (``group`` -1: none), in table order."""
     key = group.astype(np.int16) if size < 2**15 else group  # radix sort: linear
     order = np.argsort(key, kind="stable")
     bounds = np.searchsorted(key[order], np.arange(size + 1))
-    return [frame.take(order[bounds[g] : bounds[g + 1]]) for g in range(size)]
+    return [order[bounds[g] : bounds[g + 1]] for g in range(size)]
 
 
 def _usage_rate_by_group(
