@@ -247,3 +247,76 @@ def test_the_report_s_usage_flags_are_the_ones_counted_by_group() -> None:
         breakdowns._group_breakdowns_by_sums(data, base, axis, columns),
         breakdowns._group_breakdowns_by_sums(data, kept, axis, columns),
     )
+
+
+def _cohorts_before(base: _Base, axis: Any) -> dict[str, pd.DataFrame]:
+    """The previous ``_cohorts``: each cohort's rows found again at every age."""
+    from cxkpi_xl.data.periods import label
+
+    m = base.mrr
+    T = m.shape[1]
+    paying = m > 0
+    first = np.where(paying.any(axis=1), paying.argmax(axis=1), -1)
+    first = np.where(
+        (first < 0) & base.in_customers & (base.signup_col >= 1) & (base.signup_col < T),
+        base.signup_col,
+        first,
+    )
+    logos, revenue_rows, names = [], [], []
+    for c in range(1, T):
+        members = first == c
+        if not members.any():
+            continue
+        size = members.sum()
+        start_mrr = m[members, c].sum()
+        ages = T - c
+        logos.append([base.active[members, c + a].sum() / size for a in range(ages)])
+        revenue_rows.append(
+            [m[members, c + a].sum() / start_mrr if start_mrr else np.nan for a in range(ages)]
+        )
+        names.append(label(axis.base + c, "month"))
+    width = max((len(r) for r in logos), default=0)
+    pad = lambda rows: [r + [np.nan] * (width - len(r)) for r in rows]  # noqa: E731
+    return {
+        "cohort_logos": pd.DataFrame(pad(logos), index=names, columns=range(width)),
+        "cohort_revenue": pd.DataFrame(pad(revenue_rows), index=names, columns=range(width)),
+    }
+
+
+@pytest.mark.parametrize("size", ["tiny", "medium"])
+def test_cohorts_equal_the_previous_ones(size: str) -> None:
+    from cxkpi_xl.engine.cohorts import _cohorts
+
+    data = assemble._encode_ids(_edge_data(size, seed=10))
+    axis = _axis(data, "month")
+    assert axis is not None
+    base = _Base(data, axis)
+    base.mrr[np.flatnonzero(base.mrr[:, 3] > 0)[:1], 3:] = 0  # a cohort member who left
+    new, old = _cohorts(base, axis), _cohorts_before(base, axis)
+    for name in old:
+        pd.testing.assert_frame_equal(new[name], old[name], check_exact=True)
+    assert new["cohort_logos"].notna().any().any()
+
+
+def test_money_units_without_decimals_are_the_rounded_values() -> None:
+    from cxkpi_xl.engine.subscriptions import _money_scale, _to_units
+
+    rng = np.random.default_rng(11)
+    whole = np.r_[rng.integers(-1000, 1000, 10_000), rng.integers(-(10**12), 10**12, 10_000)]
+    # whole amounts as a float may hold them: a little above or below the whole number
+    near = whole + rng.choice([0.0, 1e-11, -1e-11, 3e-10, -4e-10], whole.size)
+    values = np.r_[near, [2.0**52, -(2.0**52) + 1, 0.0, -0.0, 1e15 + 2, 0.9999999999]]
+    cols = np.zeros(values.size, dtype=np.int64)
+    assert _money_scale(values, cols, 1) == 1  # no decimals in use
+    assert (values != np.rint(values)).sum() > 5_000  # and most are not whole floats
+    general = np.trunc(values).astype(np.int64) + np.rint(values - np.trunc(values)).astype(
+        np.int64
+    )
+    assert np.array_equal(_to_units(values, 1), general)
+    cents = np.round(values / 1e4, 2)
+    assert _money_scale(cents, cols, 1) == 100
+    assert np.array_equal(
+        _to_units(cents, 100),
+        np.trunc(cents).astype(np.int64) * 100
+        + np.rint((cents - np.trunc(cents)) * 100).astype(np.int64),
+    )

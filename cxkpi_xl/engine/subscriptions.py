@@ -75,6 +75,11 @@ def _money_scale(values: np.ndarray, cols: np.ndarray, size: int) -> int:
 def _to_units(values: np.ndarray, scale: int) -> np.ndarray:
     """``values`` as int64 counts of 1 / ``scale``, exact for any float below 2**62 / scale
     (the whole part is converted as it is; only the fraction is scaled)."""
+    if scale == 1:
+        # No decimals in use (_money_scale): every value is within 1e-9 of a whole number,
+        # never halfway between two, so rounding it is its whole part plus its rounded
+        # fraction, in one pass instead of five.
+        return np.rint(values).astype(np.int64)
     whole = np.trunc(values)
     return whole.astype(np.int64) * scale + np.rint((values - whole) * scale).astype(np.int64)
 
