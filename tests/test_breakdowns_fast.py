@@ -320,3 +320,21 @@ def test_money_units_without_decimals_are_the_rounded_values() -> None:
         np.trunc(cents).astype(np.int64) * 100
         + np.rint((cents - np.trunc(cents)) * 100).astype(np.int64),
     )
+
+
+def test_rows_of_codes_are_get_indexer() -> None:
+    base = _Base.__new__(_Base)
+    rng = np.random.default_rng(12)
+    ids = rng.permutation(5_000)[:3_000].astype(float)
+    base.ids = pd.Index(ids)
+    from cxkpi_xl.engine.subscriptions import _code_table
+
+    base._row_of_code = _code_table(ids)
+    assert base._row_of_code is not None
+    values = np.r_[rng.integers(0, 6_000, 20_000).astype(float), np.nan, 5_001.0, 1e9]
+    assert np.array_equal(base.rows_of(values), base.ids.get_indexer(values))
+    assert np.array_equal(base.rows_of(pd.Series(values)), base.ids.get_indexer(values))
+    for odd in ([0.5, 1.0], [-3.0, 1.0], [np.inf, 2.0]):  # not codes: hashed as before
+        assert np.array_equal(base.rows_of(np.array(odd)), base.ids.get_indexer(odd))
+    assert _code_table(np.r_[ids, np.nan]) is None  # a blank id: no table
+    assert _code_table(np.array(["a", "b"], dtype=object)) is None

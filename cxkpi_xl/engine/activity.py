@@ -126,7 +126,7 @@ def _usage_triples(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Each Usage triple's period and customer row in ``base`` (in 32 bits: tens of
     millions of triples; -1 is no customer or no period) and whether it has both."""
-    code_pos = base.ids.get_indexer(s.customers) if len(s.customers) else np.zeros(0, np.int64)
+    code_pos = base.rows_of(s.customers) if len(s.customers) else np.zeros(0, np.int64)
     cpos = np.append(code_pos, -1).astype(np.int32)[s.t_customer]  # code -1 takes the -1
     months = np.arange(s.t_month.min(), s.t_month.max() + 1) if len(s.t_month) else []
     month_period = axis.period_of_col[axis.col(np.asarray(months, np.int64))].astype(np.int32)

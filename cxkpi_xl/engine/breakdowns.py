@@ -190,9 +190,10 @@ def _group_breakdowns_by_sums(
     sums = _subscription_sums_by_group(base, axis, groupings)
     usage = _usage_rate_by_group(data, base, axis, groupings)
     # each row's group in the tables cut by group (by its customer's Customers row)
-    ids = pd.Index(cust["customer_id"])
+    cust_row = np.full(n + 1, -1)  # each base row's Customers row (ids unique); -1: none
+    cust_row[base.cpos] = np.arange(len(cust))
     positions = {
-        name: ids.get_indexer(data.tables[name]["customer_id"])
+        name: cust_row[base.rows_of(data.tables[name]["customer_id"])]
         for name in ("Orders", "Surveys", "Tickets")
     }
 
@@ -239,7 +240,7 @@ def _nps_categories_by_month(data: Dataset, base: _Base, axis: _Axis) -> np.ndar
     # by date, in table order within a date (NaT rows have no month column: left out)
     dates = nps_rows["response_date"].to_numpy("datetime64[ns]").view(np.int64)
     order = np.argsort(dates, kind="stable")
-    pos = base.ids.get_indexer(nps_rows["customer_id"])[order]
+    pos = base.rows_of(nps_rows["customer_id"])[order]
     col = axis.col(months_of(nps_rows["response_date"]))[order]
     score = nps_rows["score"].to_numpy(float)[order]
     code = np.where(
@@ -271,11 +272,11 @@ def _cx_to_revenue(
     n, C = len(base.ids), len(NPS_CATEGORIES)
     referrer = np.full(n, -1)
     if not cust.empty:
-        ref_pos = base.ids.get_indexer(cust["referred_by"])
+        ref_pos = base.rows_of(cust["referred_by"])
         referrer[base.cpos] = ref_pos
     valid = referrer >= 0
     orders = data.tables["Orders"]
-    opos = base.ids.get_indexer(orders["customer_id"])
+    opos = base.rows_of(orders["customer_id"])
     ocol = axis.col(months_of(orders["order_date"]))
     amount = orders["amount"].to_numpy(float)
     in_period = [np.flatnonzero((ocol >= a) & (ocol <= b) & (opos >= 0)) for a, b in axis.periods]
@@ -367,7 +368,7 @@ def _referrals_by_segment(data: Dataset, base: _Base, axis: _Axis) -> pd.DataFra
         for r in cust["referred_by"]
     ]
     orders = data.tables["Orders"]
-    opos = base.ids.get_indexer(orders["customer_id"])
+    opos = base.rows_of(orders["customer_id"])
     ocol = axis.col(months_of(orders["order_date"]))
     amount = orders["amount"].to_numpy(float)
     rows = []

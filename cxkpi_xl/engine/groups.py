@@ -194,7 +194,7 @@ def _usage_rate_by_group(
         return blank
     ends = np.array([b for _, b in axis.periods], dtype=np.int64)
     # the customers with a triple (any month): a group without one has no usage at all
-    code_pos = base.ids.get_indexer(s.customers) if len(s.customers) else np.zeros(0, np.int64)
+    code_pos = base.rows_of(s.customers) if len(s.customers) else np.zeros(0, np.int64)
     with_triple = np.zeros(n, dtype=bool)
     counts = np.bincount(s.t_customer[s.t_customer >= 0], minlength=len(s.customers))
     with_triple[code_pos[(counts > 0) & (code_pos >= 0)]] = True
@@ -255,7 +255,7 @@ def _referral_revenue_by_group(
         return [np.full((g, P), np.nan) for g in groupings.sizes]
     referred = np.zeros(len(base.ids), dtype=bool)
     referred[base.cpos] = cust["referred_by"].notna().to_numpy()
-    o_ref = _at(referred, base.ids.get_indexer(orders["customer_id"]))
+    o_ref = _at(referred, base.rows_of(orders["customer_id"]))
     amount = np.where(o_ref, orders["amount"].to_numpy(float), 0.0)
     pcol = axis.period_of_col[axis.col(months_of(orders["order_date"]))]
     ref_mrr = [np.zeros((g, P), dtype=np.int64) for g in groupings.sizes]

@@ -102,6 +102,19 @@ def _carry_unknown(m: np.ndarray, unknown: np.ndarray, known: np.ndarray) -> Non
         m[rows, t] = m[rows, t + 1] if t + 1 < T else 0
 
 
+def _code_table(ids: np.ndarray) -> np.ndarray | None:
+    """The row of each code for ids that are ``compute``'s float codes (whole numbers from
+    0, none missing), with a last slot of -1; None for any other ids."""
+    if ids.dtype != np.float64 or not len(ids) or np.isnan(ids).any():
+        return None
+    top = float(ids.max())
+    if ids.min() < 0 or top >= 4 * len(ids) + 2**20 or (ids % 1 != 0).any():
+        return None
+    table = np.full(int(top) + 2, -1, dtype=np.int64)
+    table[ids.astype(np.int64)] = np.arange(len(ids))
+    return table
+
+
 class _Base:
     """Per-customer matrices shared by the KPIs: MRR and activity by month."""
 
@@ -113,13 +126,14 @@ class _Base:
             pd.unique(pd.concat([cust["customer_id"], mrr["customer_id"]], ignore_index=True))
         )
         self.ids = ids
+        self._row_of_code = _code_table(ids.to_numpy())
         n, T = len(ids), axis.size
         self.in_customers = np.zeros(n, dtype=bool)
-        cpos = ids.get_indexer(cust["customer_id"])
+        cpos = self.rows_of(cust["customer_id"])
         self.in_customers[cpos] = True
         self.cpos = cpos
         # MRR in integer money units (exact sums; see _money_scale)
-        mpos = ids.get_indexer(mrr["customer_id"])
+        mpos = self.rows_of(mrr["customer_id"])
         mcol = axis.col(months_of(mrr["month"]))
         ok = mcol >= 0
         values = mrr["mrr"].to_numpy(float)
@@ -186,11 +200,29 @@ class _Base:
             "mrr_churn": np.where(paid & (cur == 0), prev, 0),
         }  # column j is the movement into month column j + 1
 
+    def rows_of(self, values: Any) -> np.ndarray:
+        """Each value's row in :attr:`ids` (-1: none), as ``ids.get_indexer(values)``; for
+        the float codes ``compute`` gives the ids, by a table of the codes (no hashing)."""
+        v = np.asarray(values)
+        table = self._row_of_code
+        if table is None or v.dtype != np.float64:
+            return self.ids.get_indexer(values)
+        codes = np.where(np.isnan(v), -1.0, v)
+        if not len(codes):
+            return np.zeros(0, dtype=np.int64)
+        whole = codes.min() >= -1 and codes.max() < 2**62 and (codes == np.trunc(codes)).all()
+        if not whole:
+            return self.ids.get_indexer(values)  # not the engine's codes
+        codes = codes.astype(np.int64)
+        codes[codes >= len(table) - 1] = -1  # an id none of the rows has
+        return table[codes]
+
     def subset(self, rows: np.ndarray, cust_rows: np.ndarray) -> _Base:
         """The base of the customers at ``rows`` (ascending), as if built from their data
         alone; ``cust_rows`` are their rows in the Customers table, in table order."""
         sub = copy.copy(self)
         sub.ids = self.ids[rows]
+        sub._row_of_code = _code_table(sub.ids.to_numpy())
         for name in ("in_customers", "has_mrr", "mrr", "signup_col", "churn_col", "date_based"):
             setattr(sub, name, getattr(self, name)[rows])
         sub.active = self.active[rows]
