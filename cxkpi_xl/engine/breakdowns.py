@@ -232,17 +232,18 @@ def _nps_categories_by_month(data: Dataset, base: _Base, axis: _Axis) -> np.ndar
     """Each customer's latest NPS category up to each month's end (-1: none), months x
     customers (each month's categories contiguous)."""
     sv = data.tables["Surveys"]
-    nps_rows = sv[(sv["survey"] == "NPS") & sv["customer_id"].notna()]
+    nps = (sv["survey"] == "NPS").to_numpy(bool, na_value=False)
+    rows = np.flatnonzero(nps & sv["customer_id"].notna().to_numpy())
     n, T = len(base.ids), axis.size
     cat = np.full((T, n), -1, dtype=np.int8)
-    if nps_rows.empty or n == 0:
+    if not len(rows) or n == 0:
         return cat
     # by date, in table order within a date (NaT rows have no month column: left out)
-    dates = nps_rows["response_date"].to_numpy("datetime64[ns]").view(np.int64)
-    order = np.argsort(dates, kind="stable")
-    pos = base.rows_of(nps_rows["customer_id"])[order]
-    col = axis.col(months_of(nps_rows["response_date"]))[order]
-    score = nps_rows["score"].to_numpy(float)[order]
+    when = sv["response_date"].iloc[rows]
+    order = rows[np.argsort(when.to_numpy("datetime64[ns]").view(np.int64), kind="stable")]
+    pos = base.rows_of(sv["customer_id"].to_numpy()[order])
+    col = axis.col(months_of(sv["response_date"].iloc[order]))
+    score = sv["score"].to_numpy(float)[order]
     code = np.where(
         score >= surveys.PROMOTER_FROM, 0, np.where(score <= surveys.DETRACTOR_UP_TO, 2, 1)
     ).astype(np.int8)
