@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -17,7 +18,7 @@ from cxkpi_xl.data.sample import generate
 from cxkpi_xl.engine import assemble, breakdowns
 from cxkpi_xl.engine.axis import _axis
 from cxkpi_xl.engine.groups import _Groupings
-from cxkpi_xl.engine.subscriptions import _Base
+from cxkpi_xl.engine.subscriptions import _Base, _subscription_sums
 
 
 def _edge_data(size: str, seed: int) -> Dataset:
@@ -136,3 +137,204 @@ def test_groupings_sum_and_count_against_pandas() -> None:
         assert sums.tolist() == by["v"].sum().reindex(range(size), fill_value=0).tolist()
         assert counts.tolist() == by["m"].sum().reindex(range(size), fill_value=0).tolist()
         assert smallest.tolist() == by["v"].min().reindex(range(size), fill_value=10**10).tolist()
+
+
+def _subscription_sums_before(base: _Base, axis: Any) -> dict[str, Any]:
+    """The previous sums of ``_subscription_kpis``: every period read from the customers x
+    months matrices column by column."""
+    P = len(axis.periods)
+    m = base.mrr
+    out: dict[str, Any] = {"n": len(base.ids), "has": base.has_mrr_data}
+    out["mrr_end"] = np.array([m[:, b].sum() for _, b in axis.periods], dtype=np.int64)
+    out["mrr_start"] = np.array([m[:, a - 1].sum() for a, _ in axis.periods], dtype=np.int64)
+    out["moves"] = {
+        name: np.array([v[:, a - 1 : b].sum() for a, b in axis.periods], dtype=np.int64)
+        for name, v in base.move.items()
+    }
+    mrr_cols = np.flatnonzero(m.any(axis=0))
+    out["first_mrr"] = int(mrr_cols[0]) if len(mrr_cols) else axis.size
+    out["paying_end"] = np.array([(m[:, b] > 0).sum() for _, b in axis.periods], dtype=float)
+    exp, con, chu, expanded = (np.zeros(P) for _ in range(4))
+    for p, (a, b) in enumerate(axis.periods):
+        start, end = m[:, a - 1], m[:, b]
+        cohort = start > 0
+        s, e = start[cohort], end[cohort]
+        exp[p] = np.where((e > s), e - s, 0).sum()
+        con[p] = np.where((e > 0) & (e < s), s - e, 0).sum()
+        chu[p] = np.where(e == 0, s, 0).sum()
+        expanded[p] = (base.move["mrr_expansion"][:, a - 1 : b].sum(axis=1) > 0)[cohort].sum()
+    out.update(exp=exp, con=con, chu=chu, expanded=expanded)
+    out["paying_start"] = np.array([(m[:, a - 1] > 0).sum() for a, _ in axis.periods], float)
+    A = base.active
+    out["S"] = np.array([A[:, a - 1].sum() for a, _ in axis.periods], dtype=float)
+    out["E"] = np.array([A[:, b].sum() for _, b in axis.periods], dtype=float)
+    lost, new, joined_left = (np.zeros(P) for _ in range(3))
+    for p, (a, b) in enumerate(axis.periods):
+        s_, e_ = A[:, a - 1], A[:, b]
+        lost[p] = (s_ & ~e_).sum()
+        new[p] = (e_ & ~s_).sum()
+        joined_left[p] = (base.touched(a, b) & ~s_ & ~e_).sum()
+    out.update(lost=lost, new=new, joined_left=joined_left)
+    return out
+
+
+def _movements_before(m: np.ndarray) -> dict[str, np.ndarray]:
+    """The previous ``_Base._movements`` (an explicit array of zeros, cur - prev twice)."""
+    if m.size and m.min() >= 0 and m.max() < 2**31:
+        m = m.astype(np.int32)
+    prev, cur = m[:, :-1], m[:, 1:]
+    ever = np.maximum.accumulate(m > 0, axis=1)[:, :-1]
+    started = (prev == 0) & (cur > 0)
+    zeros = np.zeros_like(cur)
+    return {
+        "mrr_new": np.where(started & ~ever, cur, zeros),
+        "mrr_reactivation": np.where(started & ever, cur, zeros),
+        "mrr_expansion": np.where((prev > 0) & (cur > prev), cur - prev, zeros),
+        "mrr_contraction": np.where((cur > 0) & (cur < prev), prev - cur, zeros),
+        "mrr_churn": np.where((prev > 0) & (cur == 0), prev, zeros),
+    }
+
+
+@pytest.mark.parametrize("granularity", ["month", "quarter", "year"])
+@pytest.mark.parametrize("size", ["tiny", "medium"])
+def test_subscription_sums_and_movements_equal_the_previous_ones(
+    size: str, granularity: str
+) -> None:
+    data = copy.deepcopy(_edge_data(size, seed=7))
+    data.settings.update({"granularity": granularity})
+    data = assemble._encode_ids(data)
+    axis = _axis(data, granularity)
+    assert axis is not None
+    base = _Base(data, axis)
+    for name, v in _movements_before(base.mrr).items():
+        assert base.move[name].dtype == v.dtype and np.array_equal(base.move[name], v), name
+    new, old = _subscription_sums(base, axis), _subscription_sums_before(base, axis)
+    assert list(new) == list(old)
+    for key in old:
+        if key == "moves":
+            for name in old[key]:
+                assert np.array_equal(new[key][name], old[key][name]), name
+        elif isinstance(old[key], np.ndarray):
+            assert new[key].dtype == old[key].dtype and np.array_equal(new[key], old[key]), key
+        else:
+            assert new[key] == old[key], key
+    # negative MRR (a credit) takes the 64-bit movements: the same there too
+    base.mrr[0, 2] = -5
+    base._movements()
+    for name, v in _movements_before(base.mrr).items():
+        assert np.array_equal(base.move[name], v), name
+
+
+def test_usage_by_group_beyond_the_flag_limit(monkeypatch: pytest.MonkeyPatch) -> None:
+    from cxkpi_xl.engine import activity
+
+    monkeypatch.setattr(activity, "FLAG_LIMIT", 0)  # the pairs hashed, no table of flags
+    new, old = _both(_edge_data("small", seed=8))
+    _assert_same(new, old)
+    assert new["owner"].set_index("kpi").loc["product_usage_rate"].iloc[:, 1:].notna().any().any()
+
+
+def test_the_report_s_usage_flags_are_the_ones_counted_by_group() -> None:
+    data = assemble._encode_ids(_edge_data("small", seed=9))
+    axis = _axis(data, "month")
+    assert axis is not None
+    base = _Base(data, axis)
+    assemble._usage_part(data, base, axis)  # the report's usage KPIs keep their flags
+    assert base._usage_flags is not None and base._usage_flags[1].any()
+    kept = _Base(data, axis)  # a fresh base: the flags are made by the breakdowns
+    columns = ["segment", "owner"]
+    _assert_same(
+        breakdowns._group_breakdowns_by_sums(data, base, axis, columns),
+        breakdowns._group_breakdowns_by_sums(data, kept, axis, columns),
+    )
+
+
+def _cohorts_before(base: _Base, axis: Any) -> dict[str, pd.DataFrame]:
+    """The previous ``_cohorts``: each cohort's rows found again at every age."""
+    from cxkpi_xl.data.periods import label
+
+    m = base.mrr
+    T = m.shape[1]
+    paying = m > 0
+    first = np.where(paying.any(axis=1), paying.argmax(axis=1), -1)
+    first = np.where(
+        (first < 0) & base.in_customers & (base.signup_col >= 1) & (base.signup_col < T),
+        base.signup_col,
+        first,
+    )
+    logos, revenue_rows, names = [], [], []
+    for c in range(1, T):
+        members = first == c
+        if not members.any():
+            continue
+        size = members.sum()
+        start_mrr = m[members, c].sum()
+        ages = T - c
+        logos.append([base.active[members, c + a].sum() / size for a in range(ages)])
+        revenue_rows.append(
+            [m[members, c + a].sum() / start_mrr if start_mrr else np.nan for a in range(ages)]
+        )
+        names.append(label(axis.base + c, "month"))
+    width = max((len(r) for r in logos), default=0)
+    pad = lambda rows: [r + [np.nan] * (width - len(r)) for r in rows]  # noqa: E731
+    return {
+        "cohort_logos": pd.DataFrame(pad(logos), index=names, columns=range(width)),
+        "cohort_revenue": pd.DataFrame(pad(revenue_rows), index=names, columns=range(width)),
+    }
+
+
+@pytest.mark.parametrize("size", ["tiny", "medium"])
+def test_cohorts_equal_the_previous_ones(size: str) -> None:
+    from cxkpi_xl.engine.cohorts import _cohorts
+
+    data = assemble._encode_ids(_edge_data(size, seed=10))
+    axis = _axis(data, "month")
+    assert axis is not None
+    base = _Base(data, axis)
+    base.mrr[np.flatnonzero(base.mrr[:, 3] > 0)[:1], 3:] = 0  # a cohort member who left
+    new, old = _cohorts(base, axis), _cohorts_before(base, axis)
+    for name in old:
+        pd.testing.assert_frame_equal(new[name], old[name], check_exact=True)
+    assert new["cohort_logos"].notna().any().any()
+
+
+def test_money_units_without_decimals_are_the_rounded_values() -> None:
+    from cxkpi_xl.engine.subscriptions import _money_scale, _to_units
+
+    rng = np.random.default_rng(11)
+    whole = np.r_[rng.integers(-1000, 1000, 10_000), rng.integers(-(10**12), 10**12, 10_000)]
+    # whole amounts as a float may hold them: a little above or below the whole number
+    near = whole + rng.choice([0.0, 1e-11, -1e-11, 3e-10, -4e-10], whole.size)
+    values = np.r_[near, [2.0**52, -(2.0**52) + 1, 0.0, -0.0, 1e15 + 2, 0.9999999999]]
+    cols = np.zeros(values.size, dtype=np.int64)
+    assert _money_scale(values, cols, 1) == 1  # no decimals in use
+    assert (values != np.rint(values)).sum() > 5_000  # and most are not whole floats
+    general = np.trunc(values).astype(np.int64) + np.rint(values - np.trunc(values)).astype(
+        np.int64
+    )
+    assert np.array_equal(_to_units(values, 1), general)
+    cents = np.round(values / 1e4, 2)
+    assert _money_scale(cents, cols, 1) == 100
+    assert np.array_equal(
+        _to_units(cents, 100),
+        np.trunc(cents).astype(np.int64) * 100
+        + np.rint((cents - np.trunc(cents)) * 100).astype(np.int64),
+    )
+
+
+def test_rows_of_codes_are_get_indexer() -> None:
+    base = _Base.__new__(_Base)
+    rng = np.random.default_rng(12)
+    ids = rng.permutation(5_000)[:3_000].astype(float)
+    base.ids = pd.Index(ids)
+    from cxkpi_xl.engine.subscriptions import _code_table
+
+    base._row_of_code = _code_table(ids)
+    assert base._row_of_code is not None
+    values = np.r_[rng.integers(0, 6_000, 20_000).astype(float), np.nan, 5_001.0, 1e9]
+    assert np.array_equal(base.rows_of(values), base.ids.get_indexer(values))
+    assert np.array_equal(base.rows_of(pd.Series(values)), base.ids.get_indexer(values))
+    for odd in ([0.5, 1.0], [-3.0, 1.0], [np.inf, 2.0]):  # not codes: hashed as before
+        assert np.array_equal(base.rows_of(np.array(odd)), base.ids.get_indexer(odd))
+    assert _code_table(np.r_[ids, np.nan]) is None  # a blank id: no table
+    assert _code_table(np.array(["a", "b"], dtype=object)) is None

@@ -17,18 +17,23 @@ from .subscriptions import _Base
 def _support_and_funnel(data: Dataset, axis: _Axis, k: dict[str, np.ndarray]) -> None:
     t = data.tables["Tickets"]
     rcol = axis.col(months_of(t["resolved_date"]))
-    resolved = _blank_without(t, _per_period(rcol, None, axis))
-    first = _blank_without(
-        t, _per_period(rcol, (t["contacts"].to_numpy(float) == 1).astype(float), axis)
-    )
-    k["first_contact_resolution_rate"] = np.asarray(
-        support.first_contact_resolution_rate(first, resolved), float
-    )
+    contacts = t["contacts"].to_numpy(float)
+    k["first_contact_resolution_rate"] = _first_contact_resolution(rcol, contacts, axis)
     f = data.tables["Funnel"]
     fcol = axis.col(months_of(f["month"]))
     visitors = _blank_without(f, _per_period(fcol, f["visitors"].to_numpy(float), axis))
     conversions = _blank_without(f, _per_period(fcol, f["conversions"].to_numpy(float), axis))
     k["conversion_rate"] = np.asarray(engagement.conversion_rate(conversions, visitors), float)
+
+
+def _first_contact_resolution(rcol: np.ndarray, contacts: np.ndarray, axis: _Axis) -> np.ndarray:
+    """First contact resolution rate per period of tickets resolved in month columns
+    ``rcol`` after ``contacts`` contacts (blank without tickets; any tickets, in order:
+    the segment and owner breakdowns pass each group's)."""
+    blank = np.full(len(axis.periods), np.nan)
+    resolved = _per_period(rcol, None, axis) if len(rcol) else blank
+    first = _per_period(rcol, (contacts == 1).astype(float), axis) if len(rcol) else blank
+    return np.asarray(support.first_contact_resolution_rate(first, resolved), float)
 
 
 def usage_summary(data: Dataset) -> UsageSummary:
@@ -96,6 +101,40 @@ def _distinct_active(
     return seen.sum(axis=1)
 
 
+def _active_usage_flags(
+    s: UsageSummary, base: _Base, periods: np.ndarray, customers: np.ndarray, ends: np.ndarray
+) -> np.ndarray | None:
+    """The periods x customers flags of :func:`_distinct_active` for the Usage summary's
+    (period, customer) pairs (None beyond FLAG_LIMIT), kept on ``base`` for the summary
+    ``s`` so that the segment and owner breakdowns count the same flags by group
+    (``groups._usage_rate_by_group``) instead of building them again."""
+    kept = base._usage_flags
+    if kept is not None and kept[0] is s:
+        return kept[1]
+    P, n = len(ends), len(base.ids)
+    if P * n > FLAG_LIMIT or not n:
+        return None
+    seen = np.zeros((P, n), dtype=bool)
+    seen[periods, customers] = True
+    seen &= base.active[:, ends].T
+    base._usage_flags = (s, seen)
+    return seen
+
+
+def _usage_triples(
+    s: UsageSummary, base: _Base, axis: _Axis
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Each Usage triple's period and customer row in ``base`` (in 32 bits: tens of
+    millions of triples; -1 is no customer or no period) and whether it has both."""
+    code_pos = base.rows_of(s.customers) if len(s.customers) else np.zeros(0, np.int64)
+    cpos = np.append(code_pos, -1).astype(np.int32)[s.t_customer]  # code -1 takes the -1
+    months = np.arange(s.t_month.min(), s.t_month.max() + 1) if len(s.t_month) else []
+    month_period = axis.period_of_col[axis.col(np.asarray(months, np.int64))].astype(np.int32)
+    pcol = month_period[s.t_month - (months[0] if len(months) else 0)]
+    ok = (pcol >= 0) & (cpos >= 0)
+    return pcol, cpos, ok
+
+
 def _usage_kpis(
     data: Dataset, base: _Base, axis: _Axis, k: dict[str, np.ndarray], stickiness: bool = True
 ) -> pd.DataFrame:
@@ -111,17 +150,15 @@ def _usage_kpis(
     k["stickiness"] = _stickiness(s, axis) if stickiness else np.full(P, np.nan)
     # product usage and feature adoption among customers active at the period's end
     # (in 32 bits: tens of millions of triples; -1 is no customer or no period)
-    code_pos = base.ids.get_indexer(s.customers) if len(s.customers) else np.zeros(0, np.int64)
-    cpos = np.append(code_pos, -1).astype(np.int32)[s.t_customer]  # code -1 takes the -1
-    months = np.arange(s.t_month.min(), s.t_month.max() + 1) if len(s.t_month) else []
-    month_period = axis.period_of_col[axis.col(np.asarray(months, np.int64))].astype(np.int32)
-    pcol = month_period[s.t_month - (months[0] if len(months) else 0)]
-    ok = (pcol >= 0) & (cpos >= 0)
+    pcol, cpos, ok = _usage_triples(s, base, axis)
     n = len(base.ids)
     ends = np.array([b for _, b in axis.periods], dtype=np.int64)
     n_active = base.active[:, ends].sum(axis=0) if n else np.zeros(P, np.int64)
     # each (period, customer) once, counted where the customer is active at its end
-    used = _distinct_active(pcol[ok], cpos[ok], base, ends)
+    flags = _active_usage_flags(s, base, pcol[ok], cpos[ok], ends)
+    used = (
+        flags.sum(axis=1) if flags is not None else _distinct_active(pcol[ok], cpos[ok], base, ends)
+    )
     usage_rate = np.array(
         [engagement.product_usage_rate(used[p], n_active[p]) if n else np.nan for p in range(P)]
     )

@@ -15,15 +15,15 @@ import pandas as pd
 from ..data.periods import months_of
 from ..data.reader import Dataset
 from ..kpis import retention, surveys
-from .activity import _support_and_funnel, _usage_kpis, usage_summary
+from .activity import _first_contact_resolution, _support_and_funnel, _usage_kpis, usage_summary
 from .axis import _at, _Axis
 from .customers import _referral_revenue
-from .feedback import _survey_kpis
+from .feedback import _survey_kpis, _survey_kpis_of, _survey_rows
 from .groups import (
-    _cut_by_group,
     _group_codes,
     _Groupings,
     _referral_revenue_by_group,
+    _rows_by_group,
     _subscription_sums_by_group,
     _sums_by_code,
     _usage_rate_by_group,
@@ -168,13 +168,6 @@ def _group_breakdown_by_rows(
     return pd.DataFrame(rows, columns=[column, "kpi", *axis.labels[axis.reported]])
 
 
-def _group_columns(frame: pd.DataFrame, name: str) -> pd.DataFrame:
-    """The columns of ``frame`` (table ``name``) that the breakdown KPIs read."""
-    if name not in GROUP_COLUMNS:
-        return frame
-    return frame[[c for c in frame.columns if c in GROUP_COLUMNS[name]]]
-
-
 def _group_breakdowns_by_sums(
     data: Dataset, base: _Base, axis: _Axis, columns: list[str]
 ) -> dict[str, pd.DataFrame]:
@@ -197,9 +190,10 @@ def _group_breakdowns_by_sums(
     sums = _subscription_sums_by_group(base, axis, groupings)
     usage = _usage_rate_by_group(data, base, axis, groupings)
     # each row's group in the tables cut by group (by its customer's Customers row)
-    ids = pd.Index(cust["customer_id"])
+    cust_row = np.full(n + 1, -1)  # each base row's Customers row (ids unique); -1: none
+    cust_row[base.cpos] = np.arange(len(cust))
     positions = {
-        name: ids.get_indexer(data.tables[name]["customer_id"])
+        name: cust_row[base.rows_of(data.tables[name]["customer_id"])]
         for name in ("Orders", "Surveys", "Tickets")
     }
 
@@ -209,31 +203,24 @@ def _group_breakdowns_by_sums(
     order_groups = [groups_of(positions["Orders"], codes) for codes, _ in factorized]
     has_mrr = [np.array([s["has"] for s in group_sums]) for group_sums in sums]
     referral = _referral_revenue_by_group(data, base, axis, groupings, order_groups, has_mrr)
+    # the survey and ticket rows each KPI function reads, split by group in table order
+    sv, tickets = data.tables["Surveys"], data.tables["Tickets"]
+    survey_rows = _survey_rows(sv, axis)
+    rcol = axis.col(months_of(tickets["resolved_date"]))
+    contacts = tickets["contacts"].to_numpy(float)
     for i, (column, (codes, names)) in enumerate(zip(usable, factorized, strict=True)):
-        cut = {
-            name: _cut_by_group(
-                _group_columns(data.tables[name], name),
-                groups_of(positions[name], codes),
-                len(names),
-            )
-            for name in ("Surveys", "Tickets")
-        }
-        funnel = data.tables["Funnel"].iloc[0:0]
+        by_survey = _rows_by_group(groups_of(positions["Surveys"], codes), len(names))
+        by_ticket = _rows_by_group(groups_of(positions["Tickets"], codes), len(names))
         rows = []
         for g, name in enumerate(names):
             k: dict[str, np.ndarray] = {}
             _subscription_from_sums(sums[i][g], base.scale, axis, data.settings, k)
-            group = dataclasses.replace(
-                data,
-                tables={
-                    "Surveys": cut["Surveys"][g],
-                    "Tickets": cut["Tickets"][g],
-                    "Funnel": funnel,
-                },
-                issues=[],
+            mine = by_survey[g]
+            _survey_kpis_of(*(a[mine] for a in survey_rows), axis, data.settings, k)
+            mine = by_ticket[g]
+            k["first_contact_resolution_rate"] = _first_contact_resolution(
+                rcol[mine], contacts[mine], axis
             )
-            _survey_kpis(group, axis, data.settings, k)
-            _support_and_funnel(group, axis, k)
             k["product_usage_rate"] = usage[i][g]
             k["referral_revenue"] = referral[i][g]
             rows += [(name, kpi, *k[kpi][axis.reported]) for kpi in BREAKDOWN_KPIS]
@@ -245,17 +232,18 @@ def _nps_categories_by_month(data: Dataset, base: _Base, axis: _Axis) -> np.ndar
     """Each customer's latest NPS category up to each month's end (-1: none), months x
     customers (each month's categories contiguous)."""
     sv = data.tables["Surveys"]
-    nps_rows = sv[(sv["survey"] == "NPS") & sv["customer_id"].notna()]
+    nps = (sv["survey"] == "NPS").to_numpy(bool, na_value=False)
+    rows = np.flatnonzero(nps & sv["customer_id"].notna().to_numpy())
     n, T = len(base.ids), axis.size
     cat = np.full((T, n), -1, dtype=np.int8)
-    if nps_rows.empty or n == 0:
+    if not len(rows) or n == 0:
         return cat
     # by date, in table order within a date (NaT rows have no month column: left out)
-    dates = nps_rows["response_date"].to_numpy("datetime64[ns]").view(np.int64)
-    order = np.argsort(dates, kind="stable")
-    pos = base.ids.get_indexer(nps_rows["customer_id"])[order]
-    col = axis.col(months_of(nps_rows["response_date"]))[order]
-    score = nps_rows["score"].to_numpy(float)[order]
+    when = sv["response_date"].iloc[rows]
+    order = rows[np.argsort(when.to_numpy("datetime64[ns]").view(np.int64), kind="stable")]
+    pos = base.rows_of(sv["customer_id"].to_numpy()[order])
+    col = axis.col(months_of(sv["response_date"].iloc[order]))
+    score = sv["score"].to_numpy(float)[order]
     code = np.where(
         score >= surveys.PROMOTER_FROM, 0, np.where(score <= surveys.DETRACTOR_UP_TO, 2, 1)
     ).astype(np.int8)
@@ -285,11 +273,11 @@ def _cx_to_revenue(
     n, C = len(base.ids), len(NPS_CATEGORIES)
     referrer = np.full(n, -1)
     if not cust.empty:
-        ref_pos = base.ids.get_indexer(cust["referred_by"])
+        ref_pos = base.rows_of(cust["referred_by"])
         referrer[base.cpos] = ref_pos
     valid = referrer >= 0
     orders = data.tables["Orders"]
-    opos = base.ids.get_indexer(orders["customer_id"])
+    opos = base.rows_of(orders["customer_id"])
     ocol = axis.col(months_of(orders["order_date"]))
     amount = orders["amount"].to_numpy(float)
     in_period = [np.flatnonzero((ocol >= a) & (ocol <= b) & (opos >= 0)) for a, b in axis.periods]
@@ -381,7 +369,7 @@ def _referrals_by_segment(data: Dataset, base: _Base, axis: _Axis) -> pd.DataFra
         for r in cust["referred_by"]
     ]
     orders = data.tables["Orders"]
-    opos = base.ids.get_indexer(orders["customer_id"])
+    opos = base.rows_of(orders["customer_id"])
     ocol = axis.col(months_of(orders["order_date"]))
     amount = orders["amount"].to_numpy(float)
     rows = []

@@ -27,12 +27,12 @@ def _cohorts(base: _Base, axis: _Axis) -> dict[str, pd.DataFrame]:
         if not members.any():
             continue
         size = members.sum()
-        start_mrr = m[members, c].sum()
-        ages = T - c
-        logos.append([base.active[members, c + a].sum() / size for a in range(ages)])
-        revenue_rows.append(
-            [m[members, c + a].sum() / start_mrr if start_mrr else np.nan for a in range(ages)]
-        )
+        # the cohort's rows cut once: its MRR and active customers at every age
+        mrr_by_age = m[members, c:].sum(axis=0)
+        active_by_age = base.active[members, c:].sum(axis=0)
+        start_mrr = mrr_by_age[0]
+        logos.append((active_by_age / size).tolist())
+        revenue_rows.append((mrr_by_age / start_mrr).tolist() if start_mrr else [np.nan] * (T - c))
         names.append(label(axis.base + c, "month"))
     width = max((len(r) for r in logos), default=0)
     pad = lambda rows: [r + [np.nan] * (width - len(r)) for r in rows]  # noqa: E731

@@ -88,7 +88,7 @@ def _referral_revenue(data: Dataset, base: _Base, axis: _Axis, ocol: np.ndarray)
         return np.full(len(axis.periods), np.nan)
     referred = np.zeros(len(base.ids), dtype=bool)
     referred[base.cpos] = cust["referred_by"].notna().to_numpy()
-    o_ref = _at(referred, base.ids.get_indexer(orders["customer_id"]))
+    o_ref = _at(referred, base.rows_of(orders["customer_id"]))
     ref_orders = _per_period(ocol, np.where(o_ref, orders["amount"].to_numpy(float), 0.0), axis)
     ref_mrr = np.array([base.mrr[referred, a : b + 1].sum() for a, b in axis.periods]) / base.scale
     return ref_orders + ref_mrr

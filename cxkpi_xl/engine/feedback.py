@@ -18,11 +18,27 @@ SURVEY_KINDS = ("NPS", "CSAT", "CES", "STAR")
 
 
 def _survey_kpis(data: Dataset, axis: _Axis, settings: Settings, k: dict[str, np.ndarray]) -> None:
-    sv = data.tables["Surveys"]
-    P = len(axis.periods)
+    _survey_kpis_of(*_survey_rows(data.tables["Surveys"], axis), axis, settings, k)
+
+
+def _survey_rows(sv: pd.DataFrame, axis: _Axis) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Each Surveys row's period, kind (a position in SURVEY_KINDS, -1: other) and score."""
     pcol = axis.period_of_col[axis.col(months_of(sv["response_date"]))]
     kind = pd.Categorical(sv["survey"], categories=SURVEY_KINDS).codes
-    score = sv["score"].to_numpy(float)
+    return pcol, kind, sv["score"].to_numpy(float)
+
+
+def _survey_kpis_of(
+    pcol: np.ndarray,
+    kind: np.ndarray,
+    score: np.ndarray,
+    axis: _Axis,
+    settings: Settings,
+    k: dict[str, np.ndarray],
+) -> None:
+    """The survey KPIs of the rows :func:`_survey_rows` describes (any of them, in order:
+    the segment and owner breakdowns pass each group's)."""
+    P = len(axis.periods)
     groups = {
         t: _split_by_period(score[kind == i], pcol[kind == i], P)
         for i, t in enumerate(SURVEY_KINDS)

@@ -14,7 +14,7 @@ import pandas as pd
 from ..data.periods import months_of
 from ..data.reader import Dataset
 from ..kpis import engagement
-from .activity import FLAG_LIMIT, usage_summary
+from .activity import _active_usage_flags, _usage_triples, usage_summary
 from .axis import _at, _Axis
 from .subscriptions import _Base
 
@@ -174,12 +174,12 @@ def _subscription_sums_by_group(
     return out
 
 
-def _cut_by_group(frame: pd.DataFrame, group: np.ndarray, size: int) -> list[pd.DataFrame]:
-    """``frame``'s rows of each group 0..size-1 (``group`` -1: none), in table order."""
+def _rows_by_group(group: np.ndarray, size: int) -> list[np.ndarray]:
+    """The row numbers of each group 0..size-1 (``group`` -1: none), in table order."""
     key = group.astype(np.int16) if size < 2**15 else group  # radix sort: linear
     order = np.argsort(key, kind="stable")
     bounds = np.searchsorted(key[order], np.arange(size + 1))
-    return [frame.take(order[bounds[g] : bounds[g + 1]]) for g in range(size)]
+    return [order[bounds[g] : bounds[g + 1]] for g in range(size)]
 
 
 def _usage_rate_by_group(
@@ -192,30 +192,28 @@ def _usage_rate_by_group(
     blank = [np.full((g, P), np.nan) for g in groupings.sizes]
     if s.empty or not n:
         return blank
-    code_pos = base.ids.get_indexer(s.customers) if len(s.customers) else np.zeros(0, np.int64)
-    cpos = np.append(code_pos, -1).astype(np.int32)[s.t_customer]
-    months = np.arange(s.t_month.min(), s.t_month.max() + 1)
-    month_period = axis.period_of_col[axis.col(months)].astype(np.int32)
-    pcol = month_period[s.t_month - months[0]]
-    ok = (pcol >= 0) & (cpos >= 0)
     ends = np.array([b for _, b in axis.periods], dtype=np.int64)
     # the customers with a triple (any month): a group without one has no usage at all
+    code_pos = base.rows_of(s.customers) if len(s.customers) else np.zeros(0, np.int64)
     with_triple = np.zeros(n, dtype=bool)
     counts = np.bincount(s.t_customer[s.t_customer >= 0], minlength=len(s.customers))
     with_triple[code_pos[(counts > 0) & (code_pos >= 0)]] = True
     has_usage = groupings.count(with_triple)
-    # each (period, customer) once, where the customer is active at the period's end
-    periods, customers = pcol[ok], cpos[ok]
-    if P * n > FLAG_LIMIT:
+    # each (period, customer) once, where the customer is active at the period's end: the
+    # flags the report's usage KPIs made (else made here), or the distinct pairs
+    kept = base._usage_flags
+    if kept is not None and kept[0] is s:
+        seen_in: np.ndarray | None = kept[1]
+    else:
+        pcol, cpos, ok = _usage_triples(s, base, axis)
+        periods, customers = pcol[ok], cpos[ok]
+        del pcol, cpos, ok
+        seen_in = _active_usage_flags(s, base, periods, customers, ends)
+    if seen_in is None:  # beyond FLAG_LIMIT: the distinct pairs, hashed
         pc = pd.unique(periods.astype(np.int64) * n + customers)
         p_of, c_of = pc // n, pc % n
         active = base.active[c_of, ends[p_of]]
         p_of, c_of = p_of[active], c_of[active]
-        seen_in = None
-    else:
-        seen_in = np.zeros((P, n), dtype=bool)
-        seen_in[periods, customers] = True
-        seen_in &= base.active[:, ends].T
     used = [np.zeros((g, P), dtype=np.int64) for g in groupings.sizes]
     n_active = [np.zeros((g, P), dtype=np.int64) for g in groupings.sizes]
     for p in range(P):
@@ -257,7 +255,7 @@ def _referral_revenue_by_group(
         return [np.full((g, P), np.nan) for g in groupings.sizes]
     referred = np.zeros(len(base.ids), dtype=bool)
     referred[base.cpos] = cust["referred_by"].notna().to_numpy()
-    o_ref = _at(referred, base.ids.get_indexer(orders["customer_id"]))
+    o_ref = _at(referred, base.rows_of(orders["customer_id"]))
     amount = np.where(o_ref, orders["amount"].to_numpy(float), 0.0)
     pcol = axis.period_of_col[axis.col(months_of(orders["order_date"]))]
     ref_mrr = [np.zeros((g, P), dtype=np.int64) for g in groupings.sizes]

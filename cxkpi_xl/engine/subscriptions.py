@@ -75,6 +75,11 @@ def _money_scale(values: np.ndarray, cols: np.ndarray, size: int) -> int:
 def _to_units(values: np.ndarray, scale: int) -> np.ndarray:
     """``values`` as int64 counts of 1 / ``scale``, exact for any float below 2**62 / scale
     (the whole part is converted as it is; only the fraction is scaled)."""
+    if scale == 1:
+        # No decimals in use (_money_scale): every value is within 1e-9 of a whole number,
+        # never halfway between two, so rounding it is its whole part plus its rounded
+        # fraction, in one pass instead of five.
+        return np.rint(values).astype(np.int64)
     whole = np.trunc(values)
     return whole.astype(np.int64) * scale + np.rint((values - whole) * scale).astype(np.int64)
 
@@ -97,6 +102,19 @@ def _carry_unknown(m: np.ndarray, unknown: np.ndarray, known: np.ndarray) -> Non
         m[rows, t] = m[rows, t + 1] if t + 1 < T else 0
 
 
+def _code_table(ids: np.ndarray) -> np.ndarray | None:
+    """The row of each code for ids that are ``compute``'s float codes (whole numbers from
+    0, none missing), with a last slot of -1; None for any other ids."""
+    if ids.dtype != np.float64 or not len(ids) or np.isnan(ids).any():
+        return None
+    top = float(ids.max())
+    if ids.min() < 0 or top >= 4 * len(ids) + 2**20 or (ids % 1 != 0).any():
+        return None
+    table = np.full(int(top) + 2, -1, dtype=np.int64)
+    table[ids.astype(np.int64)] = np.arange(len(ids))
+    return table
+
+
 class _Base:
     """Per-customer matrices shared by the KPIs: MRR and activity by month."""
 
@@ -108,13 +126,14 @@ class _Base:
             pd.unique(pd.concat([cust["customer_id"], mrr["customer_id"]], ignore_index=True))
         )
         self.ids = ids
+        self._row_of_code = _code_table(ids.to_numpy())
         n, T = len(ids), axis.size
         self.in_customers = np.zeros(n, dtype=bool)
-        cpos = ids.get_indexer(cust["customer_id"])
+        cpos = self.rows_of(cust["customer_id"])
         self.in_customers[cpos] = True
         self.cpos = cpos
         # MRR in integer money units (exact sums; see _money_scale)
-        mpos = ids.get_indexer(mrr["customer_id"])
+        mpos = self.rows_of(mrr["customer_id"])
         mcol = axis.col(months_of(mrr["month"]))
         ok = mcol >= 0
         values = mrr["mrr"].to_numpy(float)
@@ -160,6 +179,8 @@ class _Base:
             by_mrr = by_mrr | before
         self.active = np.where(self.date_based[:, None], by_dates, by_mrr)
         self._movements()
+        # the Usage summary's (period, customer) flags (engine.activity._active_usage_flags)
+        self._usage_flags: tuple[Any, np.ndarray] | None = None
 
     def _movements(self) -> None:
         m = self.mrr
@@ -170,26 +191,45 @@ class _Base:
         prev, cur = m[:, :-1], m[:, 1:]
         ever = np.maximum.accumulate(m > 0, axis=1)[:, :-1]
         started = (prev == 0) & (cur > 0)
-        zeros = np.zeros_like(cur)
+        paid, change = prev > 0, cur - prev  # no overflow: |MRR| is below 2**61 (or 2**31)
         self.move = {
-            "mrr_new": np.where(started & ~ever, cur, zeros),
-            "mrr_reactivation": np.where(started & ever, cur, zeros),
-            "mrr_expansion": np.where((prev > 0) & (cur > prev), cur - prev, zeros),
-            "mrr_contraction": np.where((cur > 0) & (cur < prev), prev - cur, zeros),
-            "mrr_churn": np.where((prev > 0) & (cur == 0), prev, zeros),
+            "mrr_new": np.where(started & ~ever, cur, 0),
+            "mrr_reactivation": np.where(started & ever, cur, 0),
+            "mrr_expansion": np.where(paid & (change > 0), change, 0),
+            "mrr_contraction": np.where((cur > 0) & (change < 0), -change, 0),
+            "mrr_churn": np.where(paid & (cur == 0), prev, 0),
         }  # column j is the movement into month column j + 1
+
+    def rows_of(self, values: Any) -> np.ndarray:
+        """Each value's row in :attr:`ids` (-1: none), as ``ids.get_indexer(values)``; for
+        the float codes ``compute`` gives the ids, by a table of the codes (no hashing)."""
+        v = np.asarray(values)
+        table = self._row_of_code
+        if table is None or v.dtype != np.float64:
+            return self.ids.get_indexer(values)
+        codes = np.where(np.isnan(v), -1.0, v)
+        if not len(codes):
+            return np.zeros(0, dtype=np.int64)
+        whole = codes.min() >= -1 and codes.max() < 2**62 and (codes == np.trunc(codes)).all()
+        if not whole:
+            return self.ids.get_indexer(values)  # not the engine's codes
+        codes = codes.astype(np.int64)
+        codes[codes >= len(table) - 1] = -1  # an id none of the rows has
+        return table[codes]
 
     def subset(self, rows: np.ndarray, cust_rows: np.ndarray) -> _Base:
         """The base of the customers at ``rows`` (ascending), as if built from their data
         alone; ``cust_rows`` are their rows in the Customers table, in table order."""
         sub = copy.copy(self)
         sub.ids = self.ids[rows]
+        sub._row_of_code = _code_table(sub.ids.to_numpy())
         for name in ("in_customers", "has_mrr", "mrr", "signup_col", "churn_col", "date_based"):
             setattr(sub, name, getattr(self, name)[rows])
         sub.active = self.active[rows]
         sub.move = {m: v[rows] for m, v in self.move.items()}
         sub.cpos = np.searchsorted(rows, self.cpos[cust_rows])
         sub.has_mrr_data = bool(sub.has_mrr.any())
+        sub._usage_flags = None
         return sub
 
     def touched(self, a: int, b: int) -> np.ndarray:
@@ -201,39 +241,52 @@ class _Base:
 def _subscription_sums(base: _Base, axis: _Axis) -> dict[str, Any]:
     """The sums over customers that the subscription KPIs are made of, per period (integer
     money units and counts): :func:`_subscription_from_sums` turns them into the KPIs.
-    :func:`_subscription_sums_by_group` gives the same sums for groups of customers."""
+    ``groups._subscription_sums_by_group`` gives the same sums for groups of customers.
+
+    Whole-matrix sums are taken once per month column; the per-customer quantities of a
+    period read its start and end columns from transposed copies (contiguous)."""
     P = len(axis.periods)
     m = base.mrr
+    starts = [a - 1 for a, _ in axis.periods]
+    ends = [b for _, b in axis.periods]
     sums: dict[str, Any] = {"n": len(base.ids), "has": base.has_mrr_data}
-    sums["mrr_end"] = np.array([m[:, b].sum() for _, b in axis.periods], dtype=np.int64)
-    sums["mrr_start"] = np.array([m[:, a - 1].sum() for a, _ in axis.periods], dtype=np.int64)
-    sums["moves"] = {
-        name: np.array([matrix[:, a - 1 : b].sum() for a, b in axis.periods], dtype=np.int64)
-        for name, matrix in base.move.items()
-    }
-    mrr_cols = np.flatnonzero(m.any(axis=0))
+    col_sums = m.sum(axis=0, dtype=np.int64)
+    sums["mrr_end"] = col_sums[ends]
+    sums["mrr_start"] = col_sums[starts]
+    moves = {}
+    for name, matrix in base.move.items():
+        move_cols = matrix.sum(axis=0, dtype=np.int64)
+        moves[name] = np.array([move_cols[a - 1 : b].sum() for a, b in axis.periods], np.int64)
+    sums["moves"] = moves
+    mrr_cols = np.flatnonzero((m != 0).any(axis=0))
     sums["first_mrr"] = int(mrr_cols[0]) if len(mrr_cols) else axis.size
-    sums["paying_end"] = np.array([(m[:, b] > 0).sum() for _, b in axis.periods], dtype=float)
+    paying = (m > 0).sum(axis=0)
+    sums["paying_end"] = paying[ends].astype(float)
+    m_start, m_end = np.ascontiguousarray(m[:, starts].T), np.ascontiguousarray(m[:, ends].T)
     exp, con, chu = (np.zeros(P) for _ in range(3))
     expanded = np.zeros(P)
+    expansion = base.move["mrr_expansion"]
     for p, (a, b) in enumerate(axis.periods):
-        start, end = m[:, a - 1], m[:, b]
+        start, end = m_start[p], m_end[p]
         cohort = start > 0
         s, e = start[cohort], end[cohort]
         exp[p] = np.where((e > s), e - s, 0).sum()
         con[p] = np.where((e > 0) & (e < s), s - e, 0).sum()
         chu[p] = np.where(e == 0, s, 0).sum()
-        expanded[p] = (base.move["mrr_expansion"][:, a - 1 : b].sum(axis=1) > 0)[cohort].sum()
+        grew = expansion[:, a - 1] > 0 if b == a else expansion[:, a - 1 : b].sum(axis=1) > 0
+        expanded[p] = (grew & cohort).sum()
     sums.update(exp=exp, con=con, chu=chu, expanded=expanded)
-    sums["paying_start"] = np.array([(m[:, a - 1] > 0).sum() for a, _ in axis.periods], dtype=float)
+    sums["paying_start"] = paying[starts].astype(float)
     A = base.active
-    sums["S"] = np.array([A[:, a - 1].sum() for a, _ in axis.periods], dtype=float)
-    sums["E"] = np.array([A[:, b].sum() for _, b in axis.periods], dtype=float)
+    active_cols = A.sum(axis=0)
+    sums["S"] = active_cols[starts].astype(float)
+    sums["E"] = active_cols[ends].astype(float)
+    a_start, a_end = np.ascontiguousarray(A[:, starts].T), np.ascontiguousarray(A[:, ends].T)
     lost = np.zeros(P)
     new = np.zeros(P)
     joined_left = np.zeros(P)
     for p, (a, b) in enumerate(axis.periods):
-        s_, e_ = A[:, a - 1], A[:, b]
+        s_, e_ = a_start[p], a_end[p]
         lost[p] = (s_ & ~e_).sum()
         new[p] = (e_ & ~s_).sum()
         touched = base.touched(a, b)
