@@ -418,3 +418,29 @@ def test_the_dimension_alone_sizes_the_grid_as_the_scan_does(tmp_path: Path):
     nodim = sheet_without_dimension(tmp_path / "n.xlsx", ["A1", "C5"], {})
     with zipfile.ZipFile(nodim) as z:
         assert reader._dimension_cells(z, "xl/worksheets/sheet1.xml") is None
+
+
+def test_generated_workbooks_are_sized_as_excel_sizes_them(tmp_path: Path):
+    """write_workbook (cxkpi demo, the benchmarks) writes each sheet's <dimension>, as
+    Excel does: openpyxl's read-only mode knows the sheet's size, and the reader sizes
+    the grid from it without scanning the sheet first."""
+    import zipfile
+
+    import openpyxl
+
+    from cxkpi_xl.data.sample import generate, write_workbook
+
+    tables = generate("tiny")
+    book = write_workbook(tables, tmp_path / "g.xlsx")
+    wb = openpyxl.load_workbook(book, read_only=True)
+    try:
+        for name, frame in tables.items():
+            ws = wb["Settings" if name == "HealthWeights" else name]
+            assert (ws.max_row, ws.max_column) == (len(frame) + 1, frame.shape[1]), name
+    finally:
+        wb.close()
+    with zipfile.ZipFile(book) as z:
+        parts = reader._package_sheets(z)
+        surveys = parts["Surveys"].name
+        cells = (len(tables["Surveys"]) + 1) * tables["Surveys"].shape[1]
+        assert reader._dimension_cells(z, surveys) == reader._scan_sheet(z, surveys).cells == cells

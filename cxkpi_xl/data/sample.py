@@ -309,11 +309,15 @@ def write_workbook(tables: dict[str, pd.DataFrame], path: str | Path) -> Path:
     for name, frame in tables.items():
         ws = wb.create_sheet("Settings" if name == "HealthWeights" else name)
         columns = [str(c) for c in frame.columns]
+        ref = f"A1:{get_column_letter(len(columns))}{max(len(frame), 1) + 1}"
+        # The sheet's size, known before its first row: openpyxl then writes the sheet's
+        # <dimension> as Excel does (readers size the sheet from it; without it openpyxl's
+        # read-only mode calls the sheet "unsized" and cxkpi-xl scans it first).
+        ws.calculate_dimension = lambda ref=ref: ref
         ws.append(columns)
         values = frame.astype(object).where(frame.notna(), None)
         for row in values.itertuples(index=False, name=None):
             ws.append([_cell_value(ws, v) for v in row])
-        ref = f"A1:{get_column_letter(len(columns))}{max(len(frame), 1) + 1}"
         table = Table(displayName=name, ref=ref)
         table.tableColumns = [TableColumn(id=i + 1, name=c) for i, c in enumerate(columns)]
         table.autoFilter = AutoFilter(ref=ref)
