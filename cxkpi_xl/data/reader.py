@@ -651,6 +651,11 @@ def _duplicated(
         key += 1
         size *= n
     if size <= 4 * len(key):  # most keys occur once: only the others are hashed
+        seen = np.zeros(size, dtype=bool)  # a byte per possible key, not a count
+        seen[key] = True
+        if int(np.count_nonzero(seen)) == len(key):  # each key once: no duplicate at all
+            return out
+        del seen
         again = np.bincount(key, minlength=size)[key] > 1
         twice = np.zeros(len(key), dtype=bool)
         twice[again] = pd.Series(key[again]).duplicated(keep="first").to_numpy()
