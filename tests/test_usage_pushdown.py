@@ -399,3 +399,88 @@ def test_a_memo_hit_does_not_summarise_the_usage_rows(sets, tmp_path, monkeypatc
     assert built == [len(data.tables["Usage"])] and memo.hits.count("usage") == 1
     assert_close(first, second)
     assert data.usage_summary is None  # the user's Dataset is left as it was
+
+
+def only_bad_users_some_days(frame: pd.DataFrame) -> pd.DataFrame:
+    """The hand set's Usage with days whose only rows have a blank or an error user (no
+    clean user that day), and a day whose users are one user written two ways."""
+    extra = pd.DataFrame(
+        [
+            (pd.Timestamp("2026-07-02"), "", "1004", "reports"),  # day 2: blank users only
+            (pd.Timestamp("2026-07-02"), None, "1005", "reports"),
+            (pd.Timestamp("2026-07-03"), "#N/A", "1004", "reports"),  # day 3: an error only
+            (pd.Timestamp("2026-07-04"), "77.0", "1004", "reports"),  # day 4: user 77 twice
+            (pd.Timestamp("2026-07-04"), " 77", "1005", "export"),
+        ],
+        columns=frame.columns,
+    )
+    return pd.concat([frame, extra], ignore_index=True)
+
+
+@pytest.mark.parametrize("normalised", (False, True))
+def test_days_without_a_clean_user_are_no_days_of_the_summary(sets, tmp_path, normalised):
+    """The users per day are counted in the pass that counts the rows per day: a day whose
+    rows all have a blank or an error user has no clean user and is no day of the summary
+    (as a group-by of the clean rows has none), a far day neither; a user written two ways
+    is one user. The same days and users as the row path's summary, with users that need
+    normalising and with users that need none."""
+    tables = dict(sets["hand"])
+    usage = only_bad_users_some_days(tables["Usage"])
+    if not normalised:  # every user as the reader writes it, but for the bad ones
+        users = usage["user_id"]
+        usage["user_id"] = [
+            v if pd.isna(v) or v in ("", "#N/A", "#REF!") else str(v).strip().removesuffix(".0")
+            for v in users
+        ]
+    tables["Usage"] = usage
+    csv_json(tables, tmp_path / "csv")
+    expected = UsageSummary.from_rows(read(tmp_path / "csv").tables["Usage"])
+    got = pushed(to_parquet(tables, tmp_path / "pq")).usage_summary
+    day = lambda s: (pd.Timestamp(s) - pd.Timestamp("1970-01-01")).days  # noqa: E731
+    assert day("2026-07-02") not in set(got.days) and day("2026-07-03") not in set(got.days)
+    assert day("2204-05-01") not in set(got.days)  # the far day
+    assert got.day_users[list(got.days).index(day("2026-07-04"))] == 1
+    for field in ("days", "day_users", "months", "month_users"):
+        assert np.array_equal(getattr(expected, field), getattr(got, field)), field
+
+
+def test_the_temporary_tables_are_dropped(sets, tmp_path, monkeypatch):
+    """The coded customers and features are temporary tables of the source while the
+    triples are worked out, and are dropped after: none is left in the connection."""
+    import ibis
+
+    cons: list[Any] = []
+    connect = ibis.duckdb.connect
+    monkeypatch.setattr(
+        ibis.duckdb, "connect", lambda *a, **k: cons.append(connect(*a, **k)) or cons[-1]
+    )
+    made: list[str] = []
+    cache = sources._cache
+
+    def spy(table: Any, cached: list[Any]) -> Any:
+        out = cache(table, cached)
+        made.append(out.op().name)
+        return out
+
+    monkeypatch.setattr(sources, "_cache", spy)
+    pushed(to_parquet(sets["hand"], tmp_path / "pq"))
+    assert len(made) == 2 and len(cons) == 1
+    left = set(cons[0].list_tables())
+    assert not left & set(made), left
+
+
+def test_release_drops_a_cached_table():
+    """``_release`` drops a table made by ``.cache()`` (by name where Ibis' own DROP is
+    not valid SQL), and the rest of the connection is left as it was."""
+    import ibis
+
+    con = ibis.duckdb.connect()
+    kept = con.create_table("kept", ibis.memtable({"a": [1, 2, 3]}))
+    before = con.list_tables()
+    cached: list[Any] = []
+    table = sources._cache(kept.filter(kept.a > 1), cached)
+    assert cached == [table] and table.op().name in con.list_tables()
+    assert int(table.count().execute()) == 2
+    sources._release(table)
+    assert table.op().name not in con.list_tables()
+    assert con.list_tables() == before and "kept" in before

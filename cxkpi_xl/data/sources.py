@@ -683,13 +683,26 @@ def usage_pushdown(expr: Any, label: str) -> _UsagePushdown | None:
     if not int(c["normalised"] or 0):
         key = u  # every user is already as the reader writes it: no work per row
 
-    # The far-date rule, exactly as the reader's, from the count of rows per day.
+    # The far-date rule, exactly as the reader's, from the count of rows per day; in the
+    # same pass the distinct clean users per day (a far day is a whole day: left out below).
+    dated = data.filter(expr[day].notnull())
+    ok = expr[day].notnull()  # a clean user (a column: a literal is none to filter by)
+    if int(c["user_blank"] or 0):
+        ok = ok & ~user_blank.fill_null(True)
+    if int(c["user_error"] or 0):
+        ok = ok & ~user_error
+    unclean_users = int(c["user_blank"] or 0) or int(c["user_error"] or 0)
     per_day = _execute(
-        label, data.filter(expr[day].notnull()).group_by(d=d).aggregate(n=expr[day].count())
+        label,
+        dated.group_by(d=d).aggregate(
+            n=expr[day].count(), users=key.nunique(where=ok) if unclean_users else key.nunique()
+        ),
     )
     day_values = _days(per_day["d"])
     day_counts = per_day["n"].to_numpy(np.int64)
     far_days = _far_days(day_values, day_counts)
+    day_users = per_day["users"].to_numpy(np.int64)
+    kept = ~far_days & (day_users > 0)  # the days of clean rows, as a group-by of them
     kinds: list[_Kind] = []
     far_cond = None
     far_issue_text = ""
@@ -713,7 +726,7 @@ def usage_pushdown(expr: Any, label: str) -> _UsagePushdown | None:
             return None, np.zeros(0, np.int64), np.zeros(0, dtype=object)
         col = data[name]
         distinct = data.select(v=col).filter(col.notnull()).distinct()
-        coded = distinct.mutate(code=ibis.row_number().over(order_by=distinct.v))
+        coded = _cache(distinct.mutate(code=ibis.row_number().over(order_by=distinct.v)), cached)
         values = _execute(label, coded)
         raw = np.empty(len(values), dtype=object)
         raw[values["code"].to_numpy(np.int64)] = values["v"].to_numpy(object)
@@ -729,9 +742,6 @@ def usage_pushdown(expr: Any, label: str) -> _UsagePushdown | None:
             kinds.append(_Kind(column, 0, cond, n))
         return coded, recode.astype(np.int64), np.asarray(uniques, dtype=object)
 
-    cust_coded, cust_recode, customers = dictionary(cust, _reader._to_id, "customer_id")
-    feat_coded, feat_recode, features = dictionary(feat, _reader._to_text, "feature")
-
     # The clean rows, summarised.
     clean = expr.filter(expr[day].notnull())  # each filter only where it has work to do
     if int(c["user_blank"] or 0):
@@ -740,24 +750,34 @@ def usage_pushdown(expr: Any, label: str) -> _UsagePushdown | None:
         clean = clean.filter(~user_error)
     if far_cond is not None:
         clean = clean.filter(~far_cond)
-    per = _execute(label, clean.group_by(d=d).aggregate(users=key.nunique()))
     per_month = _execute(label, clean.group_by(m=month).aggregate(users=key.nunique()))
-    triples = clean.select(
-        m=month.cast("int32"),
-        c=clean[cust] if cust is not None else ibis.literal(None, "string"),
-        f=clean[feat] if feat is not None else ibis.literal(None, "string"),
-    ).distinct()
-    if cust_coded is not None:
-        triples = triples.left_join(cust_coded, triples.c == cust_coded.v)
-        triples = triples.select(triples.m, triples.f, cc=cust_coded.code.cast("int32"))
-    else:
-        triples = triples.select(triples.m, triples.f, cc=ibis.literal(None, "int32"))
-    if feat_coded is not None:
-        triples = triples.left_join(feat_coded, triples.f == feat_coded.v)
-        triples = triples.select(triples.m, triples.cc, fc=feat_coded.code.cast("int32"))
-    else:
-        triples = triples.select(triples.m, triples.cc, fc=ibis.literal(None, "int32"))
-    got = _arrow(label, triples)
+
+    cached: list[Any] = []
+    try:
+        cust_coded, cust_recode, customers = dictionary(cust, _reader._to_id, "customer_id")
+        feat_coded, feat_recode, features = dictionary(feat, _reader._to_text, "feature")
+        # Each clean row's customer and feature codes (a join with the small coded tables),
+        # then the distinct triples of three integers: cheaper than of two strings.
+        rows = clean.select(
+            m=month.cast("int32"),
+            c=clean[cust] if cust is not None else ibis.literal(None, "string"),
+            f=clean[feat] if feat is not None else ibis.literal(None, "string"),
+        )
+        if cust_coded is not None:
+            rows = rows.left_join(cust_coded, rows.c == cust_coded.v)
+            rows = rows.select(rows.m, rows.f, cc=cust_coded.code.cast("int32"))
+        else:
+            rows = rows.select(rows.m, rows.f, cc=ibis.literal(None, "int32"))
+        if feat_coded is not None:
+            rows = rows.left_join(feat_coded, rows.f == feat_coded.v)
+            rows = rows.select(rows.m, rows.cc, fc=feat_coded.code.cast("int32"))
+        else:
+            rows = rows.select(rows.m, rows.cc, fc=ibis.literal(None, "int32"))
+        got = _arrow(label, rows.distinct())
+    finally:
+        for table in cached:
+            _release(table)
+
     t_month = np.asarray(got["m"].to_numpy(), np.int64)
     t_cust = _recode(got["cc"], cust_recode)
     t_feat = _recode(got["fc"], feat_recode)
@@ -770,8 +790,8 @@ def usage_pushdown(expr: Any, label: str) -> _UsagePushdown | None:
         m, c_, f_ = k // nf // nc + m0, (k // nf) % nc - 1, k % nf - 1
     del got
     summary = UsageSummary.build(
-        _days(per["d"]).astype(np.int64),
-        per["users"].to_numpy(np.int64),
+        day_values[kept],
+        day_users[kept],
         per_month["m"].to_numpy(np.int64),
         per_month["users"].to_numpy(np.int64),
         m,
@@ -781,6 +801,31 @@ def usage_pushdown(expr: Any, label: str) -> _UsagePushdown | None:
         features,
     )
     return _bad_rows(expr, filled, label, kinds, (day, user), far_issue_text, summary)
+
+
+def _cache(table: Any, cached: list[Any]) -> Any:
+    """``table`` as a temporary table of the backend (noted in ``cached``, for
+    :func:`_release`), so that the queries that join it do not work it out again; the
+    expression as it is where the backend has no temporary tables."""
+    try:
+        out = table.cache()
+    except Exception:
+        return table
+    cached.append(out)
+    return out
+
+
+def _release(table: Any) -> None:
+    """Free a temporary table made by ``.cache()``. Ibis 12's SQL backends write its DROP
+    without the table's name under sqlglot 30 (a parser error): it is then dropped here by
+    its name (Ibis has forgotten it before the error)."""
+    try:
+        table.release()
+    except Exception:
+        backend = table._find_backend(use_default=True)
+        result = backend.raw_sql(f'DROP TABLE IF EXISTS "{table.op().name}"')
+        if backend.name != "duckdb" and hasattr(result, "close"):  # a cursor (DuckDB's own
+            result.close()  # connection is returned: not to be closed)
 
 
 def _user_rules(u: Any, text: bool) -> tuple[Any, Any, Any, Any]:
