@@ -341,14 +341,19 @@ def _churn_by_reason(data: Dataset, base: _Base, axis: _Axis) -> pd.DataFrame:
     reason = np.full(len(base.ids), "(no reason given)", dtype=object)
     given = cust["churn_reason"].to_numpy(object)
     reason[base.cpos] = np.where(pd.isna(given), "(no reason given)", given)
+    codes, names = pd.factorize(reason)  # each reason's text compared once, not per period
+    exact = _Groupings.exact_for(base)
     rows: dict[tuple[str, str], list[float]] = {}
     for p, (a, b) in enumerate(axis.periods):
-        lost = base.active[:, a - 1] & ~base.active[:, b]
-        for r in np.unique(reason[lost]):
-            sel = lost & (reason == r)
-            rows.setdefault((r, "customers"), [0.0] * len(axis.periods))[p] = float(sel.sum())
-            rows.setdefault((r, "churned_mrr"), [0.0] * len(axis.periods))[p] = (
-                base.mrr[sel, a - 1].sum() / base.scale
+        lost = np.flatnonzero(base.active[:, a - 1] & ~base.active[:, b])
+        lost_codes = codes[lost]
+        count = np.bincount(lost_codes, minlength=len(names))
+        churned = _sums_by_code(lost_codes, base.mrr[lost, a - 1], len(names), exact)
+        for r in np.flatnonzero(count):
+            name = names[r]
+            rows.setdefault((name, "customers"), [0.0] * len(axis.periods))[p] = float(count[r])
+            rows.setdefault((name, "churned_mrr"), [0.0] * len(axis.periods))[p] = (
+                churned[r] / base.scale
             )
     out = pd.DataFrame(
         [(r, m, *v) for (r, m), v in sorted(rows.items())],
