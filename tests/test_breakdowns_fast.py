@@ -338,3 +338,49 @@ def test_rows_of_codes_are_get_indexer() -> None:
         assert np.array_equal(base.rows_of(np.array(odd)), base.ids.get_indexer(odd))
     assert _code_table(np.r_[ids, np.nan]) is None  # a blank id: no table
     assert _code_table(np.array(["a", "b"], dtype=object)) is None
+
+
+def _churn_by_reason_before(data: Dataset, base: _Base, axis: Any) -> pd.DataFrame:
+    """The previous ``_churn_by_reason``: each period's reasons compared as text."""
+    cust = data.tables["Customers"]
+    if cust.empty:
+        return pd.DataFrame()
+    reason = np.full(len(base.ids), "(no reason given)", dtype=object)
+    given = cust["churn_reason"].to_numpy(object)
+    reason[base.cpos] = np.where(pd.isna(given), "(no reason given)", given)
+    rows: dict[tuple[str, str], list[float]] = {}
+    for p, (a, b) in enumerate(axis.periods):
+        lost = base.active[:, a - 1] & ~base.active[:, b]
+        for r in np.unique(reason[lost]):
+            sel = lost & (reason == r)
+            rows.setdefault((r, "customers"), [0.0] * len(axis.periods))[p] = float(sel.sum())
+            rows.setdefault((r, "churned_mrr"), [0.0] * len(axis.periods))[p] = (
+                base.mrr[sel, a - 1].sum() / base.scale
+            )
+    return pd.DataFrame(
+        [(r, m, *v) for (r, m), v in sorted(rows.items())],
+        columns=["churn_reason", "measure", *axis.labels],
+    )
+
+
+@pytest.mark.parametrize("granularity", ["month", "quarter"])
+def test_churn_by_reason_equals_the_previous_one(
+    granularity: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = _edge_data("medium", seed=13)
+    cust = data.tables["Customers"].copy()
+    cust.loc[cust.index[:4], "churn_reason"] = [None, "price", "Price", "price"]
+    data = dataclasses.replace(data, tables={**data.tables, "Customers": cust})
+    data = assemble._encode_ids(data)
+    axis = _axis(data, granularity)
+    assert axis is not None
+    base = _Base(data, axis)
+    old = _churn_by_reason_before(data, base, axis)
+    assert len(old) >= 4
+    pd.testing.assert_frame_equal(
+        breakdowns._churn_by_reason(data, base, axis), old, check_exact=True
+    )
+    monkeypatch.setattr(_Groupings, "exact_for", staticmethod(lambda base: False))
+    pd.testing.assert_frame_equal(
+        breakdowns._churn_by_reason(data, base, axis), old, check_exact=True
+    )

@@ -289,29 +289,28 @@ def _cx_to_revenue(
     a_start = np.ascontiguousarray(active[:, starts].T)
     a_end = np.ascontiguousarray(active[:, ends].T)
     P = len(axis.periods)
+    ref_rows = np.flatnonzero(valid)  # the customers referred by a known customer
+    ref_of = referrer[ref_rows]
     nrr, churn, referral = (np.full((C, P), np.nan) for _ in range(3))
     for p, (a, b) in enumerate(axis.periods):
-        code = cat[a - 1].astype(np.int64)
+        code = cat[a - 1].astype(np.intp)
         code[code < 0] = C - 1  # "no answer"
         start, end = m_start[p], m_end[p]
-        cohort = start > 0
-        zero = np.zeros_like(start)
-        cohort_start = _sums_by_code(code, np.where(cohort, start, zero), C, exact)
-        expansion = _sums_by_code(
-            code, np.where(cohort & (end > start), end - start, zero), C, exact
-        )
-        contraction = _sums_by_code(
-            code, np.where(cohort & (end > 0) & (end < start), start - end, zero), C, exact
-        )
-        churned = _sums_by_code(code, np.where(cohort & (end == 0), start, zero), C, exact)
+        # the cohort: customers paying at the start
+        rows = np.flatnonzero(start > 0)
+        s_, e_, c_ = start[rows], end[rows], code[rows]
+        cohort_start = _sums_by_code(c_, s_, C, exact)
+        expansion = _sums_by_code(c_, np.where(e_ > s_, e_ - s_, 0), C, exact)
+        contraction = _sums_by_code(c_, np.where((e_ > 0) & (e_ < s_), s_ - e_, 0), C, exact)
+        churned = _sums_by_code(c_, np.where(e_ == 0, s_, 0), C, exact)
         act_s, act_e = a_start[p], a_end[p]
         at_start = np.bincount(code[act_s], minlength=C)
         lost = np.bincount(code[act_s & ~act_e], minlength=C)
         # each customer's referrer's category (-1: not referred by a known customer)
-        ref_code = np.full(n, -1, dtype=np.int64)
-        ref_code[valid] = code[referrer[valid]]
+        ref_code = np.full(n + 1, -1, dtype=np.intp)  # the last slot: opos -1
+        ref_code[ref_rows] = code[ref_of]
         months = end if a == b else m[:, a : b + 1].sum(axis=1)
-        ref_mrr = _sums_by_code(ref_code, months, C, exact)
+        ref_mrr = _sums_by_code(ref_code[ref_rows], months[ref_rows], C, exact)
         in_p = in_period[p]
         amount_p, order_code = amount[in_p], ref_code[opos[in_p]]
         for c in range(C):
@@ -342,14 +341,19 @@ def _churn_by_reason(data: Dataset, base: _Base, axis: _Axis) -> pd.DataFrame:
     reason = np.full(len(base.ids), "(no reason given)", dtype=object)
     given = cust["churn_reason"].to_numpy(object)
     reason[base.cpos] = np.where(pd.isna(given), "(no reason given)", given)
+    codes, names = pd.factorize(reason)  # each reason's text compared once, not per period
+    exact = _Groupings.exact_for(base)
     rows: dict[tuple[str, str], list[float]] = {}
     for p, (a, b) in enumerate(axis.periods):
-        lost = base.active[:, a - 1] & ~base.active[:, b]
-        for r in np.unique(reason[lost]):
-            sel = lost & (reason == r)
-            rows.setdefault((r, "customers"), [0.0] * len(axis.periods))[p] = float(sel.sum())
-            rows.setdefault((r, "churned_mrr"), [0.0] * len(axis.periods))[p] = (
-                base.mrr[sel, a - 1].sum() / base.scale
+        lost = np.flatnonzero(base.active[:, a - 1] & ~base.active[:, b])
+        lost_codes = codes[lost]
+        count = np.bincount(lost_codes, minlength=len(names))
+        churned = _sums_by_code(lost_codes, base.mrr[lost, a - 1], len(names), exact)
+        for r in np.flatnonzero(count):
+            name = names[r]
+            rows.setdefault((name, "customers"), [0.0] * len(axis.periods))[p] = float(count[r])
+            rows.setdefault((name, "churned_mrr"), [0.0] * len(axis.periods))[p] = (
+                churned[r] / base.scale
             )
     out = pd.DataFrame(
         [(r, m, *v) for (r, m), v in sorted(rows.items())],

@@ -286,6 +286,8 @@ def _sums_by_code(codes: np.ndarray, values: np.ndarray, size: int, exact: bool)
     bincount when ``exact`` (every partial sum below 2**53), else one masked sum each."""
     if exact:
         ok = (codes >= 0) & (codes < size)
-        sums = np.bincount(codes[ok], weights=values[ok], minlength=size)
+        if not ok.all():
+            codes, values = codes[ok], values[ok]
+        sums = np.bincount(codes, weights=values, minlength=size)
         return np.rint(sums).astype(np.int64)
     return np.array([values[codes == c].sum() for c in range(size)], dtype=np.int64)
