@@ -800,28 +800,9 @@ def _frame_from_rows(rows: list[list[Any]], header: list[Any]) -> pd.DataFrame:
     """The rows under their headers as typed (the columns are matched to the schema's
     later, by position, so blank and repeated headers are fine here)."""
     names = list(range(len(header)))
-    if not rows:
-        frame = pd.DataFrame(columns=names)
-    else:
-        # Python objects first, then each column typed as pandas would type it, but a
-        # column of text stays Python strings: pandas 3 would copy them into its own
-        # string type, and the validation turns every text column into strings again.
-        raw = pd.DataFrame(rows, columns=names, dtype=object)
-        typed = {}
-        for name in names:
-            column = raw[name]
-            head = column.iloc[:1000].dropna()
-            text = len(head) > 0 and all(type(v) is str for v in head)
-            typed[name] = column if text and _all_text(column) else column.infer_objects()
-        frame = pd.DataFrame(typed, copy=False)
+    frame = pd.DataFrame(rows, columns=names) if rows else pd.DataFrame(columns=names)
     frame.columns = pd.Index(header, dtype=object)
     return frame
-
-
-def _all_text(column: pd.Series) -> bool:
-    """Whether every value of a column of Python objects is a str or None/NaN."""
-    kinds = pd.api.types.infer_dtype(column, skipna=True)
-    return kinds in ("string", "empty")
 
 
 def _drop_blank_rows(raw: pd.DataFrame, rows: np.ndarray) -> tuple[pd.DataFrame, np.ndarray]:
