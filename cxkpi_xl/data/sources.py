@@ -430,9 +430,9 @@ def _frame(
             # as the text: the reader reads each day once and takes the rows by code,
             # instead of making and hashing 20 million datetime64 values.
             encoded = column.combine_chunks().dictionary_encode()
-            days = pd.Index(encoded.dictionary.to_pandas(date_as_object=False))
+            distinct = pd.Index(encoded.dictionary.to_pandas(date_as_object=False))
             columns[name] = pd.Categorical.from_codes(
-                encoded.indices.fill_null(-1).to_numpy(zero_copy_only=False), days
+                encoded.indices.fill_null(-1).to_numpy(zero_copy_only=False), distinct
             )
             coded.add(column_key(name))
             continue
