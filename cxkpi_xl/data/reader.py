@@ -697,7 +697,7 @@ def _table_rules(name: str, frame: pd.DataFrame, v: _Validator, settings: Settin
         v.skip |= dup
     if name == "Surveys":
         # Each distinct survey name upper-cased once (millions of answers, a few names).
-        codes, names = pd.factorize(frame["survey"])
+        codes, names = _survey_codes(frame, v)
         upper = np.array([*(str(n).upper() for n in names), None], dtype=object)
         survey = pd.Series(upper[codes], index=frame.index, dtype=object)  # -1: None
         is_type = np.isin(upper, SURVEY_TYPES)
@@ -772,6 +772,21 @@ def _table_rules(name: str, frame: pd.DataFrame, v: _Validator, settings: Settin
         )
         v.report(odd, "category", frame["category"], "is not primary or secondary", "used a blank")
         frame["category"] = category.where(~odd, None)
+
+
+def _survey_codes(frame: pd.DataFrame, v: _Validator) -> tuple[np.ndarray, Any]:
+    """``pd.factorize(frame["survey"])`` up to the numbering: the codes the column was
+    normalised with (a few names, millions of answers: no hashing of the rows again), a
+    name made None (an Excel error) coded -1 as a blank. A repeated name (`` NPS`` and
+    ``NPS`` both ``NPS``) is fine: the rules read each row's name through its code."""
+    if "survey" not in v.distinct or len(v.distinct["survey"][1]) != len(frame):
+        return pd.factorize(frame["survey"])
+    lookup, codes = v.distinct["survey"]
+    names = lookup[:-1]
+    none = np.array([n is None for n in names], dtype=bool)
+    if none.any():
+        codes = np.where(none[codes] & (codes >= 0), -1, codes)
+    return codes, names
 
 
 def _keep_unknown_mrr(frame: pd.DataFrame, v: _Validator) -> None:
