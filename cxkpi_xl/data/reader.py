@@ -397,6 +397,20 @@ whose every value is a ``str`` or None that this reader keeps as it is (a source
 them in its engine: ``sources._as_written``). An optional id or text column so marked is
 taken as it is instead of value by value (5 million response ids cost seconds)."""
 
+CODED = "cxkpi_xl coded"
+"""``DataFrame.attrs`` key: the column keys of a frame's categorical columns whose codes
+are those ``pd.factorize`` would give (every category used, numbered in order of first
+appearance, -1 for a blank), as Arrow's ``dictionary_encode`` makes them (a source:
+``sources._frame``). The reader takes those codes instead of hashing every row again."""
+
+
+def _factorized(series: pd.Series, coded: bool) -> tuple[np.ndarray, Any]:
+    """``pd.factorize(series)``, or for a ``coded`` categorical its own codes and
+    categories (the same pair, without a pass over the rows)."""
+    if coded and isinstance(series.dtype, pd.CategoricalDtype):
+        return series.cat.codes.to_numpy().astype(np.intp), series.cat.categories
+    return pd.factorize(series, use_na_sentinel=True)
+
 
 def _normalise_table(
     table: Table,
@@ -414,6 +428,7 @@ def _normalise_table(
     v = _Validator(table, sheet, rows, issues)
     out: dict[str, Any] = {}
     as_written = raw.attrs.get(AS_WRITTEN, frozenset())
+    coded = raw.attrs.get(CODED, frozenset())
     for col in table.columns:
         if col.name not in raw:
             out[col.name] = pd.Series([None] * len(raw), dtype=object)
@@ -442,7 +457,7 @@ def _normalise_table(
             values[bad] = np.nan
             out[col.name] = values
         else:
-            factorized = pd.factorize(series, use_na_sentinel=True)
+            factorized = _factorized(series, column_key(col.name) in coded)
             if col.type in (DATE, MONTH):
                 order, strict = _column_date_order(
                     table, sheet, col.name, factorized[1], settings, source_order, issues
@@ -450,7 +465,11 @@ def _normalise_table(
                 convert: Callable[[Any], Any] = partial(parse_date, order=order, strict=strict)
             else:
                 convert = _CONVERTERS[col.type]
-            converted, bad_codes, codes = _normalise_by_unique(series, convert, factorized)
+            kept = col.type in (ID, TEXT) and column_key(col.name) in coded & as_written
+            if kept:  # distinct values the rules keep as they are: nothing to convert
+                converted, bad_codes, codes = _unique_values(factorized[1]), {}, factorized[0]
+            else:
+                converted, bad_codes, codes = _normalise_by_unique(series, convert, factorized)
             blank = codes == -1
             if bad_codes:
                 bad = np.isin(codes, list(bad_codes))
@@ -490,8 +509,11 @@ def _normalise_table(
                 # A source's ids stay categorical (a Parquet or database source hands
                 # them over so): millions of rows, each a small code, not a pointer.
                 v.distinct[col.name] = (lookup, codes)
-                ids, distinct_ids = pd.factorize(lookup)
-                v.codes[col.name] = ids[codes]  # the same codes the rules would make
+                if kept:  # already distinct and numbered in order of appearance
+                    v.codes[col.name], distinct_ids = codes, lookup[:-1]
+                else:
+                    ids, distinct_ids = pd.factorize(lookup)
+                    v.codes[col.name] = ids[codes]  # the same codes the rules would make
                 out[col.name] = pd.Series(
                     pd.Categorical.from_codes(
                         v.codes[col.name], pd.Index(distinct_ids, dtype=object)
@@ -675,7 +697,7 @@ def _table_rules(name: str, frame: pd.DataFrame, v: _Validator, settings: Settin
         v.skip |= dup
     if name == "Surveys":
         # Each distinct survey name upper-cased once (millions of answers, a few names).
-        codes, names = pd.factorize(frame["survey"])
+        codes, names = _survey_codes(frame, v)
         upper = np.array([*(str(n).upper() for n in names), None], dtype=object)
         survey = pd.Series(upper[codes], index=frame.index, dtype=object)  # -1: None
         is_type = np.isin(upper, SURVEY_TYPES)
@@ -752,6 +774,21 @@ def _table_rules(name: str, frame: pd.DataFrame, v: _Validator, settings: Settin
         frame["category"] = category.where(~odd, None)
 
 
+def _survey_codes(frame: pd.DataFrame, v: _Validator) -> tuple[np.ndarray, Any]:
+    """``pd.factorize(frame["survey"])`` up to the numbering: the codes the column was
+    normalised with (a few names, millions of answers: no hashing of the rows again), a
+    name made None (an Excel error) coded -1 as a blank. A repeated name (`` NPS`` and
+    ``NPS`` both ``NPS``) is fine: the rules read each row's name through its code."""
+    if "survey" not in v.distinct or len(v.distinct["survey"][1]) != len(frame):
+        return pd.factorize(frame["survey"])
+    lookup, codes = v.distinct["survey"]
+    names = lookup[:-1]
+    none = np.array([n is None for n in names], dtype=bool)
+    if none.any():
+        codes = np.where(none[codes] & (codes >= 0), -1, codes)
+    return codes, names
+
+
 def _keep_unknown_mrr(frame: pd.DataFrame, v: _Validator) -> None:
     """Keep the MRR rows whose amount cannot be used (not a number, blank, negative) but
     whose customer and month can, with the amount unknown (NaN): leaving the row out would
@@ -805,12 +842,23 @@ def _frame_from_rows(rows: list[list[Any]], header: list[Any]) -> pd.DataFrame:
     return frame
 
 
+def _blank_check_cost(dtype: Any) -> int:
+    """0 for numbers and dates (a NaN test), 1 for categoricals, 2 for text."""
+    if isinstance(dtype, pd.CategoricalDtype):
+        return 1
+    return 0 if dtype.kind in "fiuMmb" else 2
+
+
 def _drop_blank_rows(raw: pd.DataFrame, rows: np.ndarray) -> tuple[pd.DataFrame, np.ndarray]:
     """Rows with nothing in them (a Table's empty tail) are not data."""
     if raw.empty:
         return raw, rows
     filled = np.zeros(len(raw), dtype=bool)
-    for i in range(raw.shape[1]):
+    # Any order of the columns finds the same rows; typed columns (a source's numbers,
+    # dates and categoricals) are checked at C speed, so they go first and text, a Python
+    # object per value, only for the rows still without a value (often none).
+    order = sorted(range(raw.shape[1]), key=lambda i: _blank_check_cost(raw.dtypes.iloc[i]))
+    for i in order:
         todo = np.flatnonzero(~filled)  # a row with a value in an earlier column is data
         if not len(todo):
             break

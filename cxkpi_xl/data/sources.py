@@ -385,14 +385,19 @@ def _columns(table: Table, label: str, expr: Any) -> Any:
     return expr.select(picked) if picked else None
 
 
-def _frame(label: str, expr: Any, repeated: Collection[str] = ()) -> pd.DataFrame:
+def _frame(
+    label: str, expr: Any, repeated: Collection[str] = (), days: bool = False
+) -> pd.DataFrame:
     """One table's rows as pandas columns, through Arrow: a text column as a categorical
     (each distinct value one Python string, the rows small integer codes: millions of
     repeated customer ids would otherwise be millions of strings), a date as
     datetime64, a time zone dropped. A text column whose first 100,000 rows are mostly
     distinct (response ids) stays plain text, unless it is one of ``repeated`` (the
     columns holding a customer id: 5 million answers of 1 million customers look
-    distinct in their first rows, yet each id comes back five times)."""
+    distinct in their first rows, yet each id comes back five times). With ``days`` a
+    date column too comes as a categorical (its distinct days; for the reader, not for
+    frames to be put together). The categoricals' codes are Arrow's, in order of first
+    appearance, which the reader takes as they are (``reader.CODED``)."""
     try:
         table = expr.to_pyarrow()
     except Exception as e:
@@ -401,6 +406,7 @@ def _frame(label: str, expr: Any, repeated: Collection[str] = ()) -> pd.DataFram
 
     columns: dict[str, Any] = {}
     normal: set[str] = set()
+    coded: set[str] = set()  # categoricals coded in order of first appearance (Arrow's)
     for name, column in zip(table.column_names, table.columns, strict=True):
         kind = column.type
         if pa.types.is_string(kind) or pa.types.is_large_string(kind):
@@ -410,11 +416,25 @@ def _frame(label: str, expr: Any, repeated: Collection[str] = ()) -> pd.DataFram
                 if _as_written(column):
                     normal.add(column_key(name))
                 continue
-            encoded = column.dictionary_encode().combine_chunks()
+            encoded = column.combine_chunks().dictionary_encode()  # one memo, not per chunk
             columns[name] = pd.Categorical.from_codes(
                 encoded.indices.fill_null(-1).to_numpy(zero_copy_only=False),
                 pd.Index(encoded.dictionary.to_numpy(zero_copy_only=False), dtype=object),
             )
+            coded.add(column_key(name))
+            if _as_written(encoded.dictionary):
+                normal.add(column_key(name))
+            continue
+        if days and pa.types.is_date32(kind) and len(column):
+            # A date column as a categorical of its distinct days (a few thousand), coded
+            # as the text: the reader reads each day once and takes the rows by code,
+            # instead of making and hashing 20 million datetime64 values.
+            encoded = column.combine_chunks().dictionary_encode()
+            distinct = pd.Index(encoded.dictionary.to_pandas(date_as_object=False))
+            columns[name] = pd.Categorical.from_codes(
+                encoded.indices.fill_null(-1).to_numpy(zero_copy_only=False), distinct
+            )
+            coded.add(column_key(name))
             continue
         values = column.to_pandas(date_as_object=False)
         if isinstance(values.dtype, pd.DatetimeTZDtype):
@@ -422,6 +442,7 @@ def _frame(label: str, expr: Any, repeated: Collection[str] = ()) -> pd.DataFram
         columns[name] = values
     frame = pd.DataFrame(columns, copy=False)  # a copy of millions of rows costs seconds
     frame.attrs[_reader.AS_WRITTEN] = frozenset(normal)
+    frame.attrs[_reader.CODED] = frozenset(coded)
     return frame
 
 
@@ -505,7 +526,7 @@ def _read_source(source: Any, overrides: Mapping[str, Any] | None, pushdown: boo
         ids = {"referredby"} if table.name == "Customers" else set()
         if table.customer_column is not None and table.customer_column != table.key:
             ids.add(column_key(table.customer_column))
-        frames[table.name] = _frame(label, expr, ids)
+        frames[table.name] = _frame(label, expr, ids, True)  # days coded
     frames = {t.name: frames[t.name] for t in TABLES if t.name in frames}  # schema order
     frames["Settings"] = raw_settings
     data = _reader.read(frames, overrides)
