@@ -235,6 +235,13 @@ TABLES: tuple[Table, ...] = (
 )
 
 TABLES_BY_NAME: dict[str, Table] = {t.name: t for t in TABLES}
+
+CUSTOMER_ID_COLUMNS: tuple[tuple[str, str], ...] = (
+    *((t.name, t.customer_column) for t in TABLES if t.customer_column is not None),
+    ("Customers", "referred_by"),
+)
+"""Every (table, column) holding a customer id: each table's customer column, and the
+referrer of a customer."""
 SETTINGS_SHEET = "Settings"
 TABLE_SHEETS: dict[str, str] = {t.name: t.name for t in TABLES} | {"HealthWeights": SETTINGS_SHEET}
 """The sheet each Table lives on (HealthWeights sits on the Settings sheet)."""

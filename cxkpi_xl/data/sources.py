@@ -45,7 +45,18 @@ import numpy as np
 import pandas as pd
 
 from .issues import Issue
-from .schema import DATE, ID, MONTH, NUMBER, TABLES, TABLES_BY_NAME, TEXT, YESNO, Table
+from .schema import (
+    CUSTOMER_ID_COLUMNS,
+    DATE,
+    ID,
+    MONTH,
+    NUMBER,
+    TABLES,
+    TABLES_BY_NAME,
+    TEXT,
+    YESNO,
+    Table,
+)
 
 
 class SourceError(Exception):
@@ -523,9 +534,7 @@ def _read_source(source: Any, overrides: Mapping[str, Any] | None, pushdown: boo
                 frames[table.name] = push.sample
                 continue
             expr = reduce_usage(expr)
-        ids = {"referredby"} if table.name == "Customers" else set()
-        if table.customer_column is not None and table.customer_column != table.key:
-            ids.add(column_key(table.customer_column))
+        ids = {column_key(c) for t, c in CUSTOMER_ID_COLUMNS if t == table.name and c != table.key}
         frames[table.name] = _frame(label, expr, ids, True)  # days coded
     frames = {t.name: frames[t.name] for t in TABLES if t.name in frames}  # schema order
     frames["Settings"] = raw_settings

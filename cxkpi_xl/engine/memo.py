@@ -32,7 +32,7 @@ import pandas as pd
 
 from ..data.issues import Issue
 from ..data.reader import Dataset
-from ..data.schema import TABLES
+from ..data.schema import CUSTOMER_ID_COLUMNS
 from .axis import _Axis
 
 MEMO_VERSION = 1
@@ -48,9 +48,7 @@ T = TypeVar("T")
 def encoded_columns() -> list[tuple[str, str]]:
     """Every (table, column) holding a customer id, which ``compute`` turns into float
     codes numbered across all of them (so a table's codes depend on the other tables)."""
-    cols = [(t.name, t.customer_column) for t in TABLES if t.customer_column is not None]
-    cols.append(("Customers", "referred_by"))
-    return cols
+    return list(CUSTOMER_ID_COLUMNS)
 
 
 @dataclass(frozen=True)
