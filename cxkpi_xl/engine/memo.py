@@ -318,18 +318,22 @@ class Memo:
     ) -> T:
         """``fn(new_issues)``'s result, reused when ``part``'s inputs are unchanged; the
         issues it adds go onto ``issues`` in order, the same on a hit as on a miss."""
-        key = part_key(part, data, axis, self._digests_of(data))
-        found = self.load(part, key)
-        if found is not None:
-            value, added = found
-            self.hits.append(part.name)
-        else:
-            added = []
-            value = fn(added)
-            self.misses.append(part.name)
-            self.store(part, key, value, added)
+        value, added = self.reuse(part, part_key(part, data, axis, self._digests_of(data)), fn)
         issues.extend(added)
         return value
+
+    def reuse(self, part: Part, key: str, fn: Callable[[list[Issue]], T]) -> tuple[T, list[Issue]]:
+        """``part``'s stored result and issues under ``key``, else ``fn(new_issues)``'s,
+        stored; noted as a hit or a miss."""
+        found = self.load(part, key)
+        if found is not None:
+            self.hits.append(part.name)
+            return found
+        added: list[Issue] = []
+        value = fn(added)
+        self.misses.append(part.name)
+        self.store(part, key, value, added)
+        return value, added
 
 
 def run_derived(memo: Memo | None, name: str, inputs: Sequence[Any], fn: Callable[[], T]) -> T:
@@ -345,16 +349,7 @@ def run_derived(memo: Memo | None, name: str, inputs: Sequence[Any], fn: Callabl
     for value in inputs:
         series = value if isinstance(value, pd.Series) else pd.Series(np.asarray(value))
         _update_series(h, series.rename(None).reset_index(drop=True))
-    key = h.hexdigest()
-    part = Part(name, {})
-    found = memo.load(part, key)
-    if found is not None:
-        memo.hits.append(name)
-        return found[0]
-    value = fn()
-    memo.misses.append(name)
-    memo.store(part, key, value, [])
-    return value
+    return memo.reuse(Part(name, {}), h.hexdigest(), lambda _: fn())[0]
 
 
 def run_part(
