@@ -1062,11 +1062,7 @@ def _scan_sheet(z: zipfile.ZipFile, part: str) -> _SheetScan:
     with z.open(part) as f:
         while chunk := f.read(1 << 22):
             if cells is None and not rest and rows == 0:
-                m = _DIMENSION.search(chunk, 0, 1 << 16)
-                if m is not None:
-                    first = cell_index(m.group(1).decode())
-                    last = cell_index(m.group(2).decode()) if m.group(2) else first
-                    cells = (last[0] - first[0] + 1) * (last[1] - first[1] + 1)
+                cells = _dimension_span(_DIMENSION.search(chunk, 0, 1 << 16))
             block = rest + chunk
             cut = block.rfind(b"</row>")
             if cut == -1:
@@ -1095,8 +1091,11 @@ def _dimension_cells(z: zipfile.ZipFile, part: str) -> int | None:
     """How many cells the sheet's ``<dimension>`` spans (None when its XML has none near
     the start): what :func:`_scan_sheet` finds first, from the first 64 KiB alone."""
     with z.open(part) as f:
-        head = f.read(1 << 16)
-    m = _DIMENSION.search(head)
+        return _dimension_span(_DIMENSION.search(f.read(1 << 16)))
+
+
+def _dimension_span(m: re.Match[bytes] | None) -> int | None:
+    """How many cells a ``<dimension ref="A1:E9">`` match spans (None for no match)."""
     if m is None:
         return None
     first = cell_index(m.group(1).decode())
@@ -1285,10 +1284,12 @@ def _workbook_tables(
         sheet_name = sheets.get(TABLE_SHEETS[table.name].lower())
         if sheet_name is None or table.name == "HealthWeights":
             return None
+        sheet_errors = None
         if is_oversized(sheet_name):
             values, first_row, first_col = _streamed_rows(path, sheet_name)
             first_row, first_col = first_row - 1, first_col - 1
         else:
+            sheet_errors = scanner.submit(scan, sheet_name)  # while calamine parses
             with pool.book() as b:
                 sheet = b.get_sheet_by_name(sheet_name)
             with building:
@@ -1308,8 +1309,8 @@ def _workbook_tables(
                 first_col,
             )
             del data
-        if not oversized.get(sheet_name):
-            _put_errors(raw, scan(sheet_name).errors)
+        if sheet_errors is not None:
+            _put_errors(raw, sheet_errors.result().errors)
         return raw
 
     def part_size(table: Table) -> int:
