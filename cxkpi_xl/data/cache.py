@@ -563,11 +563,13 @@ def _frame_from(data: bytes, dtypes: Mapping[str, str]) -> pd.DataFrame:
             picked = np.concatenate(codes) if codes else np.zeros(0, np.int64)
             columns[name] = pd.Series(lookup[picked], dtype=object)
         else:
-            columns[name] = column.to_pandas().astype(np.dtype(dtype) if dtype != "bool" else bool)
+            columns[name] = column.to_pandas().astype(_dtype(dtype))
     return pd.DataFrame(columns)
 
 
-_SUMMARY_ARRAYS = ("days", "day_users", "months", "month_users", "t_month", "t_customer")
+_SUMMARY_ARRAYS = (
+    "days", "day_users", "months", "month_users", "t_month", "t_customer", "t_feature",
+)  # fmt: skip
 _SUMMARY_TEXTS = ("customers", "features")
 
 
@@ -577,7 +579,7 @@ def _summary_bytes(summary: Any) -> bytes:
     with their end offsets (TypeError for anything but text)."""
     import numpy as np
 
-    arrays = {name: getattr(summary, name) for name in (*_SUMMARY_ARRAYS, "t_feature")}
+    arrays = {name: getattr(summary, name) for name in _SUMMARY_ARRAYS}
     for name in _SUMMARY_TEXTS:
         values = getattr(summary, name)
         if not all(type(v) is str for v in values):
@@ -597,7 +599,7 @@ def _summary_from(data: bytes) -> Any:
     from .usage import UsageSummary
 
     with np.load(io.BytesIO(data), allow_pickle=False) as z:
-        fields = {name: z[name] for name in (*_SUMMARY_ARRAYS, "t_feature")}
+        fields = {name: z[name] for name in _SUMMARY_ARRAYS}
         for name in _SUMMARY_TEXTS:
             raw, ends = z[f"{name}_bytes"].tobytes(), z[f"{name}_ends"].tolist()
             starts = [0, *ends[:-1]] if ends else []
@@ -676,21 +678,19 @@ class Cache:
             keys = {n: self._key(path, book, src, setting_key) for n, src in book.sources.items()}
             known: dict[str, TableRead] = {}
             digests: dict[str, str] = {}
-            summary = None  # Usage's summary, when it is kept with an unchanged Usage
+            kept_summary = None  # Usage's, kept with it (used if Usage stays reloaded)
             for name, entry in entries.items():
                 if entry["key"] != keys[name]:
                     loads[name].cancel()
                     continue
                 got = loads[name].result()
                 if got is not None:
-                    known[name], digests[name], kept_summary = got
+                    known[name], digests[name], summary_of = got
                     if name == "Usage":
-                        summary = kept_summary
+                        kept_summary = summary_of
         again = [n for n in entries if n not in known]  # other settings, a damaged file
         if again:
             raw.update(r._workbook_tables(path, only=again)[0])
-        if "Usage" not in known:
-            summary = None
         while True:
             try:
                 reads = r._read_tables(raw, settings, known)
@@ -699,8 +699,6 @@ class Cache:
                 for name in e.tables:
                     known.pop(name)
                     digests.pop(name)
-                    if name == "Usage":
-                        summary = None
                 raw.update(r._workbook_tables(path, only=e.tables)[0])
         self.reused, self.reread = list(known), list(reads)
         reads.update(known)
@@ -715,12 +713,13 @@ class Cache:
         from_invoices = use_invoices(settings, frame("MRR"), frame("Invoices"))
         data = r._dataset(reads, settings, issues, str(path))
         usage = data.tables.get("Usage")
-        if summary is None and "Usage" in self.reread and usage is not None and len(usage):
+        if "Usage" in known:
+            data.usage_summary = kept_summary
+        elif "Usage" in self.reread and usage is not None and len(usage):
             from .usage import UsageSummary
 
-            summary = UsageSummary.from_rows(usage)  # kept, and the engine need not make it
-        if summary is not None:
-            data.usage_summary = summary
+            # Kept with Usage, and the engine need not make it.
+            data.usage_summary = UsageSummary.from_rows(usage)
         self.read_parts = {p: v for s in book.sources.values() for p, v in s["deps"].items()}
         if book.sst is not None:
             self.read_parts[book.sst] = book.state[book.sst]
