@@ -799,6 +799,9 @@ def test_usage_summary_is_kept_with_usage_and_reloaded(book: Path, tables):
     reloads it, equal to the summary of the rows; one that re-reads Usage makes it anew."""
     cold, _, _ = cached_read(book)
     assert cold.usage_summary is not None and not cold.usage_summary.empty
+    kept = {f.name for f in _entries(book).iterdir() if f.name.startswith("Usage")}
+    assert any(n.endswith("-summary.npz") for n in kept)
+    assert not any(n.endswith(".parquet") for n in kept)  # its rows are never reloaded
     surveys = sheet_part(book, "Surveys")
     row = int((tables["Surveys"]["survey"] == "NPS").to_numpy().argmax())
     score = float(tables["Surveys"]["score"].iloc[row])

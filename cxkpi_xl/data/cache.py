@@ -770,9 +770,9 @@ class Cache:
 
         try:
             frame, got_summary = None, None
-            if entry["file"] is not None and entry.get("summary") is not None:
-                # Usage kept with its summary: the engine reads the summary alone, so the
-                # rows are not loaded (as a source's Usage summarised in its engine).
+            if entry.get("summary") is not None:
+                # Usage kept as its summary: the engine reads the summary alone, so its
+                # rows are not kept (as a source's Usage summarised in its engine).
                 frame = pd.DataFrame(
                     {c: pd.Series([], dtype=_dtype(d)) for c, d in entry["dtypes"].items()}
                 )
@@ -876,7 +876,30 @@ class Cache:
             entry["file"] = None
             mode = _file_mode(path)
             make_private_dir(folder)
-            if table is not None:
+            packed = None
+            if summary is not None:
+                try:
+                    packed = _summary_bytes(summary)
+                except TypeError:  # ids that are not text: the engine makes it again
+                    packed = None
+            kept_files: set[str] = set()
+            if packed is not None:
+                entry["summary"] = {
+                    "file": f"{name}-{digest[:16]}-summary.npz",
+                    "size": len(packed),
+                    "crc": zlib.crc32(packed),
+                }
+                kept_files.add(entry["summary"]["file"])
+                _write_atomic(folder / entry["summary"]["file"], packed, mode)
+            if table is not None and packed is not None:
+                # Usage kept as its summary: its rows are never loaded again, only their
+                # column types (for the empty frame that stands for them).
+                entry["dtypes"] = (
+                    {str(c): str(table[c].dtype) for c in table.columns}
+                    if isinstance(table, pd.DataFrame)
+                    else table[1]
+                )
+            elif table is not None:
                 arrow, dtypes = _frame_table(table) if isinstance(table, pd.DataFrame) else table
                 data = _table_bytes(arrow)
                 entry.update(
@@ -885,21 +908,8 @@ class Cache:
                     crc=zlib.crc32(data),
                     dtypes=dtypes,
                 )
+                kept_files.add(entry["file"])
                 _write_atomic(folder / entry["file"], data, mode)
-            kept_files = {entry["file"]}
-            if summary is not None:
-                try:
-                    packed = _summary_bytes(summary)
-                except TypeError:  # ids that are not text: the engine makes it again
-                    packed = None
-                if packed is not None:
-                    entry["summary"] = {
-                        "file": f"{name}-{digest[:16]}-summary.npz",
-                        "size": len(packed),
-                        "crc": zlib.crc32(packed),
-                    }
-                    kept_files.add(entry["summary"]["file"])
-                    _write_atomic(folder / entry["summary"]["file"], packed, mode)
             _write_atomic(folder / f"{name}.json", json.dumps(entry).encode(), mode)
             for old in folder.glob(f"{name}-*"):
                 if old.name not in kept_files and old.suffix in (".parquet", ".npz"):
