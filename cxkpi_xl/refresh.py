@@ -119,7 +119,7 @@ def refresh(
         tell("writing")
         empty = empty_tables(data.tables)
         if data.usage_summary is not None and not data.usage_summary.empty:
-            empty = [t for t in empty if t != "Usage"]  # summarised in the source's engine
+            empty = [t for t in empty if t != "Usage"]  # summarised: by a source, or kept so
         sheets = [report_sheet(report, empty), issues_sheet(report.issues)]
 
         def unchanged() -> None:
@@ -211,7 +211,7 @@ def _one_line(text: str, limit: int = 300) -> str:
 def fingerprint(path: Path) -> tuple[int, int]:
     """The size and CRC-32 of a file's whole content: whether it is still the file we
     read (a save by Excel or anyone rewrites it; a CRC-32 misses a change once in four
-    billion, and reads 79 MiB in a hundredth of a second where SHA-256 takes five)."""
+    billion, and reads 79 MiB in a hundredth of a second where SHA-256 takes five hundredths)."""
     crc = 0
     with path.open("rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):

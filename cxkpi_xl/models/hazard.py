@@ -307,7 +307,7 @@ def _ph_test(
 
 def _average_ranks(values: np.ndarray) -> np.ndarray:
     """Ranks from 1, ties sharing the mean of their ranks (``scipy.stats.rankdata``'s
-    default, which tests/test_hazard.py checks it against)."""
+    default, which tests/test_impact.py checks it against)."""
     order = np.argsort(values, kind="stable")
     ordered = values[order]
     starts = np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1]])
