@@ -88,7 +88,11 @@ def refresh(
     not an xlsx/xlsm package, damaged, a possible zip bomb, signed, structure-protected,
     a Report/Data Issues sheet that is the user's own, changed while we computed, out of
     memory), raises RefreshError with a one-line reason, having changed nothing."""
-    from .data.cache import Cache, forget_stamp, stamp
+    from .data import prefetch
+    from .data.cache import Cache, book_dir, forget_stamp, stamp
+
+    if cache and source is None:  # the changed table parsed while the rest is imported
+        prefetch.start(Path(path), book_dir(Path(path)))
     from .data.choose import read_for_book
     from .report.board import report_sheet
     from .report.layout import OWNED_HEADERS, issues_sheet
@@ -139,6 +143,7 @@ def refresh(
     except BaseException as e:
         raise RefreshError(failure_reason(e, source, target)) from None
     finally:
+        prefetch.discard(source)
         if reader is not None:
             reader.finish()  # the changed tables, kept while we computed and wrote
     return Refreshed(report, target, time.perf_counter() - t0, empty)

@@ -36,9 +36,10 @@ ALLOWED = {
 ``__init__``, ``_moved``, ``refresh``, ``cli``, ``excel``, ``udfs``, ``workbook``) are the
 top: they may import any room, and no room listed here may import them."""
 
-REPORT_MAY_READ = {"data.cells", "data.issues", "data.periods", "data.schema"}
-"""What the report may import of the input side: the issue record, cell references, the
-periods and the schema; never a reader of a source."""
+REPORT_MAY_READ = {"data.cells", "data.issues", "data.periods", "data.schema", "data.zipparts"}
+"""What the report may import of the input side: the issue record, cell values and
+references, what a package's zip directory says of its sheets, the periods and the
+schema; never a reader of a source."""
 
 
 def _modules() -> dict[str, Path]:

@@ -25,6 +25,7 @@ from click.testing import CliRunner
 import cxkpi_xl
 from cxkpi_xl.cli import main
 from cxkpi_xl.data import cache as cache_module
+from cxkpi_xl.data import prefetch
 from cxkpi_xl.data.cache import Cache, book_dir, nothing_changed
 from cxkpi_xl.data.reader import _package_sheets, read
 from cxkpi_xl.data.sample import generate
@@ -903,3 +904,123 @@ def test_text_kept_in_many_row_groups_comes_back_as_written():
     back = _frame_from(buffer.getvalue(), dtypes)
     pd.testing.assert_frame_equal(back, frame, check_exact=True)
     assert [type(v) for v in back["a"][:6]] == [type(None), str, str, str, str, type(None)]
+
+
+# The changed table parsed ahead (cxkpi_xl.data.prefetch): while a refresh imports pandas
+# and the engine, the Table whose parts changed since the cache kept it is parsed in a
+# thread, and handed to the reader only for that table and the very same bytes.
+
+
+def _one_score_changed(book: Path, tables, value: float = 3.0) -> str:
+    surveys = sheet_part(book, "Surveys")
+    excel_save(book, {(surveys, cell_ref(tables, "Surveys", "score", 0)): value})
+    return surveys
+
+
+def _state(book: Path) -> dict[str, list[int]]:
+    with zipfile.ZipFile(book) as z:
+        return prefetch.state_of(z)
+
+
+def _calamine_table(book: Path, name: str):
+    from python_calamine import CalamineWorkbook
+
+    return CalamineWorkbook.from_path(str(book), load_tables=True).get_table_by_name(name)
+
+
+def test_a_refresh_takes_the_changed_table_parsed_ahead(book: Path, tables, monkeypatch):
+    refresh(book)
+    _one_score_changed(book, tables)
+    twin = book.with_name("twin.xlsx")
+    shutil.copy(book, twin)
+    taken: list[tuple[str, bool]] = []
+    real = prefetch.take
+
+    def take(path, table, state):
+        got = real(path, table, state)
+        taken.append((table, got is not None))
+        return got
+
+    monkeypatch.setattr(prefetch, "take", take)
+    cached = refresh(book)
+    assert ("Surveys", True) in taken  # parsed ahead, and used
+    assert all(not used for table, used in taken if table != "Surveys")
+    assert _report(cached) == _report(refresh(twin, cache=False))
+    assert prefetch._books == {}  # nothing kept past the refresh
+
+
+def test_a_prefetch_is_handed_over_once_for_its_table_and_bytes_alone(book: Path, tables):
+    refresh(book)
+    surveys = _one_score_changed(book, tables)
+    state = _state(book)
+    prefetch.start(book, book_dir(book))
+    assert prefetch.take(book, "Orders", state) is None  # not the table it parsed
+    assert prefetch.take(book, "Surveys", {**state, surveys: [0, 1]}) is None  # other bytes
+    got = prefetch.take(book, "SURVEYS", state)  # Table names in any case, as Excel's
+    fresh = _calamine_table(book, "Surveys")
+    assert got is not None
+    assert (got.to_python(), got.start, list(got.columns)) == (
+        fresh.to_python(),
+        fresh.start,
+        list(fresh.columns),
+    )
+    assert got.to_python()[0][list(fresh.columns).index("score")] == 3.0  # the new value
+    assert prefetch.take(book, "Surveys", state) is None  # handed over once
+
+
+def test_nothing_is_prefetched_without_a_cache_or_a_changed_table(book: Path, tables, root):
+    state = _state(book)
+    prefetch.start(book, book_dir(book))  # no cache yet
+    assert prefetch.take(book, "Surveys", state) is None
+    refresh(book)
+    state = _state(book)
+    prefetch.start(book, book_dir(book))  # nothing changed since it was kept
+    assert all(prefetch.take(book, t, state) is None for t in ("Surveys", "Orders", "MRR"))
+    for manifest in book_dir(book).glob("*.json"):  # damaged manifests are passed over
+        manifest.write_bytes(b"{not json")
+    _one_score_changed(book, tables)
+    state = _state(book)
+    prefetch.start(book, book_dir(book))
+    assert prefetch.take(book, "Surveys", state) is None
+    prefetch.discard(book)
+
+
+def test_a_sheet_without_its_dimension_is_left_to_the_reader(book: Path, tables):
+    """Whether calamine may parse a sheet is judged from its <dimension>; without one the
+    reader scans the sheet first, so the prefetch leaves it alone."""
+    refresh(book)
+    surveys = _one_score_changed(book, tables)
+    old = parts(book)
+    assert re.search(rb"<dimension [^>]*/>", old[surveys])
+    write_parts(book, {**old, surveys: re.sub(rb"<dimension [^>]*/>", b"", old[surveys])})
+    state = _state(book)
+    prefetch.start(book, book_dir(book))
+    assert prefetch.take(book, "Surveys", state) is None
+    twin = book.with_name("twin.xlsx")
+    shutil.copy(book, twin)
+    assert _report(refresh(book)) == _report(refresh(twin, cache=False))
+
+
+def test_a_book_saved_while_it_was_parsed_ahead_is_not_handed_over(book: Path, tables, monkeypatch):
+    """The package's state is taken before the parse and again after it: a save in between
+    (here, during calamine's open) drops the parse even for a reader that saw the first
+    state."""
+    import python_calamine
+
+    refresh(book)
+    _one_score_changed(book, tables)
+    state = _state(book)
+    saved = book.read_bytes()
+    real = python_calamine.CalamineWorkbook
+
+    class SavedMeanwhile:
+        @staticmethod
+        def from_path(path: str, **kw):
+            opened = real.from_path(path, **kw)
+            _one_score_changed(book, tables, 4.0)  # Excel saves again
+            return opened
+
+    monkeypatch.setattr(python_calamine, "CalamineWorkbook", SavedMeanwhile)
+    prefetch.start(book, book_dir(book))
+    assert prefetch.take(book, "Surveys", state) is None
+    assert book.read_bytes() != saved

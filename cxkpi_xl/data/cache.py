@@ -276,8 +276,8 @@ class _Book:
     """What the zip directory and the small parts say about a workbook's input tables."""
 
     def __init__(self, path: Path):
-        from .reader import _package_sheets
         from .schema import TABLE_SHEETS, TABLES
+        from .zipparts import _package_sheets
 
         self.state = zip_state(path)
         with zipfile.ZipFile(path) as z:

@@ -339,13 +339,3 @@ def _named_month_date(core: str) -> pd.Timestamp:
     if len(day) > 2:
         raise BadValue("is not a date (use YYYY-MM-DD)")
     return _date(_year(year), month, int(day))
-
-
-def cell_index(ref: str) -> tuple[int, int]:
-    """0-based (row, column) of a cell reference such as ``C2``."""
-    letters = "".join(ch for ch in ref if ch.isalpha()).upper()
-    digits = "".join(ch for ch in ref if ch.isdigit())
-    col = 0
-    for ch in letters:
-        col = col * 26 + ord(ch) - 64
-    return int(digits) - 1, col - 1

@@ -45,7 +45,7 @@ from pathlib import Path
 from typing import Any
 from xml.sax.saxutils import escape, quoteattr
 
-from ..data.cells import cell_index
+from ..data.zipparts import cell_index
 from .charts import chart_parts
 from .layout import FORMER_HEADERS, REPORT_SHEET, Sheet, column_letter, sheet_key, styles_used
 from .printing import page_setup_xml, print_titles_name, sheet_pr_xml, with_print_titles

@@ -24,7 +24,7 @@ from xml.sax.saxutils import escape
 
 import pandas as pd
 
-from ..data.cells import cell_index
+from ..data.zipparts import cell_index
 from .layout import column_letter
 from .package import (
     Package,
