@@ -39,13 +39,17 @@ from cxkpi_xl.engine.predictive import _predictive
 from cxkpi_xl.engine.subscriptions import _Base
 
 _DATA: dict[str, Dataset] = {}
-ALL = ["usage", "health", "themes", "predictive", "cx_impact"]
+ALL = ["usage", "health", "themes", "predictive", "nrr_by_category", "cx_impact"]
 """Every part, in the order a compute with breakdowns and impact runs them (the feedback
-themes are keyed by what they read, not by columns: see their own test)."""
+themes and "Does CX pay?"'s NRR by category, inside it, are keyed by what they read, not
+by columns: see their own tests)."""
+DERIVED = ("themes", "nrr_by_category")
+ALL_HIT = [p for p in ALL if p != "nrr_by_category"]
+"""What a compute with nothing changed reuses: "Does CX pay?" whole, not looking inside."""
 
 
 def _parts(names: list[str]) -> list[str]:
-    return [n for n in names if n != "themes"]
+    return [n for n in names if n not in DERIVED]
 
 
 def _data(size: str) -> Dataset:
@@ -126,7 +130,7 @@ def test_nothing_changed_reuses_every_part_and_the_directory_stays_bounded(
     memo = Memo(tmp_path)
     compute(data, memo=memo)
     again = compute(data, memo=memo)
-    assert memo.hits == ALL
+    assert memo.hits == ALL_HIT
     _assert_same(again, compute(data))
     for table in ("Surveys", "MRR", "Orders", "Surveys"):
         data = _change_one_row(data, table)
@@ -146,7 +150,7 @@ def test_a_memo_without_breakdowns_or_impact_computes_only_what_is_asked(
         compute(data, breakdowns=False, impact=True, memo=memo),
         compute(data, breakdowns=False, impact=True),
     )
-    assert memo.misses == ["usage", "health", "cx_impact"]
+    assert memo.misses == ["usage", "health", "nrr_by_category", "cx_impact"]
     assert memo.hits == ["usage", "health"]
 
 
@@ -187,7 +191,7 @@ def test_a_corrupt_entry_is_a_miss_and_is_rewritten(tmp_path: Path, how: str) ->
     assert memo.misses == ALL and memo.hits == []
     # rewritten whole: the next compute finds them
     compute(data, memo=memo)
-    assert memo.hits == ALL
+    assert memo.hits == ALL_HIT
 
 
 def test_a_killed_run_leaves_only_a_temp_file_which_is_ignored_and_removed(
@@ -244,7 +248,7 @@ def test_the_issues_a_part_adds_are_replayed_in_order(tmp_path: Path) -> None:
     memo = Memo(tmp_path)
     compute(data, memo=memo)
     warm = compute(data, memo=memo)
-    assert memo.hits == ALL
+    assert memo.hits == ALL_HIT
     _assert_same(warm, cold)
 
 
@@ -509,3 +513,47 @@ def test_a_column_read_by_several_parts_is_hashed_once_per_compute(tmp_path: Pat
     assert calls.count("mrr") == 1  # hashed again for the new compute
     assert "health" in memo.hits and "predictive" in memo.misses
     _assert_same(warm, compute(changed))
+
+
+def test_nrr_by_category_is_reused_while_who_starts_the_window_in_which_category_is_unchanged(
+    tmp_path: Path,
+) -> None:
+    """ "Does CX pay?" reads every survey answer, but its NRR by category (half its time:
+    a bootstrap) reads only each customer's MRR at the window's start and end and NPS
+    category at its start. An answer in the last month changes "Does CX pay?" but not
+    that: reused. Every NPS answer long before the window made a detractor, or an MRR
+    amount of the last month changed: computed again. Each time the Report is the one
+    without the memo."""
+    data = _data("small")
+    sv = data.tables["Surveys"]
+    nps = (sv["survey"] == "NPS").to_numpy()
+    dates = pd.to_datetime(sv["response_date"])
+    last = int(np.flatnonzero(nps & (dates == dates[nps].max()).to_numpy())[0])
+    long_before = nps & (dates < dates.max() - pd.DateOffset(months=14)).to_numpy()
+    assert long_before.any() and (sv["score"][long_before] >= 7).any()
+
+    def surveys(rows: np.ndarray | int, score: float) -> Dataset:
+        frame = sv.copy()
+        frame.iloc[rows, frame.columns.get_loc("score")] = score
+        return _with(data, "Surveys", frame)
+
+    mrr = data.tables["MRR"]
+    months = pd.to_datetime(mrr["month"])
+    frame = mrr.copy()
+    row = int(np.flatnonzero((months == months.max()).to_numpy())[0])
+    frame.iloc[row, frame.columns.get_loc("mrr")] = float(frame["mrr"].iloc[row]) + 37.5
+    memo = Memo(tmp_path)
+    compute(data, memo=memo)
+    cases = [
+        (surveys(last, 0.0 if sv["score"].iloc[last] >= 7 else 10.0), True),
+        (surveys(np.flatnonzero(long_before), 0.0), False),
+        (_with(data, "MRR", frame), False),
+    ]
+    for case, reused in cases:
+        memo.hits.clear()
+        memo.misses.clear()
+        warm = compute(case, memo=memo)
+        assert "cx_impact" in memo.misses  # it reads the changed column
+        assert ("nrr_by_category" in memo.hits) == reused
+        assert ("nrr_by_category" in memo.misses) == (not reused)
+        _assert_same(warm, compute(case))

@@ -239,6 +239,6 @@ def compute(
     if breakdowns if impact is None else impact:
         base = extra["base"]
         report.impact = run_part(
-            memo, IMPACT, data, axis, report.issues, lambda _: cx_impact(data, base, axis)
+            memo, IMPACT, data, axis, report.issues, lambda _: cx_impact(data, base, axis, memo)
         )
     return report

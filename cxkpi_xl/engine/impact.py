@@ -31,6 +31,7 @@ from ..kpis.significance import nps_change_test, ratio_bootstrap_interval
 from ..models.hazard import HazardRatios, cox_hazard_ratios
 from .axis import _Axis, _split_by_period
 from .breakdowns import NPS_CATEGORIES, _nps_category_matrix
+from .memo import Memo, run_derived
 from .subscriptions import _Base
 
 REFERENCE = "promoter"
@@ -248,19 +249,38 @@ def _mrr_at_stake(fit: HazardRatios, churned: dict[str, float]) -> dict[str, dic
     return out
 
 
-def _nrr_by_category(base: _Base, cat: np.ndarray) -> dict[str, dict[str, float]]:
+def _nrr_by_category(
+    base: _Base, cat: np.ndarray, memo: Memo | None = None
+) -> dict[str, dict[str, float]]:
     """NRR over the last WINDOW_MONTHS months of the customers paying at its start, by
-    their category then, with a percentile bootstrap interval (customers resampled)."""
+    their category then, with a percentile bootstrap interval (customers resampled).
+    Through ``memo``, reused while what it reads is unchanged: each customer's MRR at the
+    window's start and end and category at its start (the bootstrap is half of "Does CX
+    pay?", and an edited or added survey answer rarely changes who starts the window in
+    which category)."""
     T = base.mrr.shape[1]
     if T < 3 or not base.has_mrr_data:
         return {}
     start_col = max(T - 1 - WINDOW_MONTHS, 1)
     start, end = base.mrr[:, start_col], base.mrr[:, T - 1]
+    at_start = cat[:, start_col]
+    scale = np.array([base.scale], dtype=float)
+    return run_derived(
+        memo,
+        "nrr_by_category",
+        [start, end, at_start, scale],
+        lambda: _nrr_by_category_of(start, end, at_start, base.scale),
+    )
+
+
+def _nrr_by_category_of(
+    start: np.ndarray, end: np.ndarray, at_start: np.ndarray, scale: float
+) -> dict[str, dict[str, float]]:
     out = {}
     for code, name in enumerate(NPS_CATEGORIES):
-        cohort = (start > 0) & (cat[:, start_col] == (code if code < 3 else -1))
-        s = start[cohort].astype(float) / base.scale
-        e = end[cohort].astype(float) / base.scale
+        cohort = (start > 0) & (at_start == (code if code < 3 else -1))
+        s = start[cohort].astype(float) / scale
+        e = end[cohort].astype(float) / scale
         nrr = float(e.sum() / s.sum()) if len(s) else math.nan
         low = high = math.nan
         if len(s) >= 2 and np.ptp(e / s) > 0:
@@ -312,8 +332,9 @@ def _segments(data: Dataset, base: _Base) -> np.ndarray:
     return seg
 
 
-def cx_impact(data: Dataset, base: _Base, axis: _Axis) -> CxImpact:
-    """The "Does CX pay?" analysis of ``data`` on the report's base and axis."""
+def cx_impact(data: Dataset, base: _Base, axis: _Axis, memo: Memo | None = None) -> CxImpact:
+    """The "Does CX pay?" analysis of ``data`` on the report's base and axis (its NRR by
+    category through ``memo`` when there is one)."""
     cat = _nps_category_matrix(data, base, axis)
     stratified = data.settings["churn_hazard_strata"] == "segment"
     segments = _segments(data, base)
@@ -329,6 +350,6 @@ def cx_impact(data: Dataset, base: _Base, axis: _Axis) -> CxImpact:
         window_months=months,
         churned_mrr=churned,
         mrr_at_stake=_mrr_at_stake(fit, churned) if fit is not None else {},
-        nrr=_nrr_by_category(base, cat),
+        nrr=_nrr_by_category(base, cat, memo),
         nps_changes=_nps_changes(data, axis),
     )
