@@ -133,7 +133,10 @@ def take(path: Path, table: str, state: State) -> Any:
         return None
     try:
         chosen = job.chosen.result()
-        if chosen is None or chosen[1] != table.lower() or chosen[0] != state:
+        if chosen is None or chosen[1] != table.lower():
+            return None
+        if chosen[0] != state:  # the reader parses this table itself: let this one go
+            discard(path)
             return None
         with _lock:
             if _books.get(_key(path)) is not job:
