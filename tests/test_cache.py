@@ -970,34 +970,10 @@ def test_a_prefetch_is_handed_over_once_for_its_table_and_bytes_alone(book: Path
     assert prefetch.take(book, "Surveys", state) is None  # handed over once
 
 
-def test_a_first_refresh_takes_the_largest_input_table_parsed_ahead(
-    book: Path, tables, monkeypatch
-):
-    """A workbook the cache holds nothing of: every Table is read, and the largest input
-    Table (by its sheet part's size) is parsed while the refresh loads."""
+def test_nothing_is_prefetched_without_a_cache_or_a_changed_table(book: Path, tables, root):
     state = _state(book)
-    with zipfile.ZipFile(book) as z:
-        sheets = _package_sheets(z)
-    size = {t: state[p.name][1] for p in sheets.values() for t in p.tables}
-    largest = max(size, key=size.__getitem__)
-    assert len(size) >= 8 and largest in {t.lower() for t in tables}
-    taken: list[tuple[str, bool]] = []
-    real = prefetch.take
-
-    def take(path, table, state):
-        got = real(path, table, state)
-        taken.append((table.lower(), got is not None))
-        return got
-
-    monkeypatch.setattr(prefetch, "take", take)
-    twin = book.with_name("twin.xlsx")
-    shutil.copy(book, twin)
-    first = refresh(book)
-    assert [t for t, used in taken if used] == [largest]
-    assert _report(first) == _report(refresh(twin, cache=False))
-
-
-def test_nothing_is_prefetched_without_a_changed_table(book: Path, tables, root):
+    prefetch.start(book, book_dir(book))  # no cache yet
+    assert prefetch.take(book, "Surveys", state) is None
     refresh(book)
     state = _state(book)
     prefetch.start(book, book_dir(book))  # nothing changed since it was kept

@@ -5,8 +5,7 @@ pandas, numpy, the engine and the report (which holds Python's lock, the GIL) an
 calamine's parse of the changed table (which does not). :func:`start` runs first thing
 in a refresh, imports nothing heavier than python-calamine, and from the zip directory
 and the read cache's manifests (:mod:`~cxkpi_xl.data.cache`) finds the largest input
-Table whose parts changed since the cache kept it (in a workbook the cache has not
-seen, the largest input Table). It parses that Table in a thread
+Table whose parts changed since the cache kept it. It parses that Table in a thread
 while the main thread imports the rest, so the two overlap instead of adding up.
 
 The reader asks :func:`take` for a table, with the package's state (every part's CRC-32
@@ -27,8 +26,7 @@ from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
 
-from .cache import STAMP
-from .zipparts import _dimension_cells, _oversized, _package_sheets
+from .zipparts import _dimension_cells, _oversized
 
 State = dict[str, list[int]]
 """Each part of a package: [CRC-32, size]."""
@@ -72,38 +70,25 @@ def start(path: Path, folder: Path) -> None:
 
 
 def _changed_table(path: Path, folder: Path) -> tuple[State, str, str] | None:
-    """The package's state, and the largest input Table (its name, its sheet's part) the
-    reader will parse: of the Tables the cache kept, the largest whose parts are not as
-    kept; for a workbook the cache holds nothing of (its first refresh), the largest input
-    Table of all. None if there is none."""
+    """The package's state, and the largest kept Table (its name, its sheet's part) whose
+    parts are not as the cache kept them; None if there is none."""
     with zipfile.ZipFile(path) as z:
         state = state_of(z)
-        manifests = sorted(folder.glob("*.json")) if folder.is_dir() else []
-        candidates: list[tuple[str, str]] = []  # (table, part)
-        for manifest in manifests:
-            try:
-                key = json.loads(manifest.read_bytes())["key"]
-                if key["kind"] != "table":
-                    continue
-                deps, part = key["deps"], key["part"]
-            except Exception:  # not a manifest, or damaged: the cache decides about it
+    best: tuple[int, str, str] | None = None
+    for manifest in folder.glob("*.json"):
+        try:
+            key = json.loads(manifest.read_bytes())["key"]
+            if key["kind"] != "table":
                 continue
-            if part in state and not all(state.get(p) == v for p, v in deps.items()):
-                candidates.append((manifest.stem, part))
-        if not any(m.name != STAMP for m in manifests):  # nothing kept: every Table is read
-            from .schema import TABLES
-
-            inputs = {t.name.lower() for t in TABLES}
-            candidates = [
-                (name, p.name)
-                for p in _package_sheets(z).values()
-                for name in p.tables
-                if name in inputs and p.name in state
-            ]
-    if not candidates:
-        return None
-    table, part = max(candidates, key=lambda c: state[c[1]][1])
-    return state, table, part
+            deps, part = key["deps"], key["part"]
+        except Exception:  # not a manifest, or damaged: the cache decides about it
+            continue
+        if part not in state or all(state.get(p) == v for p, v in deps.items()):
+            continue
+        size = state[part][1]
+        if best is None or size > best[0]:
+            best = (size, manifest.stem, part)
+    return None if best is None else (state, best[1], best[2])
 
 
 def _run(path: Path, folder: Path, job: _Prefetch) -> None:
