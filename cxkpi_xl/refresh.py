@@ -89,10 +89,35 @@ def refresh(
     a Report/Data Issues sheet that is the user's own, changed while we computed, out of
     memory), raises RefreshError with a one-line reason, having changed nothing."""
     from .data import prefetch
-    from .data.cache import Cache, book_dir, forget_stamp, stamp
+    from .data.cache import book_dir
 
-    if cache and source is None:  # the changed table parsed while the rest is imported
-        prefetch.start(Path(path), book_dir(Path(path)))
+    # The changed table parsed while the rest is imported (data.prefetch).
+    ahead = prefetch.start(Path(path), book_dir) if cache and source is None else None
+    try:
+        return _refresh(
+            path,
+            output=output,
+            overrides=overrides,
+            stage=stage,
+            force=force,
+            cache=cache,
+            source=source,
+        )
+    finally:
+        prefetch.discard(ahead)
+
+
+def _refresh(
+    path: str | os.PathLike[str],
+    *,
+    output: str | os.PathLike[str] | None,
+    overrides: dict[str, str] | None,
+    stage: Callable[[str], None] | None,
+    force: bool,
+    cache: bool,
+    source: Any,
+) -> Refreshed:
+    from .data.cache import Cache, forget_stamp, stamp
     from .data.choose import read_for_book
     from .report.board import report_sheet
     from .report.layout import OWNED_HEADERS, issues_sheet
@@ -143,7 +168,6 @@ def refresh(
     except BaseException as e:
         raise RefreshError(failure_reason(e, source, target)) from None
     finally:
-        prefetch.discard(source)
         if reader is not None:
             reader.finish()  # the changed tables, kept while we computed and wrote
     return Refreshed(report, target, time.perf_counter() - t0, empty)

@@ -14,6 +14,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import zipfile
 from pathlib import Path
 
@@ -953,11 +954,11 @@ def test_a_prefetch_is_handed_over_once_for_its_table_and_bytes_alone(book: Path
     refresh(book)
     surveys = _one_score_changed(book, tables)
     state = _state(book)
-    prefetch.start(book, book_dir(book))
+    prefetch.start(book, book_dir)
     assert prefetch.take(book, "Orders", state) is None  # not the table it parsed
     assert prefetch.take(book, "Surveys", {**state, surveys: [0, 1]}) is None  # other bytes
     assert prefetch._books == {}  # and let go: the reader parses it itself
-    prefetch.start(book, book_dir(book))
+    prefetch.start(book, book_dir)
     got = prefetch.take(book, "SURVEYS", state)  # Table names in any case, as Excel's
     fresh = _calamine_table(book, "Surveys")
     assert got is not None
@@ -971,20 +972,20 @@ def test_a_prefetch_is_handed_over_once_for_its_table_and_bytes_alone(book: Path
 
 
 def test_nothing_is_prefetched_without_a_cache_or_a_changed_table(book: Path, tables, root):
+    """No cache, nothing changed, damaged manifests: nothing to parse ahead."""
     state = _state(book)
-    prefetch.start(book, book_dir(book))  # no cache yet
+    prefetch.start(book, book_dir)  # no cache yet
     assert prefetch.take(book, "Surveys", state) is None
     refresh(book)
     state = _state(book)
-    prefetch.start(book, book_dir(book))  # nothing changed since it was kept
+    prefetch.start(book, book_dir)  # nothing changed since it was kept
     assert all(prefetch.take(book, t, state) is None for t in ("Surveys", "Orders", "MRR"))
     for manifest in book_dir(book).glob("*.json"):  # damaged manifests are passed over
         manifest.write_bytes(b"{not json")
     _one_score_changed(book, tables)
     state = _state(book)
-    prefetch.start(book, book_dir(book))
-    assert prefetch.take(book, "Surveys", state) is None
-    prefetch.discard(book)
+    prefetch.discard(prefetch.start(book, book_dir))  # not taken: let go
+    assert prefetch._books == {}
 
 
 def test_a_sheet_without_its_dimension_is_left_to_the_reader(book: Path, tables):
@@ -996,7 +997,7 @@ def test_a_sheet_without_its_dimension_is_left_to_the_reader(book: Path, tables)
     assert re.search(rb"<dimension [^>]*/>", old[surveys])
     write_parts(book, {**old, surveys: re.sub(rb"<dimension [^>]*/>", b"", old[surveys])})
     state = _state(book)
-    prefetch.start(book, book_dir(book))
+    prefetch.start(book, book_dir)
     assert prefetch.take(book, "Surveys", state) is None
     twin = book.with_name("twin.xlsx")
     shutil.copy(book, twin)
@@ -1023,6 +1024,132 @@ def test_a_book_saved_while_it_was_parsed_ahead_is_not_handed_over(book: Path, t
             return opened
 
     monkeypatch.setattr(python_calamine, "CalamineWorkbook", SavedMeanwhile)
-    prefetch.start(book, book_dir(book))
+    prefetch.start(book, book_dir)
     assert prefetch.take(book, "Surveys", state) is None
     assert book.read_bytes() != saved
+
+
+def _swap_sheet_parts(book: Path, a: str, b: str) -> tuple[dict[str, bytes], str]:
+    """The package with the parts of sheets ``a`` and ``b`` swapped, as a save that
+    renumbers the sheet parts writes it; and the part that holds ``a`` now."""
+    with zipfile.ZipFile(book) as z:
+        sheets = _package_sheets(z)
+    pa, pb = sheets[a].name, sheets[b].name
+    old = parts(book)
+    new = dict(old)
+    new[pa], new[pb] = old[pb], old[pa]
+
+    def rels(p: str) -> str:
+        folder, _, name = p.rpartition("/")
+        return f"{folder}/_rels/{name}.rels"
+
+    ra, rb = old.get(rels(pa)), old.get(rels(pb))
+    new.pop(rels(pa), None)
+    new.pop(rels(pb), None)
+    if ra is not None:
+        new[rels(pb)] = ra
+    if rb is not None:
+        new[rels(pa)] = rb
+    wr = "xl/_rels/workbook.xml.rels"
+    na, nb = pa.split("/", 1)[1].encode(), pb.split("/", 1)[1].encode()
+    new[wr] = old[wr].replace(na, b"@@").replace(nb, na).replace(b"@@", nb)
+    return new, pb
+
+
+def test_a_table_moved_to_an_oversized_sheet_is_not_parsed_ahead(book: Path, tables):
+    """Whether calamine may parse is judged on the sheet that holds the Table now, not the
+    one the cache saw it on: Surveys moved to another part (sheets renumbered) with a
+    stray value far out, so that its grid is oversized, is left to the reader (which
+    streams it), and the refresh equals one without the cache."""
+    refresh(book)
+    new, home = _swap_sheet_parts(book, "Surveys", "Settings")
+    x = re.sub(rb'<dimension ref="[^"]*" ?/>', b'<dimension ref="A1:Z200000"/>', new[home])
+    new[home] = x.replace(
+        b"</sheetData>", b'<row r="200000"><c r="Z200000"><v>1</v></c></row></sheetData>'
+    )
+    write_parts(book, new)
+    with zipfile.ZipFile(book) as z:
+        assert _package_sheets(z)["Surveys"].name == home
+    state = _state(book)
+    job = prefetch.start(book, book_dir)
+    assert job is not None and job.chosen.result() is None  # nothing chosen, nothing parsed
+    assert prefetch.take(book, "Surveys", state) is None
+    twin = book.with_name("twin.xlsx")
+    shutil.copy(book, twin)
+    assert _report(refresh(book)) == _report(refresh(twin, cache=False))
+
+
+def test_a_package_the_reader_refuses_is_not_parsed_ahead(book: Path, tables, monkeypatch):
+    """A part grown into a possible zip bomb: refresh refuses the workbook, and nothing of
+    it was inflated or parsed in the background meanwhile."""
+    import python_calamine
+
+    from cxkpi_xl.refresh import RefreshError
+
+    refresh(book)
+    surveys = sheet_part(book, "Surveys")
+    old = parts(book)
+    write_parts(
+        book,
+        {
+            **old,
+            surveys: old[surveys].replace(b"</sheetData>", b" " * (40 << 20) + b"</sheetData>"),
+        },
+    )
+    opened: list[str] = []
+    real = python_calamine.CalamineWorkbook
+
+    class Spy:
+        @staticmethod
+        def from_path(path: str, **kw):
+            opened.append(threading.current_thread().name)
+            return real.from_path(path, **kw)
+
+    monkeypatch.setattr(python_calamine, "CalamineWorkbook", Spy)
+    with pytest.raises(RefreshError, match="possible zip bomb"):
+        refresh(book)
+    job = prefetch.start(book, book_dir)
+    assert job is not None and job.chosen.result() is None and job.parsed.result() is None
+    assert "cxkpi-prefetch" not in opened
+
+
+class _Panic(BaseException):
+    """As pyo3's PanicException, which a panic in calamine raises: not an Exception."""
+
+
+def test_a_panic_in_the_parse_ahead_leaves_the_reader_to_parse(book: Path, tables, monkeypatch):
+    """calamine panicking in the prefetch's thread (pyo3 raises a BaseException) must not
+    leave the reader waiting: it parses the table itself and the refresh goes on."""
+    import python_calamine
+
+    refresh(book)
+    _one_score_changed(book, tables)
+    real = python_calamine.CalamineWorkbook
+
+    class PanicsAhead:
+        @staticmethod
+        def from_path(path: str, **kw):
+            if threading.current_thread().name == "cxkpi-prefetch":
+                raise _Panic("called `Option::unwrap()` on a `None` value")
+            return real.from_path(path, **kw)
+
+    monkeypatch.setattr(python_calamine, "CalamineWorkbook", PanicsAhead)
+    twin = book.with_name("twin.xlsx")
+    shutil.copy(book, twin)
+    done: list = []
+    worker = threading.Thread(target=lambda: done.append(refresh(book)), daemon=True)
+    worker.start()
+    worker.join(timeout=120)  # a prefetch that never answered would leave it waiting
+    assert not worker.is_alive() and len(done) == 1
+    assert _report(done[0]) == _report(refresh(twin, cache=False))
+
+
+@pytest.mark.parametrize("name", ["loop.xlsx", "nul\0.xlsx"], ids=["symlink loop", "NUL byte"])
+def test_a_path_the_cache_cannot_place_still_fails_with_a_refresh_error(tmp_path: Path, name):
+    from cxkpi_xl.refresh import RefreshError
+
+    path = tmp_path / name
+    if name == "loop.xlsx":
+        path.symlink_to(path)
+    with pytest.raises(RefreshError):
+        refresh(path)

@@ -412,9 +412,9 @@ def test_a_sheet_that_inflates_far_beyond_its_size_is_refused_unread(book: Path,
 
 
 def test_a_sheet_larger_than_cxkpi_reads_is_refused_unread(book: Path, monkeypatch):
-    import cxkpi_xl.reader as reader
+    from cxkpi_xl.data import zipparts
 
-    monkeypatch.setattr(reader, "MAX_PART", 1000)  # the stand-in for 512 MiB
+    monkeypatch.setattr(zipparts, "MAX_PART", 1000)  # the stand-in for 512 MiB
     refused(book, "more than cxkpi reads")
 
 

@@ -426,7 +426,8 @@ def test_average_ranks_and_tails_without_scipy():
     assert chi2_upper(1, 3.841458820694124) == pytest.approx(0.05, rel=1e-12)  # the 5 % point
     assert chi2_upper(2, 2.0) == pytest.approx(math.exp(-1), rel=1e-15)  # by hand: exp(-x/2)
     assert 0 <= chi2_upper(4, 1500.0) < 1e-300  # scipy underflows to 0 here
-    assert chi2_upper(3, 0.0) == 1.0 and chi2_upper(2, -1e-12) == 1.0
+    assert chi2_upper(3, 0.0) == 1.0 and chi2_upper(2, 5e-324) == 1.0  # as scipy
+    assert math.isnan(chi2_upper(2, -1e-12))  # as scipy: no tail of a negative statistic
     assert chi2_upper(2, math.inf) == 0.0 and math.isnan(chi2_upper(1, math.nan))
     z = np.array([0.0, 0.5, -1.959963984540054, 3.0, -8.5, 40.0, np.nan, np.inf])
     p = normal_two_sided(z)

@@ -12,9 +12,12 @@ The reader asks :func:`take` for a table, with the package's state (every part's
 and size, from the zip directory) as the reader sees it. The prefetched parse is handed
 over only for that table and that state, and only if the package was in that same state
 before and after the parse: the rows are those the reader would have parsed itself, from
-the same bytes. Anything else (another table, the file saved again meanwhile, a sheet
-whose grid may be oversized, any error) and the reader parses as it always does. Nothing
-here raises, and nothing is kept past :func:`discard`.
+the same bytes. Nothing is parsed of a package the reader would refuse
+(:func:`.zipparts.package_problem`: a possible zip bomb, a part too large) or of a sheet
+whose grid may be oversized or has no ``<dimension>`` (judged on the sheet that holds
+the Table now); anything else (another table, the file saved again meanwhile, any
+error, even a panic in calamine) and the reader parses as it always does. Nothing here
+raises or blocks for good, and nothing is kept past :func:`discard`.
 """
 
 from __future__ import annotations
@@ -22,11 +25,12 @@ from __future__ import annotations
 import json
 import threading
 import zipfile
+from collections.abc import Callable
 from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
 
-from .zipparts import _dimension_cells, _oversized
+from .zipparts import _dimension_cells, _oversized, _package_sheets, package_problem
 
 State = dict[str, list[int]]
 """Each part of a package: [CRC-32, size]."""
@@ -35,7 +39,8 @@ State = dict[str, list[int]]
 class _Prefetch:
     """One workbook's prefetch: which table (known at once) and its parse (later)."""
 
-    def __init__(self) -> None:
+    def __init__(self, key: str) -> None:
+        self.key = key
         self.chosen: Future[tuple[State, str] | None] = Future()
         self.parsed: Future[Any] = Future()
 
@@ -53,75 +58,82 @@ def state_of(z: zipfile.ZipFile) -> State:
     return {i.filename: [i.CRC, i.file_size] for i in z.infolist()}
 
 
-def start(path: Path, folder: Path) -> None:
+def start(path: Path, folder_of: Callable[[Path], Path]) -> _Prefetch | None:
     """Start parsing, in a thread, the largest input Table of the workbook at ``path``
-    whose parts changed since the read cache in ``folder`` (the workbook's cache folder)
-    kept it. No cache, nothing changed, or anything odd: nothing is parsed."""
+    whose parts changed since the read cache kept it (in ``folder_of(path)``, the
+    workbook's cache folder: ``cache.book_dir``); the handle to :func:`discard`. No cache,
+    nothing changed, or anything odd: nothing is parsed."""
     try:
-        key = _key(path)
-        job = _Prefetch()
+        folder = folder_of(Path(path))
+        job = _Prefetch(_key(path))
         with _lock:
-            _books[key] = job
+            _books[job.key] = job
         threading.Thread(
             target=_run, args=(Path(path), folder, job), name="cxkpi-prefetch", daemon=True
         ).start()
+        return job
     except Exception:  # a prefetch is only ever a head start
-        discard(path)
+        return None
 
 
 def _changed_table(path: Path, folder: Path) -> tuple[State, str, str] | None:
-    """The package's state, and the largest kept Table (its name, its sheet's part) whose
-    parts are not as the cache kept them; None if there is none."""
+    """The package's state, and the largest kept Table (its name, the part of the sheet
+    that holds it now) whose parts are not as the cache kept them; None if there is none,
+    or if the package is one the reader refuses."""
+    if package_problem(path) is not None:
+        return None
     with zipfile.ZipFile(path) as z:
         state = state_of(z)
-    best: tuple[int, str, str] | None = None
-    for manifest in folder.glob("*.json"):
-        try:
-            key = json.loads(manifest.read_bytes())["key"]
-            if key["kind"] != "table":
+        changed: list[str] = []
+        for manifest in folder.glob("*.json"):
+            try:
+                key = json.loads(manifest.read_bytes())["key"]
+                if key["kind"] != "table":
+                    continue
+                deps = key["deps"]
+                if not all(state.get(p) == v for p, v in deps.items()):
+                    changed.append(manifest.stem.lower())
+            except Exception:  # not a manifest, or damaged: the cache decides about it
                 continue
-            deps, part = key["deps"], key["part"]
-        except Exception:  # not a manifest, or damaged: the cache decides about it
-            continue
-        if part not in state or all(state.get(p) == v for p, v in deps.items()):
-            continue
-        size = state[part][1]
-        if best is None or size > best[0]:
-            best = (size, manifest.stem, part)
-    return None if best is None else (state, best[1], best[2])
+        if not changed:
+            return None
+        home = {t: p.name for p in _package_sheets(z).values() for t in p.tables}
+        found = [(t, home[t]) for t in changed if home.get(t) in state]
+        if not found:
+            return None
+        table, part = max(found, key=lambda f: state[f[1]][1])
+        cells = _dimension_cells(z, part)
+        if cells is None or _oversized(z, part, cells):
+            return None  # the reader scans it first, or reads it another way
+    return state, table, part
 
 
 def _run(path: Path, folder: Path, job: _Prefetch) -> None:
+    parsed: Any = None
     try:
         found = _changed_table(path, folder)
-        if found is not None:
-            state, table, part = found
-            with zipfile.ZipFile(path) as z:
-                cells = _dimension_cells(z, part)
-                if cells is None or _oversized(z, part, cells):
-                    found = None  # the reader scans it first, or reads it another way
-    except Exception:
-        found = None
-    if found is None:
-        job.chosen.set_result(None)
-        job.parsed.set_result(None)
-        return
-    job.chosen.set_result((state, table.lower()))
-    try:
-        from python_calamine import CalamineWorkbook
+        job.chosen.set_result(None if found is None else (found[0], found[1]))
+        with _lock:
+            wanted = _books.get(job.key) is job  # not discarded meanwhile
+        if found is not None and wanted:
+            from python_calamine import CalamineWorkbook
 
-        book = CalamineWorkbook.from_path(str(path), load_tables=True)
-        try:
-            names = {n.lower(): n for n in book.table_names or []}
-            parsed = book.get_table_by_name(names[table.lower()])
-        finally:
-            book.close()
-        with zipfile.ZipFile(path) as z:
-            if state_of(z) != state:  # saved while we parsed: not the bytes we saw
-                parsed = None
-    except Exception:
+            state, table, _ = found
+            book = CalamineWorkbook.from_path(str(path), load_tables=True)
+            try:
+                names = {n.lower(): n for n in book.table_names or []}
+                parsed = book.get_table_by_name(names[table])
+            finally:
+                book.close()
+            with zipfile.ZipFile(path) as z:
+                if state_of(z) != state:  # saved while we parsed: not the bytes we saw
+                    parsed = None
+    except BaseException:  # calamine's panics too: the reader parses it itself
         parsed = None
-    job.parsed.set_result(parsed)
+    finally:  # both always answered: a reader waiting in take never waits for good
+        if not job.chosen.done():
+            job.chosen.set_result(None)
+        job.parsed.set_result(parsed)
 
 
 def take(path: Path, table: str, state: State) -> Any:
@@ -135,23 +147,22 @@ def take(path: Path, table: str, state: State) -> Any:
         chosen = job.chosen.result()
         if chosen is None or chosen[1] != table.lower():
             return None
-        if chosen[0] != state:  # the reader parses this table itself: let this one go
-            discard(path)
-            return None
         with _lock:
-            if _books.get(_key(path)) is not job:
+            if _books.get(job.key) is not job:
                 return None  # taken, or discarded, meanwhile
-            del _books[_key(path)]
+            del _books[job.key]
+        if chosen[0] != state:  # the reader parses this table itself
+            return None
         return job.parsed.result()
     except Exception:
         return None
 
 
-def discard(path: Path) -> None:
-    """Forget the workbook's prefetch, taken or not (its parse, if still running, is
-    dropped when it ends)."""
-    try:
-        with _lock:
-            _books.pop(_key(path), None)
-    except Exception:
-        pass
+def discard(job: _Prefetch | None) -> None:
+    """Forget a prefetch, taken or not (its parse, if still running, is dropped when it
+    ends); another prefetch of the same workbook since is left alone."""
+    if job is None:
+        return
+    with _lock:
+        if _books.get(job.key) is job:
+            del _books[job.key]

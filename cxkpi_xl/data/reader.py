@@ -84,15 +84,11 @@ from .zipparts import (
     _oversized,
     _package_sheets,
     cell_index,
+    package_problem,
 )
 
 ROW = "_row"
 """The column holding each row's number as Excel (or a text editor, for CSV) shows it."""
-
-MAX_UNCOMPRESSED = 1 << 30  # 1 GiB of XML is far beyond any real KPI workbook
-MAX_PART = 512 << 20  # one sheet's XML; calamine holds about 4x this in memory
-MAX_RATIO = 100  # deflate reaches ~10-30x on sheet XML; bombs reach thousands
-RATIO_CHECK_FROM = 8 << 20  # small parts may compress well without harm
 
 
 class SourceError(Exception):
@@ -133,47 +129,10 @@ class Dataset:
 
 def check_package(path: Path) -> None:
     """Refuse, with a one-line reason, a file that is not a safe xlsx/xlsm package: from
-    its zip directory alone, before any part is inflated."""
-    if not path.exists():
-        raise SourceError(f"{path}: no such file or folder")
-    with path.open("rb") as f:
-        head = f.read(8)
-    if head.startswith(b"\xd0\xcf\x11\xe0"):
-        raise SourceError(
-            f"{path.name} is password-protected or an old .xls file: "
-            "save it as .xlsx (or .xlsm) without a password"
-        )
-    if not zipfile.is_zipfile(path):
-        raise SourceError(f"{path.name} is not an xlsx/xlsm workbook (not a zip package)")
-    try:
-        with zipfile.ZipFile(path) as z:
-            infos = z.infolist()
-    except (zipfile.BadZipFile, OSError, ValueError) as e:
-        raise SourceError(f"{path.name} is a damaged zip package: {e}") from None
-    names = {i.filename.lower() for i in infos}
-    if "[content_types].xml" not in names:
-        raise SourceError(f"{path.name} is a zip file but not an xlsx/xlsm workbook")
-    if "xl/workbook.xml" not in {i.filename for i in infos}:
-        raise SourceError(
-            f"{path.name} has no part xl/workbook.xml (where Excel keeps the workbook): "
-            "it is not a workbook cxkpi can read; open it in Excel and save it again"
-        )
-    total = sum(i.file_size for i in infos)
-    if total > MAX_UNCOMPRESSED:
-        raise SourceError(
-            f"{path.name} would unpack to {total / 2**30:.1f} GiB: refused as a possible zip bomb"
-        )
-    for i in infos:
-        if i.file_size > MAX_PART:
-            raise SourceError(
-                f"{path.name}: part {i.filename} would unpack to {i.file_size / 2**20:,.0f} MiB, "
-                f"more than cxkpi reads ({MAX_PART >> 20} MiB): refused"
-            )
-        if i.file_size > RATIO_CHECK_FROM and i.file_size > MAX_RATIO * max(i.compress_size, 1):
-            raise SourceError(
-                f"{path.name}: part {i.filename} is compressed "
-                f"{i.file_size // max(i.compress_size, 1)} to 1: refused as a possible zip bomb"
-            )
+    its zip directory alone, before any part is inflated (:func:`.zipparts.package_problem`)."""
+    problem = package_problem(path)
+    if problem is not None:
+        raise SourceError(problem)
 
 
 # --- value normalisation ------------------------------------------------------------

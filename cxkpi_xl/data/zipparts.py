@@ -9,7 +9,12 @@ from __future__ import annotations
 import re
 import zipfile
 from dataclasses import dataclass
+from pathlib import Path
 
+MAX_UNCOMPRESSED = 1 << 30  # 1 GiB of XML is far beyond any real KPI workbook
+MAX_PART = 512 << 20  # one sheet's XML; calamine holds about 4x this in memory
+MAX_RATIO = 100  # deflate reaches ~10-30x on sheet XML; bombs reach thousands
+RATIO_CHECK_FROM = 8 << 20  # small parts may compress well without harm
 MIN_XML_BYTES_PER_CELL = 8
 """No cell takes fewer bytes of sheet XML (``<c r="A1"/>`` takes 11)."""
 
@@ -123,3 +128,50 @@ def cell_index(ref: str) -> tuple[int, int]:
     for ch in letters:
         col = col * 26 + ord(ch) - 64
     return int(digits) - 1, col - 1
+
+
+def package_problem(path: Path) -> str | None:
+    """Why the file is not a safe xlsx/xlsm package, in one line (None if it is one):
+    from its zip directory alone, before any part is inflated."""
+    if not path.exists():
+        return f"{path}: no such file or folder"
+    with path.open("rb") as f:
+        head = f.read(8)
+    if head.startswith(b"\xd0\xcf\x11\xe0"):
+        return (
+            f"{path.name} is password-protected or an old .xls file: "
+            "save it as .xlsx (or .xlsm) without a password"
+        )
+    if not zipfile.is_zipfile(path):
+        return f"{path.name} is not an xlsx/xlsm workbook (not a zip package)"
+    try:
+        with zipfile.ZipFile(path) as z:
+            infos = z.infolist()
+    except (zipfile.BadZipFile, OSError, ValueError) as e:
+        return f"{path.name} is a damaged zip package: {e}"
+    names = {i.filename.lower() for i in infos}
+    if "[content_types].xml" not in names:
+        return f"{path.name} is a zip file but not an xlsx/xlsm workbook"
+    if "xl/workbook.xml" not in {i.filename for i in infos}:
+        return (
+            f"{path.name} has no part xl/workbook.xml (where Excel keeps the workbook): "
+            "it is not a workbook cxkpi can read; open it in Excel and save it again"
+        )
+    total = sum(i.file_size for i in infos)
+    if total > MAX_UNCOMPRESSED:
+        return (
+            f"{path.name} would unpack to {total / 2**30:.1f} GiB: refused as a possible zip bomb"
+        )
+    for i in infos:
+        if i.file_size > MAX_PART:
+            return (
+                f"{path.name}: part {i.filename} would unpack to "
+                f"{i.file_size / 2**20:,.0f} MiB, more than cxkpi reads ({MAX_PART >> 20} MiB): "
+                "refused"
+            )
+        if i.file_size > RATIO_CHECK_FROM and i.file_size > MAX_RATIO * max(i.compress_size, 1):
+            return (
+                f"{path.name}: part {i.filename} is compressed "
+                f"{i.file_size // max(i.compress_size, 1)} to 1: refused as a possible zip bomb"
+            )
+    return None

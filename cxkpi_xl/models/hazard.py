@@ -315,14 +315,16 @@ def chi2_upper(k: int, x: float) -> float:
     ``exp(-x/2) sum_{i<k/2} (x/2)^i / i!``; for odd k, ``erfc(sqrt(x/2))`` plus
     ``exp(-x/2) sum_{i=1}^{(k-1)/2} (x/2)^(i-1/2) / Gamma(i+1/2)``. Each term is taken
     through its logarithm, so large x and k neither overflow nor lose digits (the terms
-    are all positive: no cancellation). 1 for x <= 0, NaN for NaN."""
-    if math.isnan(x):
+    are all positive: no cancellation). As scipy: 1 at x = 0 (and for an x so small that
+    x/2 rounds to 0), NaN for a negative x (a statistic from a covariance not quite
+    positive definite) and for NaN."""
+    if math.isnan(x) or x < 0:
         return math.nan
-    if x <= 0:
-        return 1.0
     if math.isinf(x):
         return 0.0
     h = x / 2
+    if h == 0:
+        return 1.0
     if k % 2 == 0:
         terms = (math.exp(-h + i * math.log(h) - math.lgamma(i + 1)) for i in range(k // 2))
         return min(1.0, math.fsum(terms))
