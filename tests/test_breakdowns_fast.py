@@ -384,3 +384,33 @@ def test_churn_by_reason_equals_the_previous_one(
     pd.testing.assert_frame_equal(
         breakdowns._churn_by_reason(data, base, axis), old, check_exact=True
     )
+
+
+@pytest.mark.parametrize("negative", [False, True])
+def test_movement_columns_are_the_columns_of_the_movement_matrices(negative: bool) -> None:
+    # the report's sums read the movements a column at a time (base.movement_columns);
+    # each column must be that of the previous whole matrices, in their dtype, including
+    # churn and reactivation, an MRR that falls to zero and comes back, and a credit
+    data = assemble._encode_ids(_edge_data("medium", seed=14))
+    axis = _axis(data, "month")
+    assert axis is not None
+    base = _Base(data, axis)
+    row = np.flatnonzero((base.mrr[:, 2:6] > 0).all(axis=1))[0]
+    base.mrr[row, 3:5] = 0  # falls to zero and comes back
+    if negative:
+        base.mrr[row + 1, 2] = -5  # a credit: the 64-bit movements
+    base._movements()
+    before = _movements_before(base.mrr)
+    seen = 0
+    for j, column in base.movement_columns():
+        assert list(column) == list(before)
+        for name, v in column.items():
+            assert v.dtype == before[name].dtype and np.array_equal(v, before[name][:, j]), name
+        seen += 1
+    assert seen == base.mrr.shape[1] - 1
+    assert before["mrr_reactivation"][row].any() and before["mrr_churn"][row].any()
+    for name, v in before.items():  # and the lazily made matrices are the same
+        assert base.move[name].dtype == v.dtype and np.array_equal(base.move[name], v), name
+    assert np.array_equal(base.by_month, base.mrr.T)
+    assert base.by_month.dtype == (np.int64 if negative else np.int32)
+    assert np.array_equal(base.active_by_month, base.active.T)

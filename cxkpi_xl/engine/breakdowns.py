@@ -282,12 +282,7 @@ def _cx_to_revenue(
     amount = orders["amount"].to_numpy(float)
     in_period = [np.flatnonzero((ocol >= a) & (ocol <= b) & (opos >= 0)) for a, b in axis.periods]
     exact = _Groupings.exact_for(base)
-    m, active = base.mrr, base.active
-    starts = [a - 1 for a, _ in axis.periods]
-    ends = [b for _, b in axis.periods]
-    m_start, m_end = np.ascontiguousarray(m[:, starts].T), np.ascontiguousarray(m[:, ends].T)
-    a_start = np.ascontiguousarray(active[:, starts].T)
-    a_end = np.ascontiguousarray(active[:, ends].T)
+    mt, at = base.by_month, base.active_by_month  # a month's customers contiguous
     P = len(axis.periods)
     ref_rows = np.flatnonzero(valid)  # the customers referred by a known customer
     ref_of = referrer[ref_rows]
@@ -295,7 +290,7 @@ def _cx_to_revenue(
     for p, (a, b) in enumerate(axis.periods):
         code = cat[a - 1].astype(np.intp)
         code[code < 0] = C - 1  # "no answer"
-        start, end = m_start[p], m_end[p]
+        start, end = mt[a - 1], mt[b]
         # the cohort: customers paying at the start
         rows = np.flatnonzero(start > 0)
         s_, e_, c_ = start[rows], end[rows], code[rows]
@@ -303,13 +298,13 @@ def _cx_to_revenue(
         expansion = _sums_by_code(c_, np.where(e_ > s_, e_ - s_, 0), C, exact)
         contraction = _sums_by_code(c_, np.where((e_ > 0) & (e_ < s_), s_ - e_, 0), C, exact)
         churned = _sums_by_code(c_, np.where(e_ == 0, s_, 0), C, exact)
-        act_s, act_e = a_start[p], a_end[p]
+        act_s, act_e = at[a - 1], at[b]
         at_start = np.bincount(code[act_s], minlength=C)
         lost = np.bincount(code[act_s & ~act_e], minlength=C)
         # each customer's referrer's category (-1: not referred by a known customer)
         ref_code = np.full(n + 1, -1, dtype=np.intp)  # the last slot: opos -1
         ref_code[ref_rows] = code[ref_of]
-        months = end if a == b else m[:, a : b + 1].sum(axis=1)
+        months = end if a == b else mt[a : b + 1].sum(axis=0, dtype=np.int64)
         ref_mrr = _sums_by_code(ref_code[ref_rows], months[ref_rows], C, exact)
         in_p = in_period[p]
         amount_p, order_code = amount[in_p], ref_code[opos[in_p]]

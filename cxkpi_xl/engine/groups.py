@@ -16,7 +16,7 @@ from ..data.reader import Dataset
 from ..kpis import engagement
 from .activity import _active_usage_flags, _usage_triples, usage_summary
 from .axis import _at, _Axis
-from .subscriptions import _Base
+from .subscriptions import MOVEMENTS, _Base
 
 EXACT_FLOAT = 2**53
 """Integers below this add up exactly in float64 (bincount's weights)."""
@@ -47,7 +47,7 @@ class _Groupings:
     def exact_for(base: _Base) -> bool:
         """Whether every sum of the MRR quantities by group is exact in float64: each is
         bounded by twice the sum of |MRR| over all cells."""
-        return 2 * float(np.abs(base.mrr).sum(dtype=np.float64)) < EXACT_FLOAT
+        return 2 * base.abs_total() < EXACT_FLOAT
 
     def _by_group(self, per_cell: np.ndarray) -> list[np.ndarray]:
         return [
@@ -86,10 +86,7 @@ def _subscription_sums_by_group(
     matrices; ``groupings.exact_for(base)`` must hold. The month columns are read as
     rows of transposed copies (a column of a customers x months matrix is strided)."""
     P, T = len(axis.periods), axis.size
-    m = base.mrr
-    small = m.size and m.min() >= 0 and m.max() < 2**30  # differences fit 32 bits too
-    mT = np.ascontiguousarray((m.astype(np.int32) if small else m).T)
-    aT = np.ascontiguousarray(base.active.T)
+    mT, aT = base.by_month, base.active_by_month
     G = len(groupings.sizes)
 
     def stack(per_col: list[list[np.ndarray]]) -> list[np.ndarray]:
@@ -104,21 +101,30 @@ def _subscription_sums_by_group(
     active = stack([groupings.count(aT[c]) for c in range(T)])
     starts = np.array([a - 1 for a, _ in axis.periods], dtype=np.int64)
     ends = np.array([b for _, b in axis.periods], dtype=np.int64)
-    moves: dict[str, list[np.ndarray]] = {}
+    # each group's movement into each month column (a column of the movements at a time),
+    # then summed over each period
+    move_cols: dict[str, list[list[np.ndarray]]] = {name: [] for name in MOVEMENTS}
     expanded = zeros()
-    for name, matrix in base.move.items():
-        tr = np.ascontiguousarray(matrix.T)  # one movement at a time: its memory only
-        # each group's movement into each month column, then summed over each period
-        cols = stack([groupings.sum(tr[c]) for c in range(T - 1)])
-        moves[name] = [
-            np.stack([c[:, a - 1 : b].sum(axis=1) for a, b in axis.periods], axis=1) for c in cols
+    grew = np.zeros(0, dtype=bool)
+    for j, column in base.movement_columns():
+        for name, v in column.items():
+            move_cols[name].append(groupings.sum(v))
+        p = axis.period_of_col[j + 1]  # the period of the month the movement goes into
+        if p < 0:
+            continue
+        a, b = axis.periods[p]
+        up = column["mrr_expansion"] > 0
+        grew = up if j + 1 == a else grew | up
+        if j + 1 == b:  # customers paying at the start who grew in some month of it
+            for i, c in enumerate(groupings.count(grew & (mT[a - 1] > 0))):
+                expanded[i][:, p] = c
+    moves = {
+        name: [
+            np.stack([c[:, a - 1 : b].sum(axis=1) for a, b in axis.periods], axis=1)
+            for c in stack(cols)
         ]
-        if name == "mrr_expansion":
-            for p, (a, b) in enumerate(axis.periods):
-                grew = (tr[a - 1 : b] > 0).any(axis=0) & (mT[a - 1] > 0)
-                for i, c in enumerate(groupings.count(grew)):
-                    expanded[i][:, p] = c
-        del tr
+        for name, cols in move_cols.items()
+    }
     exp, con, chu, lost, new, joined_left = (zeros() for _ in range(6))
     for p, (a, b) in enumerate(axis.periods):
         start, end = mT[a - 1], mT[b]
@@ -139,7 +145,7 @@ def _subscription_sums_by_group(
         ):
             for i, c in enumerate(groupings.count(mask)):
                 out[i][:, p] = c
-    nonzero = m != 0
+    nonzero = base.mrr != 0
     first_col = np.where(nonzero.any(axis=1), np.argmax(nonzero, axis=1), T)
     del nonzero
     first = groupings.minimum(first_col, T)

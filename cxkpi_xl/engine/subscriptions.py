@@ -10,6 +10,8 @@ movements, NRR, GRR, revenue churn, quick ratio, customer churn and retention.""
 from __future__ import annotations
 
 import copy
+from collections.abc import Iterator, Mapping
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -115,8 +117,58 @@ def _code_table(ids: np.ndarray) -> np.ndarray | None:
     return table
 
 
+def _small_mrr(m: np.ndarray) -> np.ndarray:
+    """``m`` in 32 bits when every cell is in 0 .. 2**31 - 1 (so that the difference of
+    two cells fits too), else as it is."""
+    if m.size and m.min() >= 0 and m.max() < 2**31:
+        return m.astype(np.int32)
+    return m
+
+
+class _Moves(Mapping[str, np.ndarray]):
+    """The movements of an MRR matrix (customers x months), each a customers x (months - 1)
+    matrix made when first read: column j is the movement into month column j + 1. In 32
+    bits when the MRR fits them (:func:`_small_mrr`)."""
+
+    def __init__(self, mrr: np.ndarray):
+        self._mrr = mrr
+        self._small: np.ndarray | None = None
+        self._made: dict[str, np.ndarray] = {}
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(MOVEMENTS)
+
+    def __len__(self) -> int:
+        return len(MOVEMENTS)
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        if name not in self._made:
+            if name not in MOVEMENTS:
+                raise KeyError(name)
+            self._made[name] = self._make(name)
+        return self._made[name]
+
+    def _make(self, name: str) -> np.ndarray:
+        if self._small is None:
+            self._small = _small_mrr(self._mrr)
+        m = self._small
+        prev, cur = m[:, :-1], m[:, 1:]
+        if name in ("mrr_new", "mrr_reactivation"):
+            ever = np.maximum.accumulate(m > 0, axis=1)[:, :-1]
+            started = (prev == 0) & (cur > 0)
+            return np.where(started & (ever if name == "mrr_reactivation" else ~ever), cur, 0)
+        if name == "mrr_churn":
+            return np.where((prev > 0) & (cur == 0), prev, 0)
+        change = cur - prev  # no overflow: |MRR| is below 2**61 (or 2**31 and >= 0)
+        if name == "mrr_expansion":
+            return np.where((prev > 0) & (change > 0), change, 0)
+        return np.where((cur > 0) & (change < 0), -change, 0)
+
+
 class _Base:
     """Per-customer matrices shared by the KPIs: MRR and activity by month."""
+
+    _abs_total: tuple[np.ndarray, float]
 
     def __init__(self, data: Dataset, axis: _Axis):
         self.axis = axis
@@ -178,27 +230,68 @@ class _Base:
             before = (t < first) & by_dates & (self.mrr[:, first] > 0)[:, None]
             by_mrr = by_mrr | before
         self.active = np.where(self.date_based[:, None], by_dates, by_mrr)
-        self._movements()
         # the Usage summary's (period, customer) flags (engine.activity._active_usage_flags)
         self._usage_flags: tuple[Any, np.ndarray] | None = None
 
+    @cached_property
+    def move(self) -> Mapping[str, np.ndarray]:
+        """The five MRR movements as customers x (months - 1) matrices, each made when
+        first read (the report's sums read them a column at a time instead:
+        :meth:`movement_columns`)."""
+        return _Moves(self.mrr)
+
     def _movements(self) -> None:
+        """The movements of :attr:`mrr` as it is now (after a change to it)."""
+        self.move = _Moves(self.mrr)
+        self.__dict__.pop("by_month", None)
+
+    @cached_property
+    def by_month(self) -> np.ndarray:
+        """:attr:`mrr` as months x customers, each month's MRR contiguous (a column of the
+        customers x months matrix is strided), in 32 bits when every cell is in
+        0 .. 2**31 - 1: half the memory, and a difference of two cells still fits; numpy
+        adds int32 up in int64 (``dtype=np.int64`` where it matters), so every sum stays
+        exact."""
         m = self.mrr
-        if m.size and m.min() >= 0 and m.max() < 2**31:
-            # The movements in 32 bits: half the memory and time of a million customers'
-            # matrices; numpy adds int32 up in int64, so every sum stays exact.
-            m = m.astype(np.int32)
-        prev, cur = m[:, :-1], m[:, 1:]
-        ever = np.maximum.accumulate(m > 0, axis=1)[:, :-1]
-        started = (prev == 0) & (cur > 0)
-        paid, change = prev > 0, cur - prev  # no overflow: |MRR| is below 2**61 (or 2**31)
-        self.move = {
-            "mrr_new": np.where(started & ~ever, cur, 0),
-            "mrr_reactivation": np.where(started & ever, cur, 0),
-            "mrr_expansion": np.where(paid & (change > 0), change, 0),
-            "mrr_contraction": np.where((cur > 0) & (change < 0), -change, 0),
-            "mrr_churn": np.where(paid & (cur == 0), prev, 0),
-        }  # column j is the movement into month column j + 1
+        small = m.size and m.min() >= 0 and m.max() < 2**31
+        return np.ascontiguousarray(m.T, dtype=np.int32 if small else m.dtype)
+
+    @cached_property
+    def active_by_month(self) -> np.ndarray:
+        """:attr:`active` as months x customers, each month's flags contiguous."""
+        return np.ascontiguousarray(self.active.T)
+
+    def abs_total(self) -> float:
+        """The sum of |MRR| over every cell, in float64 (groups._Groupings.exact_for), taken
+        once for the matrix :attr:`mrr` is."""
+        kept = self.__dict__.get("_abs_total")
+        if kept is None or kept[0] is not self.mrr:
+            kept = self._abs_total = (self.mrr, float(np.abs(self.mrr).sum(dtype=np.float64)))
+        return kept[1]
+
+    def movement_columns(self) -> Iterator[tuple[int, dict[str, np.ndarray]]]:
+        """``(j, movements)`` for each movement column j = 0 .. T - 2 (the movements into
+        month column j + 1): ``movements[name]`` is column j of ``move[name]``, made from
+        two rows of :attr:`by_month` without the customers x months matrices."""
+        mt = self.by_month
+        ever = np.zeros(mt.shape[1], dtype=bool)  # paid in some month up to column j
+        for j in range(mt.shape[0] - 1):
+            prev, cur = mt[j], mt[j + 1]
+            paid = prev > 0
+            ever |= paid
+            paying = cur > 0
+            started = (prev == 0) & paying
+            change = cur - prev  # no overflow: |MRR| is below 2**61 (or 2**31 and >= 0)
+            yield (
+                j,
+                {
+                    "mrr_new": np.where(started & ~ever, cur, 0),
+                    "mrr_reactivation": np.where(started & ever, cur, 0),
+                    "mrr_expansion": np.where(paid & (change > 0), change, 0),
+                    "mrr_contraction": np.where(paying & (change < 0), -change, 0),
+                    "mrr_churn": np.where(paid & (cur == 0), prev, 0),
+                },
+            )
 
     def rows_of(self, values: Any) -> np.ndarray:
         """Each value's row in :attr:`ids` (-1: none), as ``ids.get_indexer(values)``; for
@@ -226,7 +319,8 @@ class _Base:
         for name in ("in_customers", "has_mrr", "mrr", "signup_col", "churn_col", "date_based"):
             setattr(sub, name, getattr(self, name)[rows])
         sub.active = self.active[rows]
-        sub.move = {m: v[rows] for m, v in self.move.items()}
+        for cached in ("move", "by_month", "active_by_month"):
+            sub.__dict__.pop(cached, None)  # the subset's own, when first read
         sub.cpos = np.searchsorted(rows, self.cpos[cust_rows])
         sub.has_mrr_data = bool(sub.has_mrr.any())
         sub._usage_flags = None
@@ -235,7 +329,8 @@ class _Base:
     def touched(self, a: int, b: int) -> np.ndarray:
         """Customers active at some time in months a..b."""
         by_dates = (self.signup_col <= b) & (self.churn_col >= a)
-        return np.where(self.date_based, by_dates, self.active[:, a : b + 1].any(axis=1))
+        by_active = self.active_by_month[a] if a == b else self.active_by_month[a : b + 1].any(0)
+        return np.where(self.date_based, by_dates, by_active)
 
 
 def _subscription_sums(base: _Base, axis: _Axis) -> dict[str, Any]:
@@ -243,54 +338,62 @@ def _subscription_sums(base: _Base, axis: _Axis) -> dict[str, Any]:
     money units and counts): :func:`_subscription_from_sums` turns them into the KPIs.
     ``groups._subscription_sums_by_group`` gives the same sums for groups of customers.
 
-    Whole-matrix sums are taken once per month column; the per-customer quantities of a
-    period read its start and end columns from transposed copies (contiguous)."""
-    P = len(axis.periods)
-    m = base.mrr
+    Everything is read from the months x customers matrices (``base.by_month``,
+    ``base.active_by_month``), a month a contiguous row; the movements a column at a
+    time (``base.movement_columns``), never as whole matrices."""
+    P, T = len(axis.periods), axis.size
+    mt, at = base.by_month, base.active_by_month
     starts = [a - 1 for a, _ in axis.periods]
     ends = [b for _, b in axis.periods]
     sums: dict[str, Any] = {"n": len(base.ids), "has": base.has_mrr_data}
-    col_sums = m.sum(axis=0, dtype=np.int64)
+    col_sums = mt.sum(axis=1, dtype=np.int64)
     sums["mrr_end"] = col_sums[ends]
     sums["mrr_start"] = col_sums[starts]
-    moves = {}
-    for name, matrix in base.move.items():
-        move_cols = matrix.sum(axis=0, dtype=np.int64)
-        moves[name] = np.array([move_cols[a - 1 : b].sum() for a, b in axis.periods], np.int64)
-    sums["moves"] = moves
-    mrr_cols = np.flatnonzero((m != 0).any(axis=0))
-    sums["first_mrr"] = int(mrr_cols[0]) if len(mrr_cols) else axis.size
-    paying = (m > 0).sum(axis=0)
-    sums["paying_end"] = paying[ends].astype(float)
-    m_start, m_end = np.ascontiguousarray(m[:, starts].T), np.ascontiguousarray(m[:, ends].T)
-    exp, con, chu = (np.zeros(P) for _ in range(3))
+    period_of = axis.period_of_col
+    move_cols = {name: np.zeros(T - 1, np.int64) for name in MOVEMENTS}
     expanded = np.zeros(P)
-    expansion = base.move["mrr_expansion"]
+    grew = np.zeros(0, dtype=bool)
+    for j, moves in base.movement_columns():
+        for name, v in moves.items():
+            move_cols[name][j] = v.sum(dtype=np.int64)
+        p = period_of[j + 1]  # the period of the month the movement goes into
+        if p < 0:
+            continue
+        a, b = axis.periods[p]
+        up = moves["mrr_expansion"] > 0
+        grew = up if j + 1 == a else grew | up
+        if j + 1 == b:  # customers paying at the start who grew in some month of it
+            expanded[p] = np.count_nonzero(grew & (mt[a - 1] > 0))
+    sums["moves"] = {
+        name: np.array([c[a - 1 : b].sum() for a, b in axis.periods], np.int64)
+        for name, c in move_cols.items()
+    }
+    mrr_cols = np.flatnonzero(np.count_nonzero(mt, axis=1))
+    sums["first_mrr"] = int(mrr_cols[0]) if len(mrr_cols) else axis.size
+    paying = np.array([np.count_nonzero(mt[c] > 0) for c in range(T)])
+    sums["paying_end"] = paying[ends].astype(float)
+    exp, con, chu = (np.zeros(P) for _ in range(3))
     for p, (a, b) in enumerate(axis.periods):
-        start, end = m_start[p], m_end[p]
+        start, end = mt[a - 1], mt[b]
         cohort = start > 0
-        s, e = start[cohort], end[cohort]
-        exp[p] = np.where((e > s), e - s, 0).sum()
-        con[p] = np.where((e > 0) & (e < s), s - e, 0).sum()
-        chu[p] = np.where(e == 0, s, 0).sum()
-        grew = expansion[:, a - 1] > 0 if b == a else expansion[:, a - 1 : b].sum(axis=1) > 0
-        expanded[p] = (grew & cohort).sum()
+        change = end - start  # no overflow (by_month)
+        exp[p] = change.sum(where=cohort & (change > 0), dtype=np.int64)
+        con[p] = -change.sum(where=cohort & (end > 0) & (change < 0), dtype=np.int64)
+        chu[p] = start.sum(where=cohort & (end == 0), dtype=np.int64)
     sums.update(exp=exp, con=con, chu=chu, expanded=expanded)
     sums["paying_start"] = paying[starts].astype(float)
-    A = base.active
-    active_cols = A.sum(axis=0)
+    active_cols = np.count_nonzero(at, axis=1)
     sums["S"] = active_cols[starts].astype(float)
     sums["E"] = active_cols[ends].astype(float)
-    a_start, a_end = np.ascontiguousarray(A[:, starts].T), np.ascontiguousarray(A[:, ends].T)
     lost = np.zeros(P)
     new = np.zeros(P)
     joined_left = np.zeros(P)
     for p, (a, b) in enumerate(axis.periods):
-        s_, e_ = a_start[p], a_end[p]
-        lost[p] = (s_ & ~e_).sum()
-        new[p] = (e_ & ~s_).sum()
+        s_, e_ = at[a - 1], at[b]
+        lost[p] = np.count_nonzero(s_ & ~e_)
+        new[p] = np.count_nonzero(e_ & ~s_)
         touched = base.touched(a, b)
-        joined_left[p] = (touched & ~s_ & ~e_).sum()
+        joined_left[p] = np.count_nonzero(touched & ~s_ & ~e_)
     sums.update(lost=lost, new=new, joined_left=joined_left)
     return sums
 
