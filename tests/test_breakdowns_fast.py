@@ -414,3 +414,41 @@ def test_movement_columns_are_the_columns_of_the_movement_matrices(negative: boo
     assert np.array_equal(base.by_month, base.mrr.T)
     assert base.by_month.dtype == (np.int64 if negative else np.int32)
     assert np.array_equal(base.active_by_month, base.active.T)
+
+
+@pytest.mark.parametrize("flag_limit", [None, 0])
+def test_usage_pass_counts_equal_the_distinct_pairs_of_each_feature(
+    flag_limit: int | None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # With months as periods the active triples of each feature are counted in the pass
+    # over the summary (the triples are distinct); the previous way, kept as
+    # _adoption_counts, counts each feature's distinct (period, customer) pairs.
+    from cxkpi_xl.engine import activity
+
+    if flag_limit is not None:
+        monkeypatch.setattr(activity, "FLAG_LIMIT", flag_limit)
+    data = assemble._encode_ids(_edge_data("medium", seed=15))
+    axis = _axis(data, "month")
+    assert axis is not None
+    base = _Base(data, axis)
+    s = activity.usage_summary(data)
+    flags, per_feature, by_feature, with_triple = activity._usage_pass(s, base, axis, True)
+    assert by_feature is not None
+    present = np.flatnonzero(per_feature[1:])
+    assert len(present) >= 2
+    old = activity._adoption_counts(s, base, axis, present, None, None, None)
+    assert np.array_equal(by_feature[:, present + 1], old) and old.sum() > 0
+    assert per_feature.tolist() == np.bincount(s.t_feature.astype(int) + 1).tolist()
+    codes = set(s.t_customer.tolist())
+    assert with_triple.tolist() == [c in codes for c in range(len(s.customers))]
+    # the flags: each (period, customer) pair of a triple, where active at the period's end
+    pcol, cpos, ok = activity._usage_triples(s, base, axis)
+    ends = np.array([b for _, b in axis.periods])
+    expected = np.zeros((len(axis.periods), len(base.ids)), dtype=bool)
+    expected[pcol[ok], cpos[ok]] = True
+    expected &= base.active[:, ends].T
+    if flag_limit is None:
+        assert flags is not None and np.array_equal(flags, expected)
+        assert base._usage_flags is not None and base._usage_flags[1] is flags
+    else:
+        assert flags is None

@@ -14,7 +14,7 @@ import pandas as pd
 from ..data.periods import months_of
 from ..data.reader import Dataset
 from ..kpis import engagement
-from .activity import _active_usage_flags, _usage_triples, usage_summary
+from .activity import _usage_pass, _usage_triples, usage_summary
 from .axis import _at, _Axis
 from .subscriptions import MOVEMENTS, _Base
 
@@ -199,23 +199,23 @@ def _usage_rate_by_group(
     if s.empty or not n:
         return blank
     ends = np.array([b for _, b in axis.periods], dtype=np.int64)
-    # the customers with a triple (any month): a group without one has no usage at all
-    code_pos = base.rows_of(s.customers) if len(s.customers) else np.zeros(0, np.int64)
-    with_triple = np.zeros(n, dtype=bool)
-    counts = np.bincount(s.t_customer[s.t_customer >= 0], minlength=len(s.customers))
-    with_triple[code_pos[(counts > 0) & (code_pos >= 0)]] = True
-    has_usage = groupings.count(with_triple)
     # each (period, customer) once, where the customer is active at the period's end: the
-    # flags the report's usage KPIs made (else made here), or the distinct pairs
+    # flags the report's usage KPIs made (else made here), or the distinct pairs; and the
+    # customers with a triple (any month): a group without one has no usage at all
     kept = base._usage_flags
     if kept is not None and kept[0] is s:
         seen_in: np.ndarray | None = kept[1]
+        with_code = kept[2]
     else:
+        seen_in, _, _, with_code = _usage_pass(s, base, axis, False)
+    code_pos = base.rows_of(s.customers) if len(s.customers) else np.zeros(0, np.int64)
+    with_triple = np.zeros(n, dtype=bool)
+    with_triple[code_pos[with_code & (code_pos >= 0)]] = True
+    has_usage = groupings.count(with_triple)
+    if seen_in is None:  # beyond FLAG_LIMIT: the distinct pairs, hashed
         pcol, cpos, ok = _usage_triples(s, base, axis)
         periods, customers = pcol[ok], cpos[ok]
         del pcol, cpos, ok
-        seen_in = _active_usage_flags(s, base, periods, customers, ends)
-    if seen_in is None:  # beyond FLAG_LIMIT: the distinct pairs, hashed
         pc = pd.unique(periods.astype(np.int64) * n + customers)
         p_of, c_of = pc // n, pc % n
         active = base.active[c_of, ends[p_of]]
@@ -230,7 +230,7 @@ def _usage_rate_by_group(
             seen[c_of[p_of == p]] = True
         for i, c in enumerate(groupings.count(seen)):
             used[i][:, p] = c
-        for i, c in enumerate(groupings.count(base.active[:, ends[p]])):
+        for i, c in enumerate(groupings.count(base.active_by_month[ends[p]])):
             n_active[i][:, p] = c
     out = []
     for i in range(len(groupings.sizes)):

@@ -230,8 +230,9 @@ class _Base:
             before = (t < first) & by_dates & (self.mrr[:, first] > 0)[:, None]
             by_mrr = by_mrr | before
         self.active = np.where(self.date_based[:, None], by_dates, by_mrr)
-        # the Usage summary's (period, customer) flags (engine.activity._active_usage_flags)
-        self._usage_flags: tuple[Any, np.ndarray] | None = None
+        # the Usage summary's (period, customer) flags and customers with a triple
+        # (engine.activity._usage_pass)
+        self._usage_flags: tuple[Any, np.ndarray, np.ndarray] | None = None
 
     @cached_property
     def move(self) -> Mapping[str, np.ndarray]:
