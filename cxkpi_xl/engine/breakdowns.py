@@ -18,7 +18,7 @@ from ..kpis import retention, surveys
 from .activity import _first_contact_resolution, _support_and_funnel, _usage_kpis, usage_summary
 from .axis import _at, _Axis
 from .customers import _referral_revenue
-from .feedback import _survey_kpis, _survey_kpis_of, _survey_rows
+from .feedback import SURVEY_KINDS, _survey_kpis, _survey_kpis_of, _survey_rows, survey_kinds
 from .groups import (
     _group_codes,
     _Groupings,
@@ -232,7 +232,7 @@ def _nps_categories_by_month(data: Dataset, base: _Base, axis: _Axis) -> np.ndar
     """Each customer's latest NPS category up to each month's end (-1: none), months x
     customers (each month's categories contiguous)."""
     sv = data.tables["Surveys"]
-    nps = (sv["survey"] == "NPS").to_numpy(bool, na_value=False)
+    nps = survey_kinds(sv) == SURVEY_KINDS.index("NPS")
     rows = np.flatnonzero(nps & sv["customer_id"].notna().to_numpy())
     n, T = len(base.ids), axis.size
     cat = np.full((T, n), -1, dtype=np.int8)

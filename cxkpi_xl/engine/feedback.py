@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ..data.periods import months_of
+from ..data.periods import months_of, shared_by_array
 from ..data.reader import Dataset
 from ..data.schema import Settings
 from ..kpis import surveys
@@ -24,8 +24,20 @@ def _survey_kpis(data: Dataset, axis: _Axis, settings: Settings, k: dict[str, np
 def _survey_rows(sv: pd.DataFrame, axis: _Axis) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Each Surveys row's period, kind (a position in SURVEY_KINDS, -1: other) and score."""
     pcol = axis.period_of_col[axis.col(months_of(sv["response_date"]))]
-    kind = pd.Categorical(sv["survey"], categories=SURVEY_KINDS).codes
-    return pcol, kind, sv["score"].to_numpy(float)
+    return pcol, survey_kinds(sv), sv["score"].to_numpy(float)
+
+
+def survey_kinds(sv: pd.DataFrame) -> np.ndarray:
+    """Each Surveys row's kind: a position in SURVEY_KINDS, -1 for any other (worked out
+    once per compute: ``periods.shared_by_array``)."""
+    survey = sv["survey"]
+    if isinstance(survey.dtype, pd.CategoricalDtype):
+        return pd.Categorical(survey, categories=SURVEY_KINDS).codes
+    return shared_by_array(
+        survey.to_numpy(),
+        "survey kinds",
+        lambda v: pd.Categorical(v, categories=SURVEY_KINDS).codes,
+    )
 
 
 def _survey_kpis_of(
@@ -61,7 +73,7 @@ def _themes(data: Dataset, axis: _Axis, memo: Memo | None = None) -> pd.DataFram
     """The feedback themes of the NPS comments of the reported periods, by category
     (reused through ``memo`` while the comments and their categories are unchanged)."""
     sv = data.tables["Surveys"]
-    nps_rows = sv[(sv["survey"] == "NPS") & sv["comment"].notna()]
+    nps_rows = sv[(survey_kinds(sv) == SURVEY_KINDS.index("NPS")) & sv["comment"].notna()]
     if nps_rows.empty:
         return pd.DataFrame()
     a = axis.periods[axis.reported.start][0] if axis.periods[axis.reported] else 0

@@ -165,6 +165,25 @@ class _Moves(Mapping[str, np.ndarray]):
         return np.where((cur > 0) & (change < 0), -change, 0)
 
 
+_ROWS_AT_A_TIME = 2**22
+"""MRR rows added into the matrix at a time (their integer units a small temporary)."""
+
+
+def _ids_of(customers: pd.Series, mrr: pd.Series) -> Any:
+    """The distinct ids of Customers then MRR, in order of first appearance (as
+    ``pd.unique`` of the two end to end). When they are ``compute``'s float codes, which
+    number the ids in that very order, they are 0, 1, 2, ... and found without hashing:
+    each code at most one above every code before it."""
+    if customers.dtype == np.float64 and mrr.dtype == np.float64:
+        values = np.concatenate([customers.to_numpy(), mrr.to_numpy()])
+        if len(values) and values[0] == 0:
+            top = np.maximum.accumulate(values)  # NaN (a blank id) spreads: not codes then
+            if not np.isnan(top[-1]) and (values[1:] <= top[:-1] + 1).all():
+                if (values == np.trunc(values)).all() and values.min() >= 0:
+                    return np.arange(top[-1] + 1)
+    return pd.unique(pd.concat([customers, mrr], ignore_index=True))
+
+
 class _Base:
     """Per-customer matrices shared by the KPIs: MRR and activity by month."""
 
@@ -174,9 +193,7 @@ class _Base:
         self.axis = axis
         cust = data.tables["Customers"]
         mrr = data.tables["MRR"]
-        ids = pd.Index(
-            pd.unique(pd.concat([cust["customer_id"], mrr["customer_id"]], ignore_index=True))
-        )
+        ids = pd.Index(_ids_of(cust["customer_id"], mrr["customer_id"]))
         self.ids = ids
         self._row_of_code = _code_table(ids.to_numpy())
         n, T = len(ids), axis.size
@@ -184,30 +201,43 @@ class _Base:
         cpos = self.rows_of(cust["customer_id"])
         self.in_customers[cpos] = True
         self.cpos = cpos
-        # MRR in integer money units (exact sums; see _money_scale)
+        # MRR in integer money units (exact sums; see _money_scale); each temporary of a
+        # row per MRR row is let go as soon as it is used (tens of millions of rows)
         mpos = self.rows_of(mrr["customer_id"])
+        has_mrr = np.zeros(n, dtype=bool)
+        has_mrr[mpos] = True
         mcol = axis.col(months_of(mrr["month"]))
         ok = mcol >= 0
         values = mrr["mrr"].to_numpy(float)
         known = ok & ~np.isnan(values)
+        every = bool(known.all())  # then no copy of the known rows
         cell = mpos * T + mcol
-        self.scale = _money_scale(values[known], mcol[known], T)
-        flat = np.zeros(n * T, dtype=np.int64)
-        np.add.at(flat, cell[known], _to_units(values[known], self.scale))
-        self.mrr = flat.reshape(n, T)
-        unknown = np.zeros(n * T, dtype=bool)
-        unknown[cell[ok & ~known]] = True
-        if unknown.any():
-            has_known = np.zeros(n * T, dtype=bool)
-            has_known[cell[known]] = True
-            _carry_unknown(self.mrr, unknown.reshape(n, T), has_known.reshape(n, T))
-        self.mrr[:, 0] = 0  # nothing is known before the data
-        has_mrr = np.zeros(n, dtype=bool)
-        has_mrr[mpos] = True
-        self.has_mrr = has_mrr
-        self.has_mrr_data = bool(len(mrr))
+        del mpos
+        self.scale = _money_scale(
+            values if every else values[known], mcol if every else mcol[known], T
+        )
         # the first month with MRR data (T: none)
         rows_by_col = np.bincount(mcol[ok], minlength=T) if ok.any() else np.zeros(T, int)
+        del mcol
+        flat = np.zeros(n * T, dtype=np.int64)
+        known_cells = cell if every else cell[known]
+        known_values = values if every else values[known]
+        for lo in range(0, len(known_cells), _ROWS_AT_A_TIME):  # small temporaries
+            part = slice(lo, lo + _ROWS_AT_A_TIME)
+            np.add.at(flat, known_cells[part], _to_units(known_values[part], self.scale))
+        del known_values
+        self.mrr = flat.reshape(n, T)
+        if not every:
+            unknown = np.zeros(n * T, dtype=bool)
+            unknown[cell[ok & ~known]] = True
+            if unknown.any():
+                has_known = np.zeros(n * T, dtype=bool)
+                has_known[known_cells] = True
+                _carry_unknown(self.mrr, unknown.reshape(n, T), has_known.reshape(n, T))
+        del cell, known_cells
+        self.mrr[:, 0] = 0  # nothing is known before the data
+        self.has_mrr = has_mrr
+        self.has_mrr_data = bool(len(mrr))
         first = int(np.flatnonzero(rows_by_col)[0]) if rows_by_col.any() else T
         # activity at each month's end
         signup = np.full(n, np.iinfo(np.int64).max // 2)

@@ -1,0 +1,146 @@
+"""The engine's faster ways give what the previous ones gave, to the bit: each previous
+way is kept here as the reference and run on small data with the edge cases."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from cxkpi_xl.data.reader import Dataset, read
+from cxkpi_xl.data.sample import generate
+from cxkpi_xl.data.usage import UsageSummary
+from cxkpi_xl.engine import assemble
+from cxkpi_xl.engine.memo import encoded_columns
+
+
+def _encode_ids_before(data: Dataset) -> Dataset:
+    """The previous ``_encode_ids``: one factorization of every id column end to end (the
+    Usage summary's customers standing for the Usage column)."""
+    cols = encoded_columns()
+    summary = data.usage_summary
+    parts = [
+        summary.customers
+        if summary is not None and (t, c) == ("Usage", "customer_id")
+        else data.tables[t][c].to_numpy(object)
+        for t, c in cols
+    ]
+    codes, _ = pd.factorize(np.concatenate([np.asarray(p, dtype=object) for p in parts]))
+    floats = np.where(codes < 0, np.nan, codes.astype(float))
+    tables = dict(data.tables)
+    start = 0
+    for (t, c), part in zip(cols, parts, strict=True):
+        values = floats[start : start + len(part)]
+        start += len(part)
+        if summary is not None and (t, c) == ("Usage", "customer_id"):
+            summary = summary.with_customers(values)
+            continue
+        if tables[t] is data.tables[t]:
+            tables[t] = tables[t].copy(deep=False)
+        tables[t][c] = values
+    return dataclasses.replace(data, tables=tables, usage_summary=summary)
+
+
+def _with_categoricals(data: Dataset) -> Dataset:
+    """``data`` with MRR's and Surveys' customer ids as categoricals, as a source gives
+    them: categories in another order than the rows use them, unused ones, blanks, and
+    ids first seen outside Customers."""
+    t = {n: f.copy() for n, f in data.tables.items()}
+    mrr, sv = t["MRR"], t["Surveys"]
+    mrr.loc[mrr.index[:2], "customer_id"] = ["ghost-mrr", None]
+    sv.loc[sv.index[:3], "customer_id"] = [None, "ghost-survey", "ghost-mrr"]
+    for frame, extra in ((mrr, ["unused-1"]), (sv, ["unused-2", "ghost-mrr"])):
+        ids = frame["customer_id"]
+        cats = sorted(set(ids.dropna()) | set(extra), reverse=True)
+        frame["customer_id"] = pd.Categorical(ids, categories=cats)
+    cust = t["Customers"]
+    cust.loc[cust.index[:2], "referred_by"] = ["ghost-survey", "nobody"]
+    return dataclasses.replace(data, tables=t)
+
+
+def _summary_with(data: Dataset, customers: np.ndarray) -> Dataset:
+    """``data`` with a Usage summary of those (distinct) customers."""
+    rng = np.random.default_rng(4)
+    n = 200
+    none = np.zeros(0, np.int64)
+    summary = UsageSummary.build(
+        none, none, none, none,
+        rng.integers(24_300, 24_310, n), rng.integers(-1, len(customers), n),
+        rng.integers(0, 2, n), customers, np.array(["a", "b"], dtype=object),
+    )  # fmt: skip
+    return dataclasses.replace(data, usage_summary=summary)
+
+
+def _assert_same_codes(new: Dataset, old: Dataset) -> None:
+    for name, table in old.tables.items():
+        pd.testing.assert_frame_equal(new.tables[name], table, check_exact=True)
+    if old.usage_summary is None:
+        assert new.usage_summary is None
+    else:
+        assert new.usage_summary is not None
+        np.testing.assert_array_equal(new.usage_summary.customers, old.usage_summary.customers)
+
+
+@pytest.mark.parametrize("usage", ["none", "as_customers", "other_order", "with_ghost"])
+def test_encode_ids_of_categoricals_and_a_summary_give_the_previous_codes(usage: str) -> None:
+    data = _with_categoricals(read(generate("small", seed=6)))
+    ids = data.tables["Customers"]["customer_id"].to_numpy(object)
+    if usage == "as_customers":  # the Customers ids, in order: their codes, not hashed
+        data = _summary_with(data, ids.copy())
+    elif usage == "other_order":
+        data = _summary_with(data, ids[::-1].copy())
+    elif usage == "with_ghost":
+        data = _summary_with(data, np.r_[ids[:5], ["ghost-usage"], ids[5:]].astype(object))
+    new, old = assemble._encode_ids(data), _encode_ids_before(data)
+    _assert_same_codes(new, old)
+    mrr = new.tables["MRR"]["customer_id"]
+    assert mrr.dtype == np.float64 and mrr.isna().sum() == 1
+    assert data.tables["MRR"]["customer_id"].dtype == "category"  # the caller's, untouched
+
+
+def test_encode_ids_of_empty_categoricals() -> None:
+    data = _with_categoricals(read(generate("tiny", seed=1)))
+    empty = {n: t.iloc[0:0] for n, t in data.tables.items()}
+    data = _summary_with(dataclasses.replace(data, tables=empty), np.zeros(0, dtype=object))
+    _assert_same_codes(assemble._encode_ids(data), _encode_ids_before(data))
+
+
+def test_ids_of_codes_are_found_without_hashing_and_equal_pd_unique() -> None:
+    from cxkpi_xl.engine.subscriptions import _ids_of
+
+    def before(a: pd.Series, b: pd.Series) -> np.ndarray:
+        return np.asarray(pd.unique(pd.concat([a, b], ignore_index=True)))
+
+    data = assemble._encode_ids(_with_categoricals(read(generate("small", seed=7))))
+    cust, mrr = data.tables["Customers"]["customer_id"], data.tables["MRR"]["customer_id"]
+    cases = [
+        (cust, mrr.dropna()),  # the engine's codes: 0, 1, 2, ... (ids first seen in MRR too)
+        (cust, mrr),  # a blank id (NaN) among them
+        (pd.Series([0.0, 2.0, 1.0]), pd.Series([1.0, 3.0])),  # not in order of appearance
+        (pd.Series([0.0, 1.0]), pd.Series([1.5, 2.0])),  # not whole numbers
+        (pd.Series([1.0, 0.0]), pd.Series([2.0])),  # not from 0
+        (pd.Series(["b", "a"], dtype=object), pd.Series(["a", "c"], dtype=object)),
+        (pd.Series([], dtype=float), pd.Series([], dtype=float)),
+    ]
+    for a, b in cases:
+        got, want = np.asarray(_ids_of(a, b)), before(a, b)
+        assert got.dtype == want.dtype
+        np.testing.assert_array_equal(got, want)
+    assert len(_ids_of(*cases[0])) > len(cust)  # the ghost in MRR is one more
+
+
+def test_shared_months_are_worked_out_once_and_read_only() -> None:
+    from cxkpi_xl.data.periods import months_of, shared_months
+
+    frame = pd.DataFrame({"d": pd.to_datetime(["2026-01-31", None, "2025-12-01"])})
+    plain = months_of(frame["d"])
+    with shared_months():
+        first, again = months_of(frame["d"]), months_of(frame["d"])
+        assert first is again and not first.flags.writeable
+        np.testing.assert_array_equal(first, plain)
+        other = months_of(frame["d"].iloc[::-1])  # other dates: their own months
+        np.testing.assert_array_equal(other, plain[::-1])
+    frame.loc[0, "d"] = pd.Timestamp("2026-05-02")  # outside: worked out again
+    assert months_of(frame["d"])[0] == 2026 * 12 + 4 and months_of(frame["d"]).flags.writeable
