@@ -31,13 +31,17 @@ def survey_kinds(sv: pd.DataFrame) -> np.ndarray:
     """Each Surveys row's kind: a position in SURVEY_KINDS, -1 for any other (worked out
     once per compute: ``periods.shared_by_array``)."""
     survey = sv["survey"]
-    if isinstance(survey.dtype, pd.CategoricalDtype):
-        return pd.Categorical(survey, categories=SURVEY_KINDS).codes
-    return shared_by_array(
-        survey.to_numpy(),
-        "survey kinds",
-        lambda v: pd.Categorical(v, categories=SURVEY_KINDS).codes,
-    )
+
+    def kinds(_: object) -> np.ndarray:
+        # each distinct text compared with the kinds once, as pd.Categorical(survey,
+        # categories=SURVEY_KINDS) would (its int8 codes), several times faster
+        codes, uniques = pd.factorize(survey)
+        kind = pd.Index(SURVEY_KINDS, dtype=object).get_indexer(np.asarray(uniques, object))
+        return np.append(kind, -1).astype(np.int8)[codes]  # a blank (-1): the last slot
+
+    if survey.dtype != object:  # a new array at each reading: nothing to share
+        return kinds(None)
+    return shared_by_array(survey.to_numpy(), "survey kinds", kinds)
 
 
 def _survey_kpis_of(
