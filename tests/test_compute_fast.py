@@ -217,3 +217,24 @@ def test_month_range_is_the_previous_one() -> None:
             assert got == _month_range_before(case), name
             seen.add(got)
     assert None in seen and len(seen) >= 4
+
+
+def test_group_sums_of_rows_in_cell_order_are_the_bincount_sums() -> None:
+    from cxkpi_xl.engine.groups import _Groupings
+
+    rng = np.random.default_rng(9)
+    n = 4_000
+    a, b = rng.integers(-1, 5, n), rng.integers(-1, 3, n)  # -1: in no group
+    b[:7] = 2  # a group whose rows come first
+    g = _Groupings([a, b], [5, 3])
+    values = rng.integers(-(2**31), 2**31, (3, n)).astype(np.int32)  # months x customers
+    mask = rng.uniform(size=(3, n)) < 0.4
+    sorted_values, sorted_mask = g.in_cell_order(values), g.in_cell_order(mask)
+    assert sorted_values.flags.c_contiguous and sorted_mask.flags.c_contiguous
+    for row in range(3):
+        for new, old in zip(g.sum_sorted(sorted_values[row]), g.sum(values[row]), strict=True):
+            assert new.dtype == old.dtype == np.int64 and new.tolist() == old.tolist()
+        for new, old in zip(g.count_sorted(sorted_mask[row]), g.count(mask[row]), strict=True):
+            assert new.tolist() == old.tolist()
+    none = _Groupings([np.zeros(0, np.int64)], [2])  # no customers: every group empty
+    assert [c.tolist() for c in none.count_sorted(np.zeros(0, bool))] == [[0, 0]]

@@ -16,7 +16,7 @@ from ..data.reader import Dataset
 from ..kpis import engagement
 from .activity import _usage_pass, _usage_triples, usage_summary
 from .axis import _at, _Axis
-from .subscriptions import MOVEMENTS, _Base
+from .subscriptions import MOVEMENTS, _Base, _movement_columns, _touched
 
 EXACT_FLOAT = 2**53
 """Integers below this add up exactly in float64 (bincount's weights)."""
@@ -42,6 +42,11 @@ class _Groupings:
             groups.append(rest % (g + 1))  # the cell's group + 1 (0: none)
             rest = rest // (g + 1)
         self.cell_group = groups[::-1]
+        # the customer rows in order of cell, and where each cell's rows start: sums over
+        # rows put in that order (in_cell_order) are contiguous slices, no bincount
+        small = self.cell.astype(np.int16) if self.n_cells < 2**15 else self.cell
+        self.order = np.argsort(small, kind="stable")  # 16 bits: numpy sorts by radix
+        self.starts = np.searchsorted(small[self.order], np.arange(self.n_cells))
 
     @staticmethod
     def exact_for(base: _Base) -> bool:
@@ -65,6 +70,24 @@ class _Groupings:
         per_cell = np.bincount(self.cell[mask], minlength=self.n_cells).astype(np.float64)
         return self._by_group(per_cell)
 
+    def in_cell_order(self, rows: np.ndarray) -> np.ndarray:
+        """``rows`` (one value per customer row, or months x customer rows) with the
+        customer rows in order of cell, for :meth:`sum_sorted` and :meth:`count_sorted`
+        (``np.take``: C-contiguous, each month's row contiguous; ``rows[:, order]`` is
+        not)."""
+        return np.take(rows, self.order, axis=-1)
+
+    def sum_sorted(self, values: np.ndarray) -> list[np.ndarray]:
+        """:meth:`sum` of integer ``values`` given in cell order (:meth:`in_cell_order`)."""
+        if not self.n_cells:
+            return self._by_group(np.zeros(0))
+        per_cell = np.add.reduceat(values, self.starts, dtype=np.int64)
+        return self._by_group(per_cell.astype(np.float64))
+
+    def count_sorted(self, mask: np.ndarray) -> list[np.ndarray]:
+        """:meth:`count` of a ``mask`` given in cell order (:meth:`in_cell_order`)."""
+        return self.sum_sorted(mask)
+
     def minimum(self, values: np.ndarray, empty: int) -> list[np.ndarray]:
         """Each grouping's smallest of ``values`` (ints) by group (``empty``, above them all,
         for a group without rows)."""
@@ -86,7 +109,12 @@ def _subscription_sums_by_group(
     matrices; ``groupings.exact_for(base)`` must hold. The month columns are read as
     rows of transposed copies (a column of a customers x months matrix is strided)."""
     P, T = len(axis.periods), axis.size
-    mT, aT = base.by_month, base.active_by_month
+    # the months x customers matrices with the customers in order of cell: each group sum
+    # is then a sum of contiguous slices of a row
+    order = groupings.order
+    mT, aT = groupings.in_cell_order(base.by_month), groupings.in_cell_order(base.active_by_month)
+    signup, churn = base.signup_col[order], base.churn_col[order]
+    date_based = base.date_based[order]
     G = len(groupings.sizes)
 
     def stack(per_col: list[list[np.ndarray]]) -> list[np.ndarray]:
@@ -96,9 +124,9 @@ def _subscription_sums_by_group(
     def zeros() -> list[np.ndarray]:
         return [np.zeros((g, P), dtype=np.int64) for g in groupings.sizes]
 
-    msum = stack([groupings.sum(mT[c]) for c in range(T)])
-    paying = stack([groupings.count(mT[c] > 0) for c in range(T)])
-    active = stack([groupings.count(aT[c]) for c in range(T)])
+    msum = stack([groupings.sum_sorted(mT[c]) for c in range(T)])
+    paying = stack([groupings.count_sorted(mT[c] > 0) for c in range(T)])
+    active = stack([groupings.count_sorted(aT[c]) for c in range(T)])
     starts = np.array([a - 1 for a, _ in axis.periods], dtype=np.int64)
     ends = np.array([b for _, b in axis.periods], dtype=np.int64)
     # each group's movement into each month column (a column of the movements at a time),
@@ -106,9 +134,9 @@ def _subscription_sums_by_group(
     move_cols: dict[str, list[list[np.ndarray]]] = {name: [] for name in MOVEMENTS}
     expanded = zeros()
     grew = np.zeros(0, dtype=bool)
-    for j, column in base.movement_columns():
+    for j, column in _movement_columns(mT):
         for name, v in column.items():
-            move_cols[name].append(groupings.sum(v))
+            move_cols[name].append(groupings.sum_sorted(v))
         p = axis.period_of_col[j + 1]  # the period of the month the movement goes into
         if p < 0:
             continue
@@ -116,7 +144,7 @@ def _subscription_sums_by_group(
         up = column["mrr_expansion"] > 0
         grew = up if j + 1 == a else grew | up
         if j + 1 == b:  # customers paying at the start who grew in some month of it
-            for i, c in enumerate(groupings.count(grew & (mT[a - 1] > 0))):
+            for i, c in enumerate(groupings.count_sorted(grew & (mT[a - 1] > 0))):
                 expanded[i][:, p] = c
     moves = {
         name: [
@@ -134,17 +162,18 @@ def _subscription_sums_by_group(
             (con, np.where(cohort & (end > 0) & (end < start), start - end, 0)),
             (chu, np.where(cohort & (end == 0), start, 0)),
         ):
-            for i, c in enumerate(groupings.sum(v)):
+            for i, c in enumerate(groupings.sum_sorted(v)):
                 out[i][:, p] = c
         s_, e_ = aT[a - 1], aT[b]
-        touched = base.touched(a, b)
+        touched = _touched(signup, churn, date_based, aT, a, b)
         for out, mask in (
             (lost, s_ & ~e_),
             (new, e_ & ~s_),
             (joined_left, touched & ~s_ & ~e_),
         ):
-            for i, c in enumerate(groupings.count(mask)):
+            for i, c in enumerate(groupings.count_sorted(mask)):
                 out[i][:, p] = c
+    del mT, aT
     nonzero = base.mrr != 0
     first_col = np.where(nonzero.any(axis=1), np.argmax(nonzero, axis=1), T)
     del nonzero
@@ -222,15 +251,19 @@ def _usage_rate_by_group(
         p_of, c_of = p_of[active], c_of[active]
     used = [np.zeros((g, P), dtype=np.int64) for g in groupings.sizes]
     n_active = [np.zeros((g, P), dtype=np.int64) for g in groupings.sizes]
+    # the flags with the customers in order of cell: a count by group is of slices
+    at_end = groupings.in_cell_order(base.active_by_month[ends])
+    seen_sorted = groupings.in_cell_order(seen_in) if seen_in is not None else None
     for p in range(P):
-        if seen_in is not None:
-            seen = seen_in[p]
+        if seen_sorted is not None:
+            seen = seen_sorted[p]
         else:
             seen = np.zeros(n, dtype=bool)
             seen[c_of[p_of == p]] = True
-        for i, c in enumerate(groupings.count(seen)):
+            seen = groupings.in_cell_order(seen)
+        for i, c in enumerate(groupings.count_sorted(seen)):
             used[i][:, p] = c
-        for i, c in enumerate(groupings.count(base.active_by_month[ends[p]])):
+        for i, c in enumerate(groupings.count_sorted(at_end[p])):
             n_active[i][:, p] = c
     out = []
     for i in range(len(groupings.sizes)):

@@ -304,25 +304,7 @@ class _Base:
         """``(j, movements)`` for each movement column j = 0 .. T - 2 (the movements into
         month column j + 1): ``movements[name]`` is column j of ``move[name]``, made from
         two rows of :attr:`by_month` without the customers x months matrices."""
-        mt = self.by_month
-        ever = np.zeros(mt.shape[1], dtype=bool)  # paid in some month up to column j
-        for j in range(mt.shape[0] - 1):
-            prev, cur = mt[j], mt[j + 1]
-            paid = prev > 0
-            ever |= paid
-            paying = cur > 0
-            started = (prev == 0) & paying
-            change = cur - prev  # no overflow: |MRR| is below 2**61 (or 2**31 and >= 0)
-            yield (
-                j,
-                {
-                    "mrr_new": np.where(started & ~ever, cur, 0),
-                    "mrr_reactivation": np.where(started & ever, cur, 0),
-                    "mrr_expansion": np.where(paid & (change > 0), change, 0),
-                    "mrr_contraction": np.where(paying & (change < 0), -change, 0),
-                    "mrr_churn": np.where(paid & (cur == 0), prev, 0),
-                },
-            )
+        return _movement_columns(self.by_month)
 
     def rows_of(self, values: Any) -> np.ndarray:
         """Each value's row in :attr:`ids` (-1: none), as ``ids.get_indexer(values)``; for
@@ -359,9 +341,42 @@ class _Base:
 
     def touched(self, a: int, b: int) -> np.ndarray:
         """Customers active at some time in months a..b."""
-        by_dates = (self.signup_col <= b) & (self.churn_col >= a)
-        by_active = self.active_by_month[a] if a == b else self.active_by_month[a : b + 1].any(0)
-        return np.where(self.date_based, by_dates, by_active)
+        return _touched(
+            self.signup_col, self.churn_col, self.date_based, self.active_by_month, a, b
+        )
+
+
+def _touched(
+    signup: np.ndarray, churn: np.ndarray, date_based: np.ndarray, at: np.ndarray, a: int, b: int
+) -> np.ndarray:
+    """:meth:`_Base.touched` of the customers of those columns (``at``: months x
+    customers, as ``_Base.active_by_month``)."""
+    by_dates = (signup <= b) & (churn >= a)
+    by_active = at[a] if a == b else at[a : b + 1].any(axis=0)
+    return np.where(date_based, by_dates, by_active)
+
+
+def _movement_columns(mt: np.ndarray) -> Iterator[tuple[int, dict[str, np.ndarray]]]:
+    """:meth:`_Base.movement_columns` of a months x customers MRR matrix ``mt`` (as
+    ``_Base.by_month``: any order of the customers)."""
+    ever = np.zeros(mt.shape[1], dtype=bool)  # paid in some month up to column j
+    for j in range(mt.shape[0] - 1):
+        prev, cur = mt[j], mt[j + 1]
+        paid = prev > 0
+        ever |= paid
+        paying = cur > 0
+        started = (prev == 0) & paying
+        change = cur - prev  # no overflow: |MRR| is below 2**61 (or 2**31 and >= 0)
+        yield (
+            j,
+            {
+                "mrr_new": np.where(started & ~ever, cur, 0),
+                "mrr_reactivation": np.where(started & ever, cur, 0),
+                "mrr_expansion": np.where(paid & (change > 0), change, 0),
+                "mrr_contraction": np.where(paying & (change < 0), -change, 0),
+                "mrr_churn": np.where(paid & (cur == 0), prev, 0),
+            },
+        )
 
 
 def _subscription_sums(base: _Base, axis: _Axis) -> dict[str, Any]:
