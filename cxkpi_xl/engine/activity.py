@@ -144,27 +144,34 @@ def _usage_pass(
     period_of = axis.period_of_col[axis.col(months)].astype(np.int32)
     flags = bool(n) and P * n <= FLAG_LIMIT
     at_end = base.active_by_month[ends] if n else np.zeros((P, 0), dtype=bool)
-    active_flat = at_end.ravel()
+    # whether each (period, customer) is active at the period's end, a bit each: an
+    # eighth of the memory, so that looking up millions of pairs stays in the cache
+    active_bits = np.packbits(at_end.ravel(), bitorder="little")
+    del at_end
     seen = np.zeros((P, n), dtype=bool) if flags else None
     seen_flat = seen.ravel() if seen is not None else None
     with_triple = np.zeros(len(s.customers) + 1, dtype=bool)  # the last slot: code -1
-    per_feature = np.zeros(nf, np.int64)
+    # the triples of each feature code (-1 first): a few codes, a count of each
+    per_feature = np.array([np.count_nonzero(s.t_feature == f) for f in range(-1, nf - 1)])
     counts = np.zeros(P * nf, np.int64) if by_feature else None
     for lo in range(0, len(s.t_month), CHUNK):
         tc, tf = s.t_customer[lo : lo + CHUNK], s.t_feature[lo : lo + CHUNK]
         with_triple[tc] = True
-        per_feature += np.bincount(tf.astype(np.intp) + 1, minlength=nf)
         if not n or (seen is None and counts is None):
             continue
         pcol = period_of[s.t_month[lo : lo + CHUNK] - first]
         cpos = row_of[tc]
         ok = (pcol >= 0) & (cpos >= 0)
-        pair = pcol[ok].astype(np.int64) * n + cpos[ok]
-        active = active_flat[pair]
+        every = bool(ok.all())  # then no copies of the triples with both
+        pair = (pcol if every else pcol[ok]).astype(np.int64) * n + (cpos if every else cpos[ok])
+        active = ((active_bits[pair >> 3] >> (pair & 7).astype(np.uint8)) & 1).astype(bool)
         if seen_flat is not None:
             seen_flat[pair[active]] = True
         if counts is not None:
-            ok[ok] = active  # the triples with a period and a customer active at its end
+            if every:
+                ok = active  # the triples with a period and a customer active at its end
+            else:
+                ok[ok] = active
             key = pcol * nf + (tf + 1)  # int32: P * nf is small
             counts += np.bincount(key[ok], minlength=P * nf)
     if seen is not None:

@@ -297,7 +297,12 @@ class _Base:
         once for the matrix :attr:`mrr` is."""
         kept = self.__dict__.get("_abs_total")
         if kept is None or kept[0] is not self.mrr:
-            kept = self._abs_total = (self.mrr, float(np.abs(self.mrr).sum(dtype=np.float64)))
+            mt = self.by_month
+            if mt.dtype == np.int32:  # every cell in 0 .. 2**31 - 1: exact in int64
+                total = float(mt.sum(dtype=np.int64))
+            else:
+                total = float(np.abs(self.mrr).sum(dtype=np.float64))
+            kept = self._abs_total = (self.mrr, total)
         return kept[1]
 
     def movement_columns(self) -> Iterator[tuple[int, dict[str, np.ndarray]]]:
