@@ -416,24 +416,39 @@ def test_movement_columns_are_the_columns_of_the_movement_matrices(negative: boo
     assert np.array_equal(base.active_by_month, base.active.T)
 
 
+@pytest.mark.parametrize("outside", [False, True])
 @pytest.mark.parametrize("flag_limit", [None, 0])
 def test_usage_pass_counts_equal_the_distinct_pairs_of_each_feature(
-    flag_limit: int | None, monkeypatch: pytest.MonkeyPatch
+    flag_limit: int | None, outside: bool, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # With months as periods the active triples of each feature are counted in the pass
     # over the summary (the triples are distinct); the previous way, kept as
-    # _adoption_counts, counts each feature's distinct (period, customer) pairs.
+    # _adoption_counts, counts each feature's distinct (period, customer) pairs. With
+    # ``outside`` some triples have no customer of the base or no period (the MRR's last
+    # month ends the axis), in the first chunk and in a later one.
     from cxkpi_xl.engine import activity
 
     if flag_limit is not None:
         monkeypatch.setattr(activity, "FLAG_LIMIT", flag_limit)
-    data = assemble._encode_ids(_edge_data("medium", seed=15))
+    monkeypatch.setattr(activity, "CHUNK", 1000)
+    data = _edge_data("medium", seed=15)
+    if outside:
+        usage = data.tables["Usage"]
+        odd = usage.iloc[[0, 1, 2, 1500, 1501]].copy()
+        odd["customer_id"] = ["usage-only", "usage-only", None, "usage-only", None]
+        late = usage.iloc[[3, 1502]].copy()
+        late["activity_date"] = data.tables["MRR"]["month"].max() + pd.DateOffset(months=2)
+        usage = pd.concat([usage, odd, late], ignore_index=True)
+        data = dataclasses.replace(data, tables={**data.tables, "Usage": usage})
+    data = assemble._encode_ids(data)
     axis = _axis(data, "month")
     assert axis is not None
     base = _Base(data, axis)
     s = activity.usage_summary(data)
     flags, per_feature, by_feature, with_triple = activity._usage_pass(s, base, axis, True)
     assert by_feature is not None
+    pcol, cpos, ok = activity._usage_triples(s, base, axis)
+    assert ok.all() != outside and len(ok) > 2000
     present = np.flatnonzero(per_feature[1:])
     assert len(present) >= 2
     old = activity._adoption_counts(s, base, axis, present, None, None, None)
@@ -442,7 +457,6 @@ def test_usage_pass_counts_equal_the_distinct_pairs_of_each_feature(
     codes = set(s.t_customer.tolist())
     assert with_triple.tolist() == [c in codes for c in range(len(s.customers))]
     # the flags: each (period, customer) pair of a triple, where active at the period's end
-    pcol, cpos, ok = activity._usage_triples(s, base, axis)
     ends = np.array([b for _, b in axis.periods])
     expected = np.zeros((len(axis.periods), len(base.ids)), dtype=bool)
     expected[pcol[ok], cpos[ok]] = True
