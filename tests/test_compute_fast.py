@@ -238,3 +238,25 @@ def test_group_sums_of_rows_in_cell_order_are_the_bincount_sums() -> None:
             assert new.tolist() == old.tolist()
     none = _Groupings([np.zeros(0, np.int64)], [2])  # no customers: every group empty
     assert [c.tolist() for c in none.count_sorted(np.zeros(0, bool))] == [[0, 0]]
+
+
+@pytest.mark.parametrize(
+    "unit, times", [("ms", False), ("ns", False), ("s", True), ("D", False), ("us", True)]
+)
+def test_order_by_date_is_the_stable_order_of_the_nanoseconds(unit: str, times: bool) -> None:
+    # The NPS categories take the answers by date, in table order within a date, NaT
+    # first: the previous way sorted the dates' nanoseconds (NaT the smallest integer).
+    from cxkpi_xl.engine.breakdowns import _order_by_date
+
+    rng = np.random.default_rng(10)
+    days = rng.integers(19_000, 19_400, 5_000).astype("datetime64[D]")
+    dates = days.astype(f"datetime64[{unit}]")
+    if times:  # a time of day: sorted by the dates themselves
+        dates = dates + rng.integers(0, 3, 5_000).astype(f"timedelta64[{unit}]")
+    dates[rng.integers(0, 5_000, 40)] = np.datetime64("NaT")
+    want = np.argsort(dates.astype("datetime64[ns]").view(np.int64), kind="stable")
+    assert np.array_equal(_order_by_date(dates), want)
+    assert np.isnat(dates[_order_by_date(dates)][:30]).all()
+    far = np.array(["1900-01-01", "2100-01-01", "NaT", "1900-01-01"], dtype=f"datetime64[{unit}]")
+    want = np.argsort(far.astype("datetime64[ns]").view(np.int64), kind="stable")
+    assert _order_by_date(far).tolist() == want.tolist() == [2, 0, 3, 1]  # 200 years
