@@ -260,3 +260,29 @@ def test_order_by_date_is_the_stable_order_of_the_nanoseconds(unit: str, times: 
     far = np.array(["1900-01-01", "2100-01-01", "NaT", "1900-01-01"], dtype=f"datetime64[{unit}]")
     want = np.argsort(far.astype("datetime64[ns]").view(np.int64), kind="stable")
     assert _order_by_date(far).tolist() == want.tolist() == [2, 0, 3, 1]  # 200 years
+
+
+@pytest.mark.parametrize("granularity", ["month", "quarter"])
+def test_survey_kpis_by_group_are_each_group_s_rows_alone(granularity: str) -> None:
+    from cxkpi_xl.engine.axis import _axis
+    from cxkpi_xl.engine.feedback import _survey_kpis_by_group, _survey_kpis_of
+
+    data = read(generate("small", seed=11))
+    axis = _axis(data, granularity)
+    assert axis is not None
+    rng = np.random.default_rng(12)
+    n, size = 3_000, 5
+    pcol = rng.integers(-1, len(axis.periods), n)  # -1: no period
+    kind = rng.integers(-1, 4, n).astype(np.int8)  # -1: another kind
+    score = rng.integers(1, 6, n).astype(float)  # a valid score of every kind
+    group = rng.integers(-1, size - 1, n)  # -1: no group; the last group has no rows
+    got = _survey_kpis_by_group(pcol, kind, score, group, size, axis, data.settings)
+    assert len(got) == size
+    for g in range(size):
+        mine = np.flatnonzero(group == g)  # the group's rows, in table order
+        want: dict[str, np.ndarray] = {}
+        _survey_kpis_of(pcol[mine], kind[mine], score[mine], axis, data.settings, want)
+        assert list(got[g]) == list(want)
+        for name, values in want.items():
+            np.testing.assert_array_equal(got[g][name], values, err_msg=name)
+    assert np.isnan(got[size - 1]["nps"]).all() and not np.isnan(got[0]["nps"]).all()

@@ -18,7 +18,13 @@ from ..kpis import retention, surveys
 from .activity import _first_contact_resolution, _support_and_funnel, _usage_kpis, usage_summary
 from .axis import _at, _Axis
 from .customers import _referral_revenue
-from .feedback import SURVEY_KINDS, _survey_kpis, _survey_kpis_of, _survey_rows, survey_kinds
+from .feedback import (
+    SURVEY_KINDS,
+    _survey_kpis,
+    _survey_kpis_by_group,
+    _survey_rows,
+    survey_kinds,
+)
 from .groups import (
     _group_codes,
     _Groupings,
@@ -209,14 +215,15 @@ def _group_breakdowns_by_sums(
     rcol = axis.col(months_of(tickets["resolved_date"]))
     contacts = tickets["contacts"].to_numpy(float)
     for i, (column, (codes, names)) in enumerate(zip(usable, factorized, strict=True)):
-        by_survey = _rows_by_group(groups_of(positions["Surveys"], codes), len(names))
+        survey_group = groups_of(positions["Surveys"], codes)
+        by_survey = _survey_kpis_by_group(
+            *survey_rows, survey_group, len(names), axis, data.settings
+        )
         by_ticket = _rows_by_group(groups_of(positions["Tickets"], codes), len(names))
         rows = []
         for g, name in enumerate(names):
-            k: dict[str, np.ndarray] = {}
+            k: dict[str, np.ndarray] = dict(by_survey[g])
             _subscription_from_sums(sums[i][g], base.scale, axis, data.settings, k)
-            mine = by_survey[g]
-            _survey_kpis_of(*(a[mine] for a in survey_rows), axis, data.settings, k)
             mine = by_ticket[g]
             k["first_contact_resolution_rate"] = _first_contact_resolution(
                 rcol[mine], contacts[mine], axis

@@ -59,6 +59,47 @@ def _survey_kpis_of(
         t: _split_by_period(score[kind == i], pcol[kind == i], P)
         for i, t in enumerate(SURVEY_KINDS)
     }
+    _survey_kpis_from(groups, settings, k)
+
+
+def _survey_kpis_by_group(
+    pcol: np.ndarray,
+    kind: np.ndarray,
+    score: np.ndarray,
+    group: np.ndarray,
+    size: int,
+    axis: _Axis,
+    settings: Settings,
+) -> list[dict[str, np.ndarray]]:
+    """:func:`_survey_kpis_of` of the rows of each group 0 .. size - 1 (``group``: each
+    row's, -1 for none), from one stable sort of the rows by (group, kind, period): each
+    group's scores of a kind and period are then a slice, in table order, as that
+    function splits them."""
+    P, K = len(axis.periods), len(SURVEY_KINDS)
+    rows = np.flatnonzero((group >= 0) & (kind >= 0) & (pcol >= 0))
+    key = (group[rows].astype(np.int64) * K + kind[rows]) * P + pcol[rows]
+    cells = size * K * P
+    if cells < 2**15:  # numpy sorts 16-bit integers by radix: linear
+        key = key.astype(np.int16)
+    order = np.argsort(key, kind="stable")
+    scores = score[rows[order]]
+    bounds = np.searchsorted(key[order], np.arange(cells + 1))
+    out = []
+    for g in range(size):
+        groups = {}
+        for i, t in enumerate(SURVEY_KINDS):
+            first = (g * K + i) * P
+            groups[t] = [scores[bounds[c] : bounds[c + 1]] for c in range(first, first + P)]
+        k: dict[str, np.ndarray] = {}
+        _survey_kpis_from(groups, settings, k)
+        out.append(k)
+    return out
+
+
+def _survey_kpis_from(
+    groups: dict[str, list[np.ndarray]], settings: Settings, k: dict[str, np.ndarray]
+) -> None:
+    """The survey KPIs of the scores of each kind in each period (into ``k``)."""
     csat_scale, csat_threshold = int(settings["csat_scale"]), settings["csat_threshold"]
     ces_scale = int(settings["ces_scale"])
     k["nps"] = _each(groups["NPS"], surveys.nps)
