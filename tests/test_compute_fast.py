@@ -286,3 +286,31 @@ def test_survey_kpis_by_group_are_each_group_s_rows_alone(granularity: str) -> N
         for name, values in want.items():
             np.testing.assert_array_equal(got[g][name], values, err_msg=name)
     assert np.isnan(got[size - 1]["nps"]).all() and not np.isnan(got[0]["nps"]).all()
+
+
+@pytest.mark.parametrize("granularity", ["month", "quarter"])
+def test_cx_to_revenue_with_credits_and_customers_who_leave_and_return(granularity: str) -> None:
+    # The cohort's expansion, contraction and churn by category come from one bincount;
+    # credits (MRR below zero at the end) are in none of them, as before.
+    from cxkpi_xl.engine import breakdowns
+    from cxkpi_xl.engine.axis import _axis
+    from cxkpi_xl.engine.subscriptions import _Base
+    from tests.test_breakdowns_fast import _edge_data
+    from tests.test_engine_fast import _cx_to_revenue_before
+
+    data = _edge_data("medium", seed=16)
+    data.settings.update({"granularity": granularity})
+    data = assemble._encode_ids(data)
+    axis = _axis(data, granularity)
+    assert axis is not None
+    base = _Base(data, axis)
+    paying = np.flatnonzero((base.mrr[:, 2:8] > 0).all(axis=1))
+    base.mrr[paying[:5], 4] = -7  # credits
+    base.mrr[paying[5:9], 3:5] = 0  # leave and come back
+    base.mrr[paying[9:12], 6] += 1000  # expand
+    base._movements()
+    new = breakdowns._cx_to_revenue(data, base, axis, {})
+    old = _cx_to_revenue_before(data, base, axis, {})
+    pd.testing.assert_frame_equal(new, old, check_exact=True)
+    nrr = new[new["kpi"] == "net_revenue_retention"].iloc[:, 2:].to_numpy(float)
+    assert np.isfinite(nrr).any()

@@ -325,9 +325,12 @@ def _cx_to_revenue(
         rows = np.flatnonzero(start > 0)
         s_, e_, c_ = start[rows], end[rows], code[rows]
         cohort_start = _sums_by_code(c_, s_, C, exact)
-        expansion = _sums_by_code(c_, np.where(e_ > s_, e_ - s_, 0), C, exact)
-        contraction = _sums_by_code(c_, np.where((e_ > 0) & (e_ < s_), s_ - e_, 0), C, exact)
-        churned = _sums_by_code(c_, np.where(e_ == 0, s_, 0), C, exact)
+        if exact:  # expansion, contraction and churn in one bincount (_cohort_moves)
+            expansion, contraction, churned = _cohort_moves(c_, s_, e_, C)
+        else:
+            expansion = _sums_by_code(c_, np.where(e_ > s_, e_ - s_, 0), C, exact)
+            contraction = _sums_by_code(c_, np.where((e_ > 0) & (e_ < s_), s_ - e_, 0), C, exact)
+            churned = _sums_by_code(c_, np.where(e_ == 0, s_, 0), C, exact)
         act_s, act_e = at[a - 1], at[b]
         at_start = np.bincount(code[act_s], minlength=C)
         lost = np.bincount(code[act_s & ~act_e], minlength=C)
@@ -357,6 +360,22 @@ def _cx_to_revenue(
             (name, "referral_revenue", *referral[c]),
         ]
     return pd.DataFrame(rows, columns=["nps_category", "kpi", *axis.labels])
+
+
+def _cohort_moves(
+    codes: np.ndarray, start: np.ndarray, end: np.ndarray, size: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Sums by code 0 .. size - 1 of the cohort's (``start`` > 0) expansion (end above
+    start: end - start), contraction (end in 0 .. start, both excluded: start - end) and
+    churn (end 0: start), as int64, from one bincount: each customer is in at most one of
+    them and its amount is |end - start| (a credit, end below 0, is in none). Every
+    partial sum must be below 2**53 (``_Groupings.exact_for``)."""
+    kind = (end < start).astype(np.intp) + (end == 0)  # 0 expansion, 1 contraction, 2 churn
+    kind[end < 0] = 3  # none of them
+    amount = np.abs(end - start)
+    sums = np.bincount(codes * 4 + kind, weights=amount, minlength=size * 4)
+    by = np.rint(sums).astype(np.int64).reshape(size, 4)
+    return by[:, 0], by[:, 1], by[:, 2]
 
 
 def _churn_by_reason(data: Dataset, base: _Base, axis: _Axis) -> pd.DataFrame:
