@@ -246,7 +246,7 @@ def test_group_sums_of_rows_in_cell_order_are_the_bincount_sums() -> None:
 def test_order_by_date_is_the_stable_order_of_the_nanoseconds(unit: str, times: bool) -> None:
     # The NPS categories take the answers by date, in table order within a date, NaT
     # first: the previous way sorted the dates' nanoseconds (NaT the smallest integer).
-    from cxkpi_xl.engine.breakdowns import _order_by_date
+    from cxkpi_xl.engine.nps import _order_by_date
 
     rng = np.random.default_rng(10)
     days = rng.integers(19_000, 19_400, 5_000).astype("datetime64[D]")

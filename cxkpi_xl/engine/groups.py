@@ -16,7 +16,8 @@ from ..data.reader import Dataset
 from ..kpis import engagement
 from .activity import _usage_pass, _usage_triples, usage_summary
 from .axis import _at, _Axis
-from .subscriptions import MOVEMENTS, _Base, _movement_columns, _touched
+from .mrr import MOVEMENTS, _movement_columns, _touched
+from .subscriptions import _Base
 
 EXACT_FLOAT = 2**53
 """Integers below this add up exactly in float64 (bincount's weights)."""
