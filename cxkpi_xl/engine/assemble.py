@@ -144,34 +144,36 @@ def _encode_ids(data: Dataset) -> Dataset:
     millions of strings."""
     cols = encoded_columns()
     summary = data.usage_summary  # its customers stand for the Usage column
-    local: list[tuple[np.ndarray, np.ndarray]] = []
+    local: list[tuple[np.ndarray, np.ndarray, np.ndarray | None]] = []
     same_as: list[int] = []  # the earlier column with the same distinct ids, in order (-1)
     for t, c in cols:
         if summary is not None and (t, c) == ("Usage", "customer_id"):
             # the summary's customers are distinct: when they are an earlier column's
             # distinct ids in the same order, each is its position there
             ids = summary.customers
-            earlier = next((j for j, (_, u) in enumerate(local) if _same_ids(u, ids)), -1)
+            earlier = next((j for j, (_, u, _) in enumerate(local) if _same_ids(u, ids)), -1)
             if earlier >= 0:
-                local.append((np.arange(len(ids)), local[earlier][1]))
+                local.append((np.arange(len(ids)), local[earlier][1], None))
                 same_as.append(earlier)
                 continue
         local.append(_distinct_ids(data, t, c))
         same_as.append(-1)
     together, _ = pd.factorize(
-        np.concatenate([u for (_, u), same in zip(local, same_as, strict=True) if same < 0])
+        np.concatenate([u for (_, u, _), same in zip(local, same_as, strict=True) if same < 0])
     )
     tables = dict(data.tables)
     start = 0
     code_of: list[np.ndarray] = []
-    for (t, c), (codes, uniques), same in zip(cols, local, same_as, strict=True):
+    for (t, c), (codes, uniques, through), same in zip(cols, local, same_as, strict=True):
         if same < 0:
             code_of.append(together[start : start + len(uniques)].astype(float))
             start += len(uniques)
         else:
             code_of.append(code_of[same])
-        # each row's code by its position in the uniques (-1, a blank: the last slot, NaN)
-        floats = np.append(code_of[-1], np.nan)[codes]
+        # each row's code by its position in the uniques (-1, a blank: the last slot, NaN);
+        # a categorical's rows by their category, through the category's position
+        table = np.append(code_of[-1], np.nan)
+        floats = (table if through is None else table[through])[codes]
         if summary is not None and (t, c) == ("Usage", "customer_id"):
             summary = summary.with_customers(floats)
             continue
@@ -181,24 +183,28 @@ def _encode_ids(data: Dataset) -> Dataset:
     return dataclasses.replace(data, tables=tables, usage_summary=summary)
 
 
-def _distinct_ids(data: Dataset, table: str, column: str) -> tuple[np.ndarray, np.ndarray]:
+def _distinct_ids(
+    data: Dataset, table: str, column: str
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     """``pd.factorize`` of a customer id column (the Usage summary's customers for Usage's):
     each row's position in the distinct ids (-1: blank), and those ids in their order of
-    first appearance. A categorical's by its codes: its categories in the order in which
-    the rows first use them (one pass over small integers, no hashing of the rows)."""
+    first appearance; None. A categorical's by its codes: each row's category (-1: blank),
+    the categories in the order in which the rows first use them (one pass over small
+    integers, no hashing of the rows) and each category's position among them (the last
+    slot -1), so that a row's position is ``through[codes]``."""
     summary = data.usage_summary
     if summary is not None and (table, column) == ("Usage", "customer_id"):
-        return pd.factorize(summary.customers)
+        return (*pd.factorize(summary.customers), None)
     ids = data.tables[table][column]
     if not isinstance(ids.dtype, pd.CategoricalDtype):
-        return pd.factorize(ids.to_numpy(object))
+        return (*pd.factorize(ids.to_numpy(object)), None)
     cat_codes = ids.cat.codes.to_numpy()
     order = pd.unique(cat_codes)  # the categories used, in their order of first use
     order = order[order >= 0]
     position = np.full(len(ids.cat.categories) + 1, -1, dtype=np.intp)  # last slot: -1
     position[order] = np.arange(len(order))
     uniques = np.asarray(ids.cat.categories.to_numpy(object)[order], dtype=object)
-    return position[cat_codes], uniques
+    return cat_codes, uniques, position
 
 
 def _same_ids(before: np.ndarray, after: np.ndarray) -> bool:
