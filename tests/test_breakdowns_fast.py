@@ -428,8 +428,9 @@ def test_usage_pass_counts_equal_the_distinct_pairs_of_each_feature(
     # month ends the axis), in the first chunk and in a later one.
     from cxkpi_xl.engine import activity
 
-    if flag_limit is not None:
+    if flag_limit is not None:  # and the features counted by one bincount
         monkeypatch.setattr(activity, "FLAG_LIMIT", flag_limit)
+        monkeypatch.setattr(activity, "FEW_FEATURES", 0)
     monkeypatch.setattr(activity, "CHUNK", 1000)
     data = _edge_data("medium", seed=15)
     if outside:

@@ -151,8 +151,12 @@ def _usage_pass(
     seen = np.zeros((P, n), dtype=bool) if flags else None
     seen_flat = seen.ravel() if seen is not None else None
     with_triple = np.zeros(len(s.customers) + 1, dtype=bool)  # the last slot: code -1
-    # the triples of each feature code (-1 first): a few codes, a count of each
-    per_feature = np.array([np.count_nonzero(s.t_feature == f) for f in range(-1, nf - 1)])
+    # the triples of each feature code (-1 first): a count of each of a few codes, else
+    # one bincount
+    if nf <= FEW_FEATURES:
+        per_feature = np.array([np.count_nonzero(s.t_feature == f) for f in range(-1, nf - 1)])
+    else:
+        per_feature = np.bincount(s.t_feature.astype(np.intp) + 1, minlength=nf)
     counts = np.zeros(P * nf, np.int64) if by_feature else None
     for lo in range(0, len(s.t_month), CHUNK):
         tc, tf = s.t_customer[lo : lo + CHUNK], s.t_feature[lo : lo + CHUNK]
