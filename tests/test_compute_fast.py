@@ -132,7 +132,7 @@ def test_ids_of_codes_are_found_without_hashing_and_equal_pd_unique() -> None:
 
 
 def test_shared_months_are_worked_out_once_and_read_only() -> None:
-    from cxkpi_xl.data.periods import months_of, shared_months
+    from cxkpi_xl.data.periods import forget_months, months_of, shared_months
 
     frame = pd.DataFrame({"d": pd.to_datetime(["2026-01-31", None, "2025-12-01"])})
     plain = months_of(frame["d"])
@@ -142,6 +142,10 @@ def test_shared_months_are_worked_out_once_and_read_only() -> None:
         np.testing.assert_array_equal(first, plain)
         other = months_of(frame["d"].iloc[::-1])  # other dates: their own months
         np.testing.assert_array_equal(other, plain[::-1])
+        forget_months(frame["d"])  # let go: worked out again, a new array
+        again = months_of(frame["d"])
+        assert again is not first and np.array_equal(again, plain)
+        assert months_of(frame["d"]) is again
     frame.loc[0, "d"] = pd.Timestamp("2026-05-02")  # outside: worked out again
     assert months_of(frame["d"])[0] == 2026 * 12 + 4 and months_of(frame["d"]).flags.writeable
 

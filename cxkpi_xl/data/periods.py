@@ -59,15 +59,30 @@ def shared_by_array(
     shared = _SHARED.get()
     if shared is None:
         return make(values)
-    # the memory is kept alive by the cache while it is, so this key is its alone
-    key = (what, values.__array_interface__["data"][0], values.shape, values.strides)
-    key += (values.dtype,)
+    key = _shared_key(what, values)
     kept = shared.get(key)
     if kept is None:
         out = make(values)
         out.flags.writeable = False
         kept = shared[key] = (values, out)
     return kept[1]
+
+
+def forget_months(dates: pd.Series) -> None:
+    """Let go of the months :func:`shared_months` keeps for ``dates`` (a column no longer
+    read in the computation: its months, a row each, need not stay in memory)."""
+    shared = _SHARED.get()
+    values = dates.to_numpy()
+    if shared is None or values.dtype.kind != "M":
+        return
+    shared.pop(_shared_key("months", values), None)
+
+
+def _shared_key(what: str, values: np.ndarray) -> tuple[Any, ...]:
+    """The key of ``values`` in the shared cache: its memory, shape, strides and type (the
+    memory is kept alive by the cache while it is, so the key is its alone)."""
+    address = values.__array_interface__["data"][0]
+    return (what, address, values.shape, values.strides, values.dtype)
 
 
 def months_of(dates: pd.Series) -> np.ndarray:

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..data.periods import months_of
+from ..data.periods import forget_months, months_of
 from ..data.reader import Dataset
 from ..data.schema import Settings
 from ..kpis import retention, revenue
@@ -65,6 +65,7 @@ class _Base:
         has_mrr = np.zeros(n, dtype=bool)
         has_mrr[mpos] = True
         mcol = axis.col(months_of(mrr["month"]))
+        forget_months(mrr["month"])  # read again by no other part of compute
         ok = mcol >= 0
         values = mrr["mrr"].to_numpy(float)
         known = ok & ~np.isnan(values)
