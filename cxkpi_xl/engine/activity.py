@@ -126,15 +126,18 @@ def _usage_pass(
     millions of positions), giving: the periods x customers flags of the (period,
     customer) pairs whose customer is active at the period's end (None beyond
     FLAG_LIMIT); the count of triples of each feature code (``-1`` first); with
-    ``by_feature``, the count of those active triples by period and feature code
-    (periods x (1 + features)); and whether each of the summary's customers has a triple.
-    The flags and the customers are kept on ``base`` with the summary ``s``, so that the
-    segment and owner breakdowns (``groups._usage_rate_by_group``) count them by group
-    instead of making them again.
+    ``by_feature``, each feature's distinct customers with a triple in the period who are
+    active at its end (periods x (1 + features), None when they could not be counted in the
+    pass); and whether each of the summary's customers has a triple. The flags and the
+    customers are kept on ``base`` with the summary ``s``, so that the segment and owner
+    breakdowns (``groups._usage_rate_by_group``) count them by group instead of making
+    them again.
 
-    That count is each feature's number of distinct active customers only when every
-    period is one month: the summary's (month, customer, feature) triples are distinct
-    (``UsageSummary``), and so then are their (period, customer, feature)."""
+    When every period is one month the active triples are counted as they are: the
+    summary's (month, customer, feature) triples are distinct (``UsageSummary``), and so
+    then are their (period, customer, feature). Periods of several months mark each
+    feature's (period, customer) pairs in a table of flags (a few features, at most
+    FLAG_LIMIT flags) and count them after."""
     P, n, nf = len(axis.periods), len(base.ids), len(s.features) + 1
     ends = np.array([b for _, b in axis.periods], dtype=np.int64)
     code_pos = base.rows_of(s.customers) if len(s.customers) else np.zeros(0, np.int64)
@@ -157,11 +160,15 @@ def _usage_pass(
         per_feature = np.array([np.count_nonzero(s.t_feature == f) for f in range(-1, nf - 1)])
     else:
         per_feature = np.bincount(s.t_feature.astype(np.intp) + 1, minlength=nf)
-    counts = np.zeros(P * nf, np.int64) if by_feature else None
+    single = all(a == b for a, b in axis.periods)  # every period one month
+    counts = np.zeros(P * nf, np.int64) if by_feature and single else None
+    marked = (nf - 1) * P * n  # each feature's (period, customer) flags
+    fit = by_feature and not single and 1 < nf <= FEW_FEATURES + 1 and marked <= FLAG_LIMIT
+    feature_flags = np.zeros(marked, dtype=bool) if fit else None
     for lo in range(0, len(s.t_month), CHUNK):
         tc, tf = s.t_customer[lo : lo + CHUNK], s.t_feature[lo : lo + CHUNK]
         with_triple[tc] = True
-        if not n or (seen is None and counts is None):
+        if not n or (seen is None and counts is None and feature_flags is None):
             continue
         pcol = period_of[s.t_month[lo : lo + CHUNK] - first]
         cpos = row_of[tc]
@@ -171,6 +178,11 @@ def _usage_pass(
         active = ((active_bits[pair >> 3] >> (pair & 7).astype(np.uint8)) & 1).astype(bool)
         if seen_flat is not None:
             seen_flat[pair[active]] = True
+        if feature_flags is not None:  # each active triple's (feature, period, customer)
+            f_active = (tf if every else tf[ok])[active]
+            has = f_active >= 0
+            at = f_active[has].astype(np.int64) * (P * n) + pair[active][has]
+            feature_flags[at] = True
         if counts is not None:
             if every:
                 ok = active  # the triples with a period and a customer active at its end
@@ -181,6 +193,10 @@ def _usage_pass(
     if seen is not None:
         base._usage_flags = (s, seen, with_triple[:-1])
     by_feature_counts = None if counts is None else counts.reshape(P, nf)
+    if feature_flags is not None:  # the distinct active customers of each feature
+        by_feature_counts = np.zeros((P, nf), np.int64)
+        marks = feature_flags.reshape(nf - 1, P, n)
+        by_feature_counts[:, 1:] = np.count_nonzero(marks, axis=2).T
     return seen, per_feature, by_feature_counts, with_triple[:-1]
 
 
@@ -202,10 +218,9 @@ def _usage_kpis(
     n = len(base.ids)
     ends = np.array([b for _, b in axis.periods], dtype=np.int64)
     n_active = np.count_nonzero(base.active_by_month[ends], axis=1) if n else np.zeros(P, int)
-    # each (period, customer) once, counted where the customer is active at its end; with
-    # months as periods each feature's active customers are counted in the same pass
-    monthly = stickiness and all(a == b for a, b in axis.periods)
-    flags, per_feature, by_feature, _ = _usage_pass(s, base, axis, monthly)
+    # each (period, customer) once, counted where the customer is active at its end; and
+    # each feature's active customers in the same pass where they can be
+    flags, per_feature, by_feature, _ = _usage_pass(s, base, axis, stickiness)
     pcol = cpos = ok = None
     if flags is not None:
         used = flags.sum(axis=1)
