@@ -384,3 +384,90 @@ def test_churn_by_reason_equals_the_previous_one(
     pd.testing.assert_frame_equal(
         breakdowns._churn_by_reason(data, base, axis), old, check_exact=True
     )
+
+
+@pytest.mark.parametrize("negative", [False, True])
+def test_movement_columns_are_the_columns_of_the_movement_matrices(negative: bool) -> None:
+    # the report's sums read the movements a column at a time (base.movement_columns);
+    # each column must be that of the previous whole matrices, in their dtype, including
+    # churn and reactivation, an MRR that falls to zero and comes back, and a credit
+    data = assemble._encode_ids(_edge_data("medium", seed=14))
+    axis = _axis(data, "month")
+    assert axis is not None
+    base = _Base(data, axis)
+    row = np.flatnonzero((base.mrr[:, 2:6] > 0).all(axis=1))[0]
+    base.mrr[row, 3:5] = 0  # falls to zero and comes back
+    if negative:
+        base.mrr[row + 1, 2] = -5  # a credit: the 64-bit movements
+    base._movements()
+    before = _movements_before(base.mrr)
+    seen = 0
+    for j, column in base.movement_columns():
+        assert list(column) == list(before)
+        for name, v in column.items():
+            assert v.dtype == before[name].dtype and np.array_equal(v, before[name][:, j]), name
+        seen += 1
+    assert seen == base.mrr.shape[1] - 1
+    assert before["mrr_reactivation"][row].any() and before["mrr_churn"][row].any()
+    for name, v in before.items():  # and the lazily made matrices are the same
+        assert base.move[name].dtype == v.dtype and np.array_equal(base.move[name], v), name
+    assert np.array_equal(base.by_month, base.mrr.T)
+    assert base.by_month.dtype == (np.int64 if negative else np.int32)
+    assert np.array_equal(base.active_by_month, base.active.T)
+
+
+@pytest.mark.parametrize("granularity", ["month", "quarter", "year"])
+@pytest.mark.parametrize("outside", [False, True])
+@pytest.mark.parametrize("flag_limit", [None, 0])
+def test_usage_pass_counts_equal_the_distinct_pairs_of_each_feature(
+    flag_limit: int | None, outside: bool, granularity: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # With months as periods the active triples of each feature are counted in the pass
+    # over the summary (the triples are distinct); the previous way, kept as
+    # _adoption_counts, counts each feature's distinct (period, customer) pairs. With
+    # ``outside`` some triples have no customer of the base or no period (the MRR's last
+    # month ends the axis), in the first chunk and in a later one.
+    from cxkpi_xl.engine import activity
+
+    if flag_limit is not None:  # and the features counted by one bincount
+        monkeypatch.setattr(activity, "FLAG_LIMIT", flag_limit)
+        monkeypatch.setattr(activity, "FEW_FEATURES", 0)
+    monkeypatch.setattr(activity, "CHUNK", 1000)
+    data = _edge_data("medium", seed=15)
+    if outside:
+        usage = data.tables["Usage"]
+        odd = usage.iloc[[0, 1, 2, 1500, 1501]].copy()
+        odd["customer_id"] = ["usage-only", "usage-only", None, "usage-only", None]
+        late = usage.iloc[[3, 1502]].copy()
+        late["activity_date"] = data.tables["MRR"]["month"].max() + pd.DateOffset(months=2)
+        usage = pd.concat([usage, odd, late], ignore_index=True)
+        data = dataclasses.replace(data, tables={**data.tables, "Usage": usage})
+    data = assemble._encode_ids(data)
+    axis = _axis(data, granularity)
+    assert axis is not None
+    base = _Base(data, axis)
+    s = activity.usage_summary(data)
+    flags, per_feature, by_feature, with_triple = activity._usage_pass(s, base, axis, True)
+    # months as periods: counted in the pass; longer periods: flagged, unless beyond the limit
+    assert (by_feature is None) == (granularity != "month" and flag_limit == 0)
+    pcol, cpos, ok = activity._usage_triples(s, base, axis)
+    assert ok.all() != outside and len(ok) > 2000
+    present = np.flatnonzero(per_feature[1:])
+    assert len(present) >= 2
+    old = activity._adoption_counts(s, base, axis, present, None, None, None)
+    assert old.sum() > 0
+    if by_feature is not None:
+        assert np.array_equal(by_feature[:, present + 1], old)
+    assert per_feature.tolist() == np.bincount(s.t_feature.astype(int) + 1).tolist()
+    codes = set(s.t_customer.tolist())
+    assert with_triple.tolist() == [c in codes for c in range(len(s.customers))]
+    # the flags: each (period, customer) pair of a triple, where active at the period's end
+    ends = np.array([b for _, b in axis.periods])
+    expected = np.zeros((len(axis.periods), len(base.ids)), dtype=bool)
+    expected[pcol[ok], cpos[ok]] = True
+    expected &= base.active[:, ends].T
+    if flag_limit is None:
+        assert flags is not None and np.array_equal(flags, expected)
+        assert base._usage_flags is not None and base._usage_flags[1] is flags
+    else:
+        assert flags is None

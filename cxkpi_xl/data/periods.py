@@ -8,6 +8,9 @@ is plain integer arithmetic. Periods are months, quarters or years, labelled ``2
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any
 
 import numpy as np
@@ -29,13 +32,73 @@ def month_end(index: int) -> dt.date:
     return index_to_date(index + 1) - dt.timedelta(days=1)
 
 
+_SHARED: ContextVar[dict[tuple[Any, ...], tuple[np.ndarray, np.ndarray]] | None] = ContextVar(
+    "cxkpi_shared_columns", default=None
+)
+
+
+@contextmanager
+def shared_months() -> Iterator[None]:
+    """Within the block, :func:`months_of` works out the months of each datetime64 array
+    once: the same dates again (the same column, read again) give the same array back,
+    read-only; so does :func:`shared_by_array`. For a computation in which no table
+    changes (the engine's ``compute`` reads each date column several times)."""
+    token = _SHARED.set({})
+    try:
+        yield
+    finally:
+        _SHARED.reset(token)
+
+
+def shared_by_array(
+    values: np.ndarray, what: str, make: Callable[[np.ndarray], np.ndarray]
+) -> np.ndarray:
+    """``make(values)``, made once for the same array ``values`` (the same memory, shape
+    and type: the same column of a table, read again) inside :func:`shared_months`, and
+    then read-only; made every time outside it."""
+    shared = _SHARED.get()
+    if shared is None:
+        return make(values)
+    key = _shared_key(what, values)
+    kept = shared.get(key)
+    if kept is None:
+        out = make(values)
+        out.flags.writeable = False
+        kept = shared[key] = (values, out)
+    return kept[1]
+
+
+def forget_months(dates: pd.Series) -> None:
+    """Let go of the months :func:`shared_months` keeps for ``dates`` (a column no longer
+    read in the computation: its months, a row each, need not stay in memory)."""
+    shared = _SHARED.get()
+    values = dates.to_numpy()
+    if shared is None or values.dtype.kind != "M":
+        return
+    shared.pop(_shared_key("months", values), None)
+
+
+def _shared_key(what: str, values: np.ndarray) -> tuple[Any, ...]:
+    """The key of ``values`` in the shared cache: its memory, shape, strides and type (the
+    memory is kept alive by the cache while it is, so the key is its alone)."""
+    address = values.__array_interface__["data"][0]
+    return (what, address, values.shape, values.strides, values.dtype)
+
+
 def months_of(dates: pd.Series) -> np.ndarray:
     """Month indexes of a datetime64 series (NaT gives -1).
 
     Each row's day is an integer division, and its month is looked up in a table of the
     days between the first and the last: numpy's own conversion to months works out the
-    calendar row by row, 50 times slower on millions of rows."""
+    calendar row by row, 50 times slower on millions of rows. Inside
+    :func:`shared_months` each datetime64 array's months are worked out once."""
     values = dates.to_numpy()
+    if values.dtype.kind != "M":  # a new array each time: nothing to share
+        return _months_of(dates, values)
+    return shared_by_array(values, "months", lambda v: _months_of(dates, v))
+
+
+def _months_of(dates: pd.Series, values: np.ndarray) -> np.ndarray:
     if values.dtype.kind != "M":  # not datetime64: numpy converts it as it can
         values = dates.to_numpy(dtype="datetime64[M]")
     unit, step = np.datetime_data(values.dtype)

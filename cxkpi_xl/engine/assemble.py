@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from ..data.issues import Issue
-from ..data.periods import GRANULARITIES
+from ..data.periods import GRANULARITIES, shared_months
 from ..data.reader import Dataset
 from ..data.schema import Settings
 from .activity import _support_and_funnel, _usage_kpis
@@ -136,31 +136,44 @@ def _encode_ids(data: Dataset) -> Dataset:
     blank: one hashing of the id strings instead of one per lookup.
 
     The codes number the ids in their order of first appearance over the columns in turn
-    (as one factorization of all the columns end to end would). Each column is factorized
-    on its own and their few distinct ids are then numbered together: the same codes,
-    several times faster than hashing one concatenation of millions of strings."""
+    (as one factorization of all the columns end to end would). Each column's distinct
+    ids are found on its own (a categorical column's from its codes, without hashing its
+    rows; the Usage summary's customers, when they are an earlier column's distinct ids in
+    the same order, take their codes) and their few distinct ids are then numbered
+    together: the same codes, several times faster than hashing one concatenation of
+    millions of strings."""
     cols = encoded_columns()
     summary = data.usage_summary  # its customers stand for the Usage column
-
-    def factorized(t: str, c: str) -> tuple[np.ndarray, np.ndarray]:
+    local: list[tuple[np.ndarray, np.ndarray, np.ndarray | None]] = []
+    same_as: list[int] = []  # the earlier column with the same distinct ids, in order (-1)
+    for t, c in cols:
         if summary is not None and (t, c) == ("Usage", "customer_id"):
-            return pd.factorize(summary.customers)
-        ids = data.tables[t][c]
-        if isinstance(ids.dtype, pd.CategoricalDtype):  # a source's: by its codes, in
-            codes, uniques = pd.factorize(ids)  # the same order of first appearance
-            return codes, np.asarray(uniques, dtype=object)
-        return pd.factorize(ids.to_numpy(object))
-
-    local = [factorized(t, c) for t, c in cols]
-    together, _ = pd.factorize(np.concatenate([u for _, u in local]))
+            # the summary's customers are distinct: when they are an earlier column's
+            # distinct ids in the same order, each is its position there
+            ids = summary.customers
+            earlier = next((j for j, (_, u, _) in enumerate(local) if _same_ids(u, ids)), -1)
+            if earlier >= 0:
+                local.append((np.arange(len(ids)), local[earlier][1], None))
+                same_as.append(earlier)
+                continue
+        local.append(_distinct_ids(data, t, c))
+        same_as.append(-1)
+    together, _ = pd.factorize(
+        np.concatenate([u for (_, u, _), same in zip(local, same_as, strict=True) if same < 0])
+    )
     tables = dict(data.tables)
     start = 0
-    for (t, c), (codes, uniques) in zip(cols, local, strict=True):
-        code_of = together[start : start + len(uniques)].astype(float)
-        start += len(uniques)
-        floats = np.full(len(codes), np.nan)
-        known = codes >= 0
-        floats[known] = code_of[codes[known]]
+    code_of: list[np.ndarray] = []
+    for (t, c), (codes, uniques, through), same in zip(cols, local, same_as, strict=True):
+        if same < 0:
+            code_of.append(together[start : start + len(uniques)].astype(float))
+            start += len(uniques)
+        else:
+            code_of.append(code_of[same])
+        # each row's code by its position in the uniques (-1, a blank: the last slot, NaN);
+        # a categorical's rows by their category, through the category's position
+        table = np.append(code_of[-1], np.nan)
+        floats = (table if through is None else table[through])[codes]
         if summary is not None and (t, c) == ("Usage", "customer_id"):
             summary = summary.with_customers(floats)
             continue
@@ -168,6 +181,40 @@ def _encode_ids(data: Dataset) -> Dataset:
             tables[t] = tables[t].copy(deep=False)
         tables[t][c] = floats
     return dataclasses.replace(data, tables=tables, usage_summary=summary)
+
+
+def _distinct_ids(
+    data: Dataset, table: str, column: str
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """``pd.factorize`` of a customer id column (the Usage summary's customers for Usage's):
+    each row's position in the distinct ids (-1: blank), and those ids in their order of
+    first appearance; None. A categorical's by its codes: each row's category (-1: blank),
+    the categories in the order in which the rows first use them (one pass over small
+    integers, no hashing of the rows) and each category's position among them (the last
+    slot -1), so that a row's position is ``through[codes]``."""
+    summary = data.usage_summary
+    if summary is not None and (table, column) == ("Usage", "customer_id"):
+        return (*pd.factorize(summary.customers), None)
+    ids = data.tables[table][column]
+    if not isinstance(ids.dtype, pd.CategoricalDtype):
+        return (*pd.factorize(ids.to_numpy(object)), None)
+    cat_codes = ids.cat.codes.to_numpy()
+    order = pd.unique(cat_codes)  # the categories used, in their order of first use
+    order = order[order >= 0]
+    position = np.full(len(ids.cat.categories) + 1, -1, dtype=np.intp)  # last slot: -1
+    position[order] = np.arange(len(order))
+    uniques = np.asarray(ids.cat.categories.to_numpy(object)[order], dtype=object)
+    return cat_codes, uniques, position
+
+
+def _same_ids(before: np.ndarray, after: np.ndarray) -> bool:
+    """Whether two columns' distinct ids are the same, in the same order (a first look
+    at a few of them before the whole comparison)."""
+    if len(before) != len(after) or not len(after):
+        return False
+    if not np.array_equal(before[:64], after[:64]):
+        return False
+    return bool(np.array_equal(before, after))
 
 
 def compute(
@@ -191,6 +238,13 @@ def compute(
     granularity = settings["granularity"]
     if granularity not in GRANULARITIES:
         raise ValueError(f"granularity must be month, quarter or year, not {granularity!r}")
+    with shared_months():  # each date column's months worked out once
+        return _compute(data, breakdowns, impact, memo)
+
+
+def _compute(data: Dataset, breakdowns: bool, impact: bool | None, memo: Memo | None) -> Report:
+    settings = data.settings
+    granularity = settings["granularity"]
     issues = list(data.issues)
     data = _encode_ids(data)
     axis = _axis(data, granularity)

@@ -18,8 +18,14 @@ from ..data.reader import Dataset
 def _month_range(data: Dataset) -> tuple[int, int] | None:
     """(first, last) month with data. MRR is a stock: where it exists its last month is
     the last month (a later survey or ticket must not make every customer look churned).
-    Customers' dates count only where there is no other data."""
-    found: list[np.ndarray] = []
+    Customers' dates count only where there is no other data. (Each column's smallest
+    and largest month are taken as they are, without a copy of its months.)"""
+    spans: list[tuple[int, int]] = []  # (first, last) month of each column with months
+
+    def add(m: np.ndarray) -> None:
+        if len(m) and m.max() >= 0:  # a blank date is -1, every month index above it
+            spans.append((int(np.min(m, where=m >= 0, initial=m.max())), int(m.max())))
+
     for table, column in (
         ("MRR", "month"), ("Orders", "order_date"), ("Surveys", "response_date"),
         ("Tickets", "opened_date"), ("Usage", "activity_date"),
@@ -27,21 +33,18 @@ def _month_range(data: Dataset) -> tuple[int, int] | None:
     ):  # fmt: skip
         frame = data.tables[table]
         if table == "Usage" and data.usage_summary is not None:  # summarised in the source
-            found.append(data.usage_summary.months)
+            add(data.usage_summary.months)
         elif not frame.empty:
-            m = months_of(frame[column])
-            found.append(m[m >= 0])
-    if not any(len(f) for f in found):
+            add(months_of(frame[column]))
+    if not spans:
         cust = data.tables["Customers"]
-        found = [months_of(cust[c]) for c in ("signup_date", "churn_date")]
-        found = [f[f >= 0] for f in found]
-    found = [f for f in found if len(f)]
-    if not found:
+        for c in ("signup_date", "churn_date"):
+            add(months_of(cust[c]))
+    if not spans:
         return None
-    allm = np.concatenate(found)
     mrr = data.tables["MRR"]
-    last = int(months_of(mrr["month"]).max()) if not mrr.empty else int(allm.max())
-    return int(allm.min()), last
+    last = int(months_of(mrr["month"]).max()) if not mrr.empty else max(b for _, b in spans)
+    return min(a for a, _ in spans), last
 
 
 @dataclass

@@ -14,11 +14,14 @@ import pandas as pd
 
 from ..data.periods import months_of
 from ..data.reader import Dataset
-from ..kpis import retention, surveys
 from .activity import _first_contact_resolution, _support_and_funnel, _usage_kpis, usage_summary
 from .axis import _at, _Axis
 from .customers import _referral_revenue
-from .feedback import _survey_kpis, _survey_kpis_of, _survey_rows
+from .feedback import (
+    _survey_kpis,
+    _survey_kpis_by_group,
+    _survey_rows,
+)
 from .groups import (
     _group_codes,
     _Groupings,
@@ -28,10 +31,11 @@ from .groups import (
     _sums_by_code,
     _usage_rate_by_group,
 )
+from .nps import NPS_CATEGORIES as NPS_CATEGORIES
+from .nps import _cx_to_revenue as _cx_to_revenue
+from .nps import _nps_categories_by_month as _nps_categories_by_month
+from .nps import _nps_category_matrix as _nps_category_matrix
 from .subscriptions import _Base, _subscription_from_sums, _subscription_kpis
-
-NPS_CATEGORIES = ("promoter", "passive", "detractor", "no answer")
-
 
 BREAKDOWN_KPIS = (
     "mrr", "net_new_mrr", "mrr_new", "mrr_expansion", "mrr_contraction", "mrr_churn", "arpu",
@@ -209,14 +213,15 @@ def _group_breakdowns_by_sums(
     rcol = axis.col(months_of(tickets["resolved_date"]))
     contacts = tickets["contacts"].to_numpy(float)
     for i, (column, (codes, names)) in enumerate(zip(usable, factorized, strict=True)):
-        by_survey = _rows_by_group(groups_of(positions["Surveys"], codes), len(names))
+        survey_group = groups_of(positions["Surveys"], codes)
+        by_survey = _survey_kpis_by_group(
+            *survey_rows, survey_group, len(names), axis, data.settings
+        )
         by_ticket = _rows_by_group(groups_of(positions["Tickets"], codes), len(names))
         rows = []
         for g, name in enumerate(names):
-            k: dict[str, np.ndarray] = {}
+            k: dict[str, np.ndarray] = dict(by_survey[g])
             _subscription_from_sums(sums[i][g], base.scale, axis, data.settings, k)
-            mine = by_survey[g]
-            _survey_kpis_of(*(a[mine] for a in survey_rows), axis, data.settings, k)
             mine = by_ticket[g]
             k["first_contact_resolution_rate"] = _first_contact_resolution(
                 rcol[mine], contacts[mine], axis
@@ -226,112 +231,6 @@ def _group_breakdowns_by_sums(
             rows += [(name, kpi, *k[kpi][axis.reported]) for kpi in BREAKDOWN_KPIS]
         out[column] = pd.DataFrame(rows, columns=[column, "kpi", *axis.labels[axis.reported]])
     return out
-
-
-def _nps_categories_by_month(data: Dataset, base: _Base, axis: _Axis) -> np.ndarray:
-    """Each customer's latest NPS category up to each month's end (-1: none), months x
-    customers (each month's categories contiguous)."""
-    sv = data.tables["Surveys"]
-    nps = (sv["survey"] == "NPS").to_numpy(bool, na_value=False)
-    rows = np.flatnonzero(nps & sv["customer_id"].notna().to_numpy())
-    n, T = len(base.ids), axis.size
-    cat = np.full((T, n), -1, dtype=np.int8)
-    if not len(rows) or n == 0:
-        return cat
-    # by date, in table order within a date (NaT rows have no month column: left out)
-    when = sv["response_date"].iloc[rows]
-    order = rows[np.argsort(when.to_numpy("datetime64[ns]").view(np.int64), kind="stable")]
-    pos = base.rows_of(sv["customer_id"].to_numpy()[order])
-    col = axis.col(months_of(sv["response_date"].iloc[order]))
-    score = sv["score"].to_numpy(float)[order]
-    code = np.where(
-        score >= surveys.PROMOTER_FROM, 0, np.where(score <= surveys.DETRACTOR_UP_TO, 2, 1)
-    ).astype(np.int8)
-    ok = (pos >= 0) & (col >= 0)
-    cat[col[ok], pos[ok]] = code[ok]  # later answers in a month overwrite earlier ones
-    for t in range(1, T):
-        row = cat[t]
-        np.copyto(row, cat[t - 1], where=row == -1)
-    return cat
-
-
-def _nps_category_matrix(data: Dataset, base: _Base, axis: _Axis) -> np.ndarray:
-    """Each customer's latest NPS category up to each month's end (-1: none)."""
-    return np.ascontiguousarray(_nps_categories_by_month(data, base, axis).T)
-
-
-def _cx_to_revenue(
-    data: Dataset, base: _Base, axis: _Axis, k: dict[str, np.ndarray]
-) -> pd.DataFrame:
-    """NRR, customer churn and referral revenue by the customers' NPS category before
-    each period (seeds 000 and 001: does CX pay?). Each period's sums are taken for the
-    four categories at once (by the category code of each customer, and of each
-    customer's referrer); the referred customers' order amounts of each category are
-    added up as the selection of them in table order, as one category at a time did."""
-    cat = _nps_categories_by_month(data, base, axis)
-    cust = data.tables["Customers"]
-    n, C = len(base.ids), len(NPS_CATEGORIES)
-    referrer = np.full(n, -1)
-    if not cust.empty:
-        ref_pos = base.rows_of(cust["referred_by"])
-        referrer[base.cpos] = ref_pos
-    valid = referrer >= 0
-    orders = data.tables["Orders"]
-    opos = base.rows_of(orders["customer_id"])
-    ocol = axis.col(months_of(orders["order_date"]))
-    amount = orders["amount"].to_numpy(float)
-    in_period = [np.flatnonzero((ocol >= a) & (ocol <= b) & (opos >= 0)) for a, b in axis.periods]
-    exact = _Groupings.exact_for(base)
-    m, active = base.mrr, base.active
-    starts = [a - 1 for a, _ in axis.periods]
-    ends = [b for _, b in axis.periods]
-    m_start, m_end = np.ascontiguousarray(m[:, starts].T), np.ascontiguousarray(m[:, ends].T)
-    a_start = np.ascontiguousarray(active[:, starts].T)
-    a_end = np.ascontiguousarray(active[:, ends].T)
-    P = len(axis.periods)
-    ref_rows = np.flatnonzero(valid)  # the customers referred by a known customer
-    ref_of = referrer[ref_rows]
-    nrr, churn, referral = (np.full((C, P), np.nan) for _ in range(3))
-    for p, (a, b) in enumerate(axis.periods):
-        code = cat[a - 1].astype(np.intp)
-        code[code < 0] = C - 1  # "no answer"
-        start, end = m_start[p], m_end[p]
-        # the cohort: customers paying at the start
-        rows = np.flatnonzero(start > 0)
-        s_, e_, c_ = start[rows], end[rows], code[rows]
-        cohort_start = _sums_by_code(c_, s_, C, exact)
-        expansion = _sums_by_code(c_, np.where(e_ > s_, e_ - s_, 0), C, exact)
-        contraction = _sums_by_code(c_, np.where((e_ > 0) & (e_ < s_), s_ - e_, 0), C, exact)
-        churned = _sums_by_code(c_, np.where(e_ == 0, s_, 0), C, exact)
-        act_s, act_e = a_start[p], a_end[p]
-        at_start = np.bincount(code[act_s], minlength=C)
-        lost = np.bincount(code[act_s & ~act_e], minlength=C)
-        # each customer's referrer's category (-1: not referred by a known customer)
-        ref_code = np.full(n + 1, -1, dtype=np.intp)  # the last slot: opos -1
-        ref_code[ref_rows] = code[ref_of]
-        months = end if a == b else m[:, a : b + 1].sum(axis=1)
-        ref_mrr = _sums_by_code(ref_code[ref_rows], months[ref_rows], C, exact)
-        in_p = in_period[p]
-        amount_p, order_code = amount[in_p], ref_code[opos[in_p]]
-        for c in range(C):
-            nrr[c, p] = retention.net_revenue_retention(
-                cohort_start[c] / base.scale if base.has_mrr_data and a > 1 else np.nan,
-                expansion[c] / base.scale,
-                contraction[c] / base.scale,
-                churned[c] / base.scale,
-            )
-            churn[c, p] = retention.customer_churn_rate(at_start[c], lost[c])
-            if not cust.empty:
-                order_part = amount_p[order_code == c].sum()
-                referral[c, p] = order_part + ref_mrr[c] / base.scale
-    rows = []
-    for c, name in enumerate(NPS_CATEGORIES):
-        rows += [
-            (name, "net_revenue_retention", *nrr[c]),
-            (name, "customer_churn_rate", *churn[c]),
-            (name, "referral_revenue", *referral[c]),
-        ]
-    return pd.DataFrame(rows, columns=["nps_category", "kpi", *axis.labels])
 
 
 def _churn_by_reason(data: Dataset, base: _Base, axis: _Axis) -> pd.DataFrame:

@@ -14,8 +14,9 @@ import pandas as pd
 from ..data.periods import months_of
 from ..data.reader import Dataset
 from ..kpis import engagement
-from .activity import _active_usage_flags, _usage_triples, usage_summary
+from .activity import _usage_pass, _usage_triples, usage_summary
 from .axis import _at, _Axis
+from .mrr import MOVEMENTS, _movement_columns, _touched
 from .subscriptions import _Base
 
 EXACT_FLOAT = 2**53
@@ -42,12 +43,17 @@ class _Groupings:
             groups.append(rest % (g + 1))  # the cell's group + 1 (0: none)
             rest = rest // (g + 1)
         self.cell_group = groups[::-1]
+        # the customer rows in order of cell, and where each cell's rows start: sums over
+        # rows put in that order (in_cell_order) are contiguous slices, no bincount
+        small = self.cell.astype(np.int16) if self.n_cells < 2**15 else self.cell
+        self.order = np.argsort(small, kind="stable")  # 16 bits: numpy sorts by radix
+        self.starts = np.searchsorted(small[self.order], np.arange(self.n_cells))
 
     @staticmethod
     def exact_for(base: _Base) -> bool:
         """Whether every sum of the MRR quantities by group is exact in float64: each is
         bounded by twice the sum of |MRR| over all cells."""
-        return 2 * float(np.abs(base.mrr).sum(dtype=np.float64)) < EXACT_FLOAT
+        return 2 * base.abs_total() < EXACT_FLOAT
 
     def _by_group(self, per_cell: np.ndarray) -> list[np.ndarray]:
         return [
@@ -64,6 +70,24 @@ class _Groupings:
         """Each grouping's count of the rows where ``mask`` by group."""
         per_cell = np.bincount(self.cell[mask], minlength=self.n_cells).astype(np.float64)
         return self._by_group(per_cell)
+
+    def in_cell_order(self, rows: np.ndarray) -> np.ndarray:
+        """``rows`` (one value per customer row, or months x customer rows) with the
+        customer rows in order of cell, for :meth:`sum_sorted` and :meth:`count_sorted`
+        (``np.take``: C-contiguous, each month's row contiguous; ``rows[:, order]`` is
+        not)."""
+        return np.take(rows, self.order, axis=-1)
+
+    def sum_sorted(self, values: np.ndarray) -> list[np.ndarray]:
+        """:meth:`sum` of integer ``values`` given in cell order (:meth:`in_cell_order`)."""
+        if not self.n_cells:
+            return self._by_group(np.zeros(0))
+        per_cell = np.add.reduceat(values, self.starts, dtype=np.int64)
+        return self._by_group(per_cell.astype(np.float64))
+
+    def count_sorted(self, mask: np.ndarray) -> list[np.ndarray]:
+        """:meth:`count` of a ``mask`` given in cell order (:meth:`in_cell_order`)."""
+        return self.sum_sorted(mask)
 
     def minimum(self, values: np.ndarray, empty: int) -> list[np.ndarray]:
         """Each grouping's smallest of ``values`` (ints) by group (``empty``, above them all,
@@ -86,10 +110,12 @@ def _subscription_sums_by_group(
     matrices; ``groupings.exact_for(base)`` must hold. The month columns are read as
     rows of transposed copies (a column of a customers x months matrix is strided)."""
     P, T = len(axis.periods), axis.size
-    m = base.mrr
-    small = m.size and m.min() >= 0 and m.max() < 2**30  # differences fit 32 bits too
-    mT = np.ascontiguousarray((m.astype(np.int32) if small else m).T)
-    aT = np.ascontiguousarray(base.active.T)
+    # the months x customers matrices with the customers in order of cell: each group sum
+    # is then a sum of contiguous slices of a row
+    order = groupings.order
+    mT, aT = groupings.in_cell_order(base.by_month), groupings.in_cell_order(base.active_by_month)
+    signup, churn = base.signup_col[order], base.churn_col[order]
+    date_based = base.date_based[order]
     G = len(groupings.sizes)
 
     def stack(per_col: list[list[np.ndarray]]) -> list[np.ndarray]:
@@ -99,26 +125,35 @@ def _subscription_sums_by_group(
     def zeros() -> list[np.ndarray]:
         return [np.zeros((g, P), dtype=np.int64) for g in groupings.sizes]
 
-    msum = stack([groupings.sum(mT[c]) for c in range(T)])
-    paying = stack([groupings.count(mT[c] > 0) for c in range(T)])
-    active = stack([groupings.count(aT[c]) for c in range(T)])
+    msum = stack([groupings.sum_sorted(mT[c]) for c in range(T)])
+    paying = stack([groupings.count_sorted(mT[c] > 0) for c in range(T)])
+    active = stack([groupings.count_sorted(aT[c]) for c in range(T)])
     starts = np.array([a - 1 for a, _ in axis.periods], dtype=np.int64)
     ends = np.array([b for _, b in axis.periods], dtype=np.int64)
-    moves: dict[str, list[np.ndarray]] = {}
+    # each group's movement into each month column (a column of the movements at a time),
+    # then summed over each period
+    move_cols: dict[str, list[list[np.ndarray]]] = {name: [] for name in MOVEMENTS}
     expanded = zeros()
-    for name, matrix in base.move.items():
-        tr = np.ascontiguousarray(matrix.T)  # one movement at a time: its memory only
-        # each group's movement into each month column, then summed over each period
-        cols = stack([groupings.sum(tr[c]) for c in range(T - 1)])
-        moves[name] = [
-            np.stack([c[:, a - 1 : b].sum(axis=1) for a, b in axis.periods], axis=1) for c in cols
+    grew = np.zeros(0, dtype=bool)
+    for j, column in _movement_columns(mT):
+        for name, v in column.items():
+            move_cols[name].append(groupings.sum_sorted(v))
+        p = axis.period_of_col[j + 1]  # the period of the month the movement goes into
+        if p < 0:
+            continue
+        a, b = axis.periods[p]
+        up = column["mrr_expansion"] > 0
+        grew = up if j + 1 == a else grew | up
+        if j + 1 == b:  # customers paying at the start who grew in some month of it
+            for i, c in enumerate(groupings.count_sorted(grew & (mT[a - 1] > 0))):
+                expanded[i][:, p] = c
+    moves = {
+        name: [
+            np.stack([c[:, a - 1 : b].sum(axis=1) for a, b in axis.periods], axis=1)
+            for c in stack(cols)
         ]
-        if name == "mrr_expansion":
-            for p, (a, b) in enumerate(axis.periods):
-                grew = (tr[a - 1 : b] > 0).any(axis=0) & (mT[a - 1] > 0)
-                for i, c in enumerate(groupings.count(grew)):
-                    expanded[i][:, p] = c
-        del tr
+        for name, cols in move_cols.items()
+    }
     exp, con, chu, lost, new, joined_left = (zeros() for _ in range(6))
     for p, (a, b) in enumerate(axis.periods):
         start, end = mT[a - 1], mT[b]
@@ -128,18 +163,19 @@ def _subscription_sums_by_group(
             (con, np.where(cohort & (end > 0) & (end < start), start - end, 0)),
             (chu, np.where(cohort & (end == 0), start, 0)),
         ):
-            for i, c in enumerate(groupings.sum(v)):
+            for i, c in enumerate(groupings.sum_sorted(v)):
                 out[i][:, p] = c
         s_, e_ = aT[a - 1], aT[b]
-        touched = base.touched(a, b)
+        touched = _touched(signup, churn, date_based, aT, a, b)
         for out, mask in (
             (lost, s_ & ~e_),
             (new, e_ & ~s_),
             (joined_left, touched & ~s_ & ~e_),
         ):
-            for i, c in enumerate(groupings.count(mask)):
+            for i, c in enumerate(groupings.count_sorted(mask)):
                 out[i][:, p] = c
-    nonzero = m != 0
+    del mT, aT
+    nonzero = base.mrr != 0
     first_col = np.where(nonzero.any(axis=1), np.argmax(nonzero, axis=1), T)
     del nonzero
     first = groupings.minimum(first_col, T)
@@ -193,38 +229,42 @@ def _usage_rate_by_group(
     if s.empty or not n:
         return blank
     ends = np.array([b for _, b in axis.periods], dtype=np.int64)
-    # the customers with a triple (any month): a group without one has no usage at all
-    code_pos = base.rows_of(s.customers) if len(s.customers) else np.zeros(0, np.int64)
-    with_triple = np.zeros(n, dtype=bool)
-    counts = np.bincount(s.t_customer[s.t_customer >= 0], minlength=len(s.customers))
-    with_triple[code_pos[(counts > 0) & (code_pos >= 0)]] = True
-    has_usage = groupings.count(with_triple)
     # each (period, customer) once, where the customer is active at the period's end: the
-    # flags the report's usage KPIs made (else made here), or the distinct pairs
+    # flags the report's usage KPIs made (else made here), or the distinct pairs; and the
+    # customers with a triple (any month): a group without one has no usage at all
     kept = base._usage_flags
     if kept is not None and kept[0] is s:
         seen_in: np.ndarray | None = kept[1]
+        with_code = kept[2]
     else:
+        seen_in, _, _, with_code = _usage_pass(s, base, axis, False)
+    code_pos = base.rows_of(s.customers) if len(s.customers) else np.zeros(0, np.int64)
+    with_triple = np.zeros(n, dtype=bool)
+    with_triple[code_pos[with_code & (code_pos >= 0)]] = True
+    has_usage = groupings.count(with_triple)
+    if seen_in is None:  # beyond FLAG_LIMIT: the distinct pairs, hashed
         pcol, cpos, ok = _usage_triples(s, base, axis)
         periods, customers = pcol[ok], cpos[ok]
         del pcol, cpos, ok
-        seen_in = _active_usage_flags(s, base, periods, customers, ends)
-    if seen_in is None:  # beyond FLAG_LIMIT: the distinct pairs, hashed
         pc = pd.unique(periods.astype(np.int64) * n + customers)
         p_of, c_of = pc // n, pc % n
         active = base.active[c_of, ends[p_of]]
         p_of, c_of = p_of[active], c_of[active]
     used = [np.zeros((g, P), dtype=np.int64) for g in groupings.sizes]
     n_active = [np.zeros((g, P), dtype=np.int64) for g in groupings.sizes]
+    # the flags with the customers in order of cell: a count by group is of slices
+    at_end = groupings.in_cell_order(base.active_by_month[ends])
+    seen_sorted = groupings.in_cell_order(seen_in) if seen_in is not None else None
     for p in range(P):
-        if seen_in is not None:
-            seen = seen_in[p]
+        if seen_sorted is not None:
+            seen = seen_sorted[p]
         else:
             seen = np.zeros(n, dtype=bool)
             seen[c_of[p_of == p]] = True
-        for i, c in enumerate(groupings.count(seen)):
+            seen = groupings.in_cell_order(seen)
+        for i, c in enumerate(groupings.count_sorted(seen)):
             used[i][:, p] = c
-        for i, c in enumerate(groupings.count(base.active[:, ends[p]])):
+        for i, c in enumerate(groupings.count_sorted(at_end[p])):
             n_active[i][:, p] = c
     out = []
     for i in range(len(groupings.sizes)):

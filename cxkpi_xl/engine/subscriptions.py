@@ -10,121 +10,48 @@ movements, NRR, GRR, revenue churn, quick ratio, customer churn and retention.""
 from __future__ import annotations
 
 import copy
+from collections.abc import Iterator, Mapping
+from functools import cached_property
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from ..data.periods import months_of
+from ..data.periods import forget_months, months_of
 from ..data.reader import Dataset
 from ..data.schema import Settings
 from ..kpis import retention, revenue
 from .axis import _Axis
+from .mrr import EXACT_LIMIT as EXACT_LIMIT
+from .mrr import MAX_DECIMALS as MAX_DECIMALS
+from .mrr import MOVEMENTS as MOVEMENTS
+from .mrr import MoneyError as MoneyError
+from .mrr import (
+    _carry_unknown,
+    _code_table,
+    _ids_of,
+    _money_scale,
+    _movement_columns,
+    _Moves,
+    _to_units,
+    _touched,
+)
+from .mrr import _small_mrr as _small_mrr
 
-MOVEMENTS = ("mrr_new", "mrr_reactivation", "mrr_expansion", "mrr_contraction", "mrr_churn")
-
-
-class MoneyError(ValueError):
-    """MRR too large for the engine to add up exactly; the message is one line."""
-
-
-MAX_DECIMALS = 6
-EXACT_LIMIT = 2**61
-"""Bound on any sum the engine takes of MRR in money units: the movement sums of a year
-stay below it, and twice it (new + expansion against contraction + churn) fits int64."""
-
-
-def _money_scale(values: np.ndarray, cols: np.ndarray, size: int) -> int:
-    """The money unit of a dataset's MRR: 10 ** (decimals in use, at most 6), so that every
-    value is a whole number of units (a book in whole rupiah counts in rupiah, one in
-    cents in cents). Raises MoneyError when a year of MRR in those units could exceed
-    EXACT_LIMIT, so that no total is ever silently wrong."""
-    if not len(values):
-        return 1
-    # A value has d decimals when a d-decimal number is within its float's precision
-    # (1e14 + 0.06 is stored as 1e14 + 0.0625: two decimals, as typed).
-    # Each distinct amount once (a book holds millions of MRR cells, a few thousand amounts).
-    size_ = pd.unique(np.abs(values))
-    frac, ulp = size_ - np.trunc(size_), np.spacing(size_)
-    decimals = next(
-        (
-            d
-            for d in range(MAX_DECIMALS + 1)
-            if (np.abs(frac * 10**d - np.rint(frac * 10**d)) <= 10**d * ulp + 1e-9).all()
-        ),
-        MAX_DECIMALS,
-    )
-    scale = 10**decimals
-    monthly = np.bincount(cols, weights=np.abs(values), minlength=size)
-    year = float(np.convolve(monthly, np.ones(12)).max())  # the largest 12 months' sum
-    if year * scale >= EXACT_LIMIT:
-        exact = EXACT_LIMIT / scale
-        raise MoneyError(
-            f"MRR is too large to add up exactly: 12 months of it reach {year:,.0f}, and "
-            f"with {decimals} decimal{'s' if decimals != 1 else ''} in use the engine adds "
-            f"exactly up to {exact:,.0f}"
-            + (
-                f"; round the mrr column to whole units (up to {EXACT_LIMIT:,.0f})"
-                if decimals
-                else ""
-            )
-        )
-    return scale
-
-
-def _to_units(values: np.ndarray, scale: int) -> np.ndarray:
-    """``values`` as int64 counts of 1 / ``scale``, exact for any float below 2**62 / scale
-    (the whole part is converted as it is; only the fraction is scaled)."""
-    if scale == 1:
-        # No decimals in use (_money_scale): every value is within 1e-9 of a whole number,
-        # never halfway between two, so rounding it is its whole part plus its rounded
-        # fraction, in one pass instead of five.
-        return np.rint(values).astype(np.int64)
-    whole = np.trunc(values)
-    return whole.astype(np.int64) * scale + np.rint((values - whole) * scale).astype(np.int64)
-
-
-def _carry_unknown(m: np.ndarray, unknown: np.ndarray, known: np.ndarray) -> None:
-    """Fill the months whose MRR could not be read (kpi-definitions: unknown is not zero).
-    A customer with a readable month before keeps the previous month's MRR (carried on
-    through several unknown months; a month without a row is 0); one without keeps the
-    next month's. Either way no churn and no reactivation come from the unreadable
-    month. The reader's Data Issues rows say the same (reader._keep_unknown_mrr)."""
-    earlier = (np.cumsum(known, axis=1) - known) > 0  # a readable month before this one
-    forward = unknown & earlier
-    for t in np.flatnonzero(forward.any(axis=0)):
-        rows = forward[:, t]
-        m[rows, t] = m[rows, t - 1]
-    backward = unknown & ~earlier
-    T = m.shape[1]
-    for t in np.flatnonzero(backward.any(axis=0))[::-1]:
-        rows = backward[:, t]
-        m[rows, t] = m[rows, t + 1] if t + 1 < T else 0
-
-
-def _code_table(ids: np.ndarray) -> np.ndarray | None:
-    """The row of each code for ids that are ``compute``'s float codes (whole numbers from
-    0, none missing), with a last slot of -1; None for any other ids."""
-    if ids.dtype != np.float64 or not len(ids) or np.isnan(ids).any():
-        return None
-    top = float(ids.max())
-    if ids.min() < 0 or top >= 4 * len(ids) + 2**20 or (ids % 1 != 0).any():
-        return None
-    table = np.full(int(top) + 2, -1, dtype=np.int64)
-    table[ids.astype(np.int64)] = np.arange(len(ids))
-    return table
+_ROWS_AT_A_TIME = 2**22
+"""MRR rows added into the matrix at a time (their integer units a small temporary)."""
 
 
 class _Base:
     """Per-customer matrices shared by the KPIs: MRR and activity by month."""
 
+    _abs_total: tuple[np.ndarray, float]
+
     def __init__(self, data: Dataset, axis: _Axis):
         self.axis = axis
         cust = data.tables["Customers"]
         mrr = data.tables["MRR"]
-        ids = pd.Index(
-            pd.unique(pd.concat([cust["customer_id"], mrr["customer_id"]], ignore_index=True))
-        )
+        ids = pd.Index(_ids_of(cust["customer_id"], mrr["customer_id"]))
         self.ids = ids
         self._row_of_code = _code_table(ids.to_numpy())
         n, T = len(ids), axis.size
@@ -132,30 +59,44 @@ class _Base:
         cpos = self.rows_of(cust["customer_id"])
         self.in_customers[cpos] = True
         self.cpos = cpos
-        # MRR in integer money units (exact sums; see _money_scale)
+        # MRR in integer money units (exact sums; see _money_scale); each temporary of a
+        # row per MRR row is let go as soon as it is used (tens of millions of rows)
         mpos = self.rows_of(mrr["customer_id"])
+        has_mrr = np.zeros(n, dtype=bool)
+        has_mrr[mpos] = True
         mcol = axis.col(months_of(mrr["month"]))
+        forget_months(mrr["month"])  # read again by no other part of compute
         ok = mcol >= 0
         values = mrr["mrr"].to_numpy(float)
         known = ok & ~np.isnan(values)
+        every = bool(known.all())  # then no copy of the known rows
         cell = mpos * T + mcol
-        self.scale = _money_scale(values[known], mcol[known], T)
-        flat = np.zeros(n * T, dtype=np.int64)
-        np.add.at(flat, cell[known], _to_units(values[known], self.scale))
-        self.mrr = flat.reshape(n, T)
-        unknown = np.zeros(n * T, dtype=bool)
-        unknown[cell[ok & ~known]] = True
-        if unknown.any():
-            has_known = np.zeros(n * T, dtype=bool)
-            has_known[cell[known]] = True
-            _carry_unknown(self.mrr, unknown.reshape(n, T), has_known.reshape(n, T))
-        self.mrr[:, 0] = 0  # nothing is known before the data
-        has_mrr = np.zeros(n, dtype=bool)
-        has_mrr[mpos] = True
-        self.has_mrr = has_mrr
-        self.has_mrr_data = bool(len(mrr))
+        del mpos
+        self.scale = _money_scale(
+            values if every else values[known], mcol if every else mcol[known], T
+        )
         # the first month with MRR data (T: none)
         rows_by_col = np.bincount(mcol[ok], minlength=T) if ok.any() else np.zeros(T, int)
+        del mcol
+        flat = np.zeros(n * T, dtype=np.int64)
+        known_cells = cell if every else cell[known]
+        known_values = values if every else values[known]
+        for lo in range(0, len(known_cells), _ROWS_AT_A_TIME):  # small temporaries
+            part = slice(lo, lo + _ROWS_AT_A_TIME)
+            np.add.at(flat, known_cells[part], _to_units(known_values[part], self.scale))
+        del known_values
+        self.mrr = flat.reshape(n, T)
+        if not every:
+            unknown = np.zeros(n * T, dtype=bool)
+            unknown[cell[ok & ~known]] = True
+            if unknown.any():
+                has_known = np.zeros(n * T, dtype=bool)
+                has_known[known_cells] = True
+                _carry_unknown(self.mrr, unknown.reshape(n, T), has_known.reshape(n, T))
+        del cell, known_cells
+        self.mrr[:, 0] = 0  # nothing is known before the data
+        self.has_mrr = has_mrr
+        self.has_mrr_data = bool(len(mrr))
         first = int(np.flatnonzero(rows_by_col)[0]) if rows_by_col.any() else T
         # activity at each month's end
         signup = np.full(n, np.iinfo(np.int64).max // 2)
@@ -178,27 +119,56 @@ class _Base:
             before = (t < first) & by_dates & (self.mrr[:, first] > 0)[:, None]
             by_mrr = by_mrr | before
         self.active = np.where(self.date_based[:, None], by_dates, by_mrr)
-        self._movements()
-        # the Usage summary's (period, customer) flags (engine.activity._active_usage_flags)
-        self._usage_flags: tuple[Any, np.ndarray] | None = None
+        # the Usage summary's (period, customer) flags and customers with a triple
+        # (engine.activity._usage_pass)
+        self._usage_flags: tuple[Any, np.ndarray, np.ndarray] | None = None
+
+    @cached_property
+    def move(self) -> Mapping[str, np.ndarray]:
+        """The five MRR movements as customers x (months - 1) matrices, each made when
+        first read (the report's sums read them a column at a time instead:
+        :meth:`movement_columns`)."""
+        return _Moves(self.mrr)
 
     def _movements(self) -> None:
+        """The movements of :attr:`mrr` as it is now (after a change to it)."""
+        self.move = _Moves(self.mrr)
+        self.__dict__.pop("by_month", None)
+
+    @cached_property
+    def by_month(self) -> np.ndarray:
+        """:attr:`mrr` as months x customers, each month's MRR contiguous (a column of the
+        customers x months matrix is strided), in 32 bits when every cell is in
+        0 .. 2**31 - 1: half the memory, and a difference of two cells still fits; numpy
+        adds int32 up in int64 (``dtype=np.int64`` where it matters), so every sum stays
+        exact."""
         m = self.mrr
-        if m.size and m.min() >= 0 and m.max() < 2**31:
-            # The movements in 32 bits: half the memory and time of a million customers'
-            # matrices; numpy adds int32 up in int64, so every sum stays exact.
-            m = m.astype(np.int32)
-        prev, cur = m[:, :-1], m[:, 1:]
-        ever = np.maximum.accumulate(m > 0, axis=1)[:, :-1]
-        started = (prev == 0) & (cur > 0)
-        paid, change = prev > 0, cur - prev  # no overflow: |MRR| is below 2**61 (or 2**31)
-        self.move = {
-            "mrr_new": np.where(started & ~ever, cur, 0),
-            "mrr_reactivation": np.where(started & ever, cur, 0),
-            "mrr_expansion": np.where(paid & (change > 0), change, 0),
-            "mrr_contraction": np.where((cur > 0) & (change < 0), -change, 0),
-            "mrr_churn": np.where(paid & (cur == 0), prev, 0),
-        }  # column j is the movement into month column j + 1
+        small = m.size and m.min() >= 0 and m.max() < 2**31
+        return np.ascontiguousarray(m.T, dtype=np.int32 if small else m.dtype)
+
+    @cached_property
+    def active_by_month(self) -> np.ndarray:
+        """:attr:`active` as months x customers, each month's flags contiguous."""
+        return np.ascontiguousarray(self.active.T)
+
+    def abs_total(self) -> float:
+        """The sum of |MRR| over every cell, in float64 (groups._Groupings.exact_for), taken
+        once for the matrix :attr:`mrr` is."""
+        kept = self.__dict__.get("_abs_total")
+        if kept is None or kept[0] is not self.mrr:
+            mt = self.by_month
+            if mt.dtype == np.int32:  # every cell in 0 .. 2**31 - 1: exact in int64
+                total = float(mt.sum(dtype=np.int64))
+            else:
+                total = float(np.abs(self.mrr).sum(dtype=np.float64))
+            kept = self._abs_total = (self.mrr, total)
+        return kept[1]
+
+    def movement_columns(self) -> Iterator[tuple[int, dict[str, np.ndarray]]]:
+        """``(j, movements)`` for each movement column j = 0 .. T - 2 (the movements into
+        month column j + 1): ``movements[name]`` is column j of ``move[name]``, made from
+        two rows of :attr:`by_month` without the customers x months matrices."""
+        return _movement_columns(self.by_month)
 
     def rows_of(self, values: Any) -> np.ndarray:
         """Each value's row in :attr:`ids` (-1: none), as ``ids.get_indexer(values)``; for
@@ -226,7 +196,8 @@ class _Base:
         for name in ("in_customers", "has_mrr", "mrr", "signup_col", "churn_col", "date_based"):
             setattr(sub, name, getattr(self, name)[rows])
         sub.active = self.active[rows]
-        sub.move = {m: v[rows] for m, v in self.move.items()}
+        for cached in ("move", "by_month", "active_by_month"):
+            sub.__dict__.pop(cached, None)  # the subset's own, when first read
         sub.cpos = np.searchsorted(rows, self.cpos[cust_rows])
         sub.has_mrr_data = bool(sub.has_mrr.any())
         sub._usage_flags = None
@@ -234,8 +205,9 @@ class _Base:
 
     def touched(self, a: int, b: int) -> np.ndarray:
         """Customers active at some time in months a..b."""
-        by_dates = (self.signup_col <= b) & (self.churn_col >= a)
-        return np.where(self.date_based, by_dates, self.active[:, a : b + 1].any(axis=1))
+        return _touched(
+            self.signup_col, self.churn_col, self.date_based, self.active_by_month, a, b
+        )
 
 
 def _subscription_sums(base: _Base, axis: _Axis) -> dict[str, Any]:
@@ -243,54 +215,62 @@ def _subscription_sums(base: _Base, axis: _Axis) -> dict[str, Any]:
     money units and counts): :func:`_subscription_from_sums` turns them into the KPIs.
     ``groups._subscription_sums_by_group`` gives the same sums for groups of customers.
 
-    Whole-matrix sums are taken once per month column; the per-customer quantities of a
-    period read its start and end columns from transposed copies (contiguous)."""
-    P = len(axis.periods)
-    m = base.mrr
+    Everything is read from the months x customers matrices (``base.by_month``,
+    ``base.active_by_month``), a month a contiguous row; the movements a column at a
+    time (``base.movement_columns``), never as whole matrices."""
+    P, T = len(axis.periods), axis.size
+    mt, at = base.by_month, base.active_by_month
     starts = [a - 1 for a, _ in axis.periods]
     ends = [b for _, b in axis.periods]
     sums: dict[str, Any] = {"n": len(base.ids), "has": base.has_mrr_data}
-    col_sums = m.sum(axis=0, dtype=np.int64)
+    col_sums = mt.sum(axis=1, dtype=np.int64)
     sums["mrr_end"] = col_sums[ends]
     sums["mrr_start"] = col_sums[starts]
-    moves = {}
-    for name, matrix in base.move.items():
-        move_cols = matrix.sum(axis=0, dtype=np.int64)
-        moves[name] = np.array([move_cols[a - 1 : b].sum() for a, b in axis.periods], np.int64)
-    sums["moves"] = moves
-    mrr_cols = np.flatnonzero((m != 0).any(axis=0))
-    sums["first_mrr"] = int(mrr_cols[0]) if len(mrr_cols) else axis.size
-    paying = (m > 0).sum(axis=0)
-    sums["paying_end"] = paying[ends].astype(float)
-    m_start, m_end = np.ascontiguousarray(m[:, starts].T), np.ascontiguousarray(m[:, ends].T)
-    exp, con, chu = (np.zeros(P) for _ in range(3))
+    period_of = axis.period_of_col
+    move_cols = {name: np.zeros(T - 1, np.int64) for name in MOVEMENTS}
     expanded = np.zeros(P)
-    expansion = base.move["mrr_expansion"]
+    grew = np.zeros(0, dtype=bool)
+    for j, moves in base.movement_columns():
+        for name, v in moves.items():
+            move_cols[name][j] = v.sum(dtype=np.int64)
+        p = period_of[j + 1]  # the period of the month the movement goes into
+        if p < 0:
+            continue
+        a, b = axis.periods[p]
+        up = moves["mrr_expansion"] > 0
+        grew = up if j + 1 == a else grew | up
+        if j + 1 == b:  # customers paying at the start who grew in some month of it
+            expanded[p] = np.count_nonzero(grew & (mt[a - 1] > 0))
+    sums["moves"] = {
+        name: np.array([c[a - 1 : b].sum() for a, b in axis.periods], np.int64)
+        for name, c in move_cols.items()
+    }
+    mrr_cols = np.flatnonzero(np.count_nonzero(mt, axis=1))
+    sums["first_mrr"] = int(mrr_cols[0]) if len(mrr_cols) else axis.size
+    paying = np.array([np.count_nonzero(mt[c] > 0) for c in range(T)])
+    sums["paying_end"] = paying[ends].astype(float)
+    exp, con, chu = (np.zeros(P) for _ in range(3))
     for p, (a, b) in enumerate(axis.periods):
-        start, end = m_start[p], m_end[p]
+        start, end = mt[a - 1], mt[b]
         cohort = start > 0
-        s, e = start[cohort], end[cohort]
-        exp[p] = np.where((e > s), e - s, 0).sum()
-        con[p] = np.where((e > 0) & (e < s), s - e, 0).sum()
-        chu[p] = np.where(e == 0, s, 0).sum()
-        grew = expansion[:, a - 1] > 0 if b == a else expansion[:, a - 1 : b].sum(axis=1) > 0
-        expanded[p] = (grew & cohort).sum()
+        change = end - start  # no overflow (by_month)
+        exp[p] = change.sum(where=cohort & (change > 0), dtype=np.int64)
+        con[p] = -change.sum(where=cohort & (end > 0) & (change < 0), dtype=np.int64)
+        chu[p] = start.sum(where=cohort & (end == 0), dtype=np.int64)
     sums.update(exp=exp, con=con, chu=chu, expanded=expanded)
     sums["paying_start"] = paying[starts].astype(float)
-    A = base.active
-    active_cols = A.sum(axis=0)
+    active_cols = np.count_nonzero(at, axis=1)
     sums["S"] = active_cols[starts].astype(float)
     sums["E"] = active_cols[ends].astype(float)
-    a_start, a_end = np.ascontiguousarray(A[:, starts].T), np.ascontiguousarray(A[:, ends].T)
     lost = np.zeros(P)
     new = np.zeros(P)
     joined_left = np.zeros(P)
     for p, (a, b) in enumerate(axis.periods):
-        s_, e_ = a_start[p], a_end[p]
-        lost[p] = (s_ & ~e_).sum()
-        new[p] = (e_ & ~s_).sum()
+        s_, e_ = at[a - 1], at[b]
+        lost[p] = np.count_nonzero(s_ & ~e_)
+        new[p] = np.count_nonzero(e_ & ~s_)
         touched = base.touched(a, b)
-        joined_left[p] = (touched & ~s_ & ~e_).sum()
+        joined_left[p] = np.count_nonzero(touched & ~s_ & ~e_)
     sums.update(lost=lost, new=new, joined_left=joined_left)
     return sums
 
