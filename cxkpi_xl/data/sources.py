@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -625,7 +625,7 @@ class _Kind:
 
 @dataclass
 class _UsagePushdown:
-    summary: Any  # UsageSummary
+    summary: Any  # UsageSummary (None until the second step of usage_steps)
     sample: pd.DataFrame  # the first bad rows of each kind, then the sentinel row
     rows: np.ndarray  # their row numbers (the sentinel's is 0)
     kinds: dict[int, list[_Kind]]  # row number -> the kinds it was listed for
@@ -663,6 +663,24 @@ def usage_pushdown(expr: Any, label: str) -> _UsagePushdown | None:
     reader's to work out) or timestamps with a time of day (the far-date rule looks at the
     exact time), users that are neither text nor whole numbers, and text users with
     whitespace at either end that SQL's trim keeps (``_ODD_SPACES``: a no-break space)."""
+    steps = usage_steps(expr, label)
+    try:
+        push = next(steps)
+        if push is not None:
+            push.summary = next(steps)
+    finally:
+        steps.close()
+    return push
+
+
+def usage_steps(expr: Any, label: str) -> Iterator[Any]:
+    """:func:`usage_pushdown` in two steps, so that the reader can word the first bad rows
+    while the source's engine is still summarising: first the bad rows (a
+    :class:`_UsagePushdown` whose summary is still None; None when Usage is to be read row
+    by row, and then nothing more), then the :class:`~cxkpi_xl.data.usage.UsageSummary`.
+    The first step counts the bad rows of each kind (users once per distinct user, rows per
+    day for the far-date rule, the customers' and features' distinct values); the second
+    scans the clean rows twice, for the users per month and day and for the triples."""
     from .usage import UsageSummary
 
     ibis = _need("ibis", "duckdb")
@@ -675,7 +693,8 @@ def usage_pushdown(expr: Any, label: str) -> _UsagePushdown | None:
     days = _source_day(expr, day)
     utype = schema[user]
     if days is None or not (utype.is_string() or utype.is_integer()):
-        return None
+        yield None
+        return
     d, month = days
     text_user = utype.is_string()
     u = expr[user]
@@ -698,44 +717,38 @@ def usage_pushdown(expr: Any, label: str) -> _UsagePushdown | None:
         return cond.fill_null(False).ifelse(n, 0).sum()
 
     # The user rules on each distinct user once (with its count of rows), not on each row.
-    by_user = data.group_by(uu=u).aggregate(
-        n=u.isnull().count(), timed=count(timed), day_blank=count(expr[day].isnull())
-    )
-    g_key, g_blank, g_error, g_odd = _user_rules(by_user.uu, text_user)
-    checks = by_user.aggregate(
-        timed=by_user.timed.sum(),
-        day_blank=by_user.day_blank.sum(),
-        odd=count(g_odd & by_user.uu.notnull(), by_user.n),
-        user_blank=count(g_blank, by_user.n),
-        user_error=count(g_error, by_user.n),
-        normalised=count(g_key != by_user.uu, by_user.n),
-    )
-    c = _execute(label, checks).iloc[0]
+    def checks(rows: Any) -> Any:
+        by_user = rows.group_by(uu=u).aggregate(
+            n=u.isnull().count(), timed=count(timed), day_blank=count(expr[day].isnull())
+        )
+        g_key, g_blank, g_error, g_odd = _user_rules(by_user.uu, text_user)
+        return by_user.aggregate(
+            timed=by_user.timed.sum(),
+            day_blank=by_user.day_blank.sum(),
+            odd=count(g_odd & by_user.uu.notnull(), by_user.n),
+            user_blank=count(g_blank, by_user.n),
+            user_error=count(g_error, by_user.n),
+            normalised=count(g_key != by_user.uu, by_user.n),
+        )
+
+    # A row with a day is data: only when some day is blank must the rows with nothing in
+    # them be told apart, which reads every column of every row, not just the day and user.
+    c = _execute(label, checks(expr)).iloc[0]
+    if int(c["day_blank"] or 0):
+        c = _execute(label, checks(data)).iloc[0]
     if int(c["timed"] or 0) or int(c["odd"] or 0):
-        return None
+        yield None
+        return
     if not int(c["normalised"] or 0):
         key = u  # every user is already as the reader writes it: no work per row
 
-    # The far-date rule, exactly as the reader's, from the count of rows per day; in the
-    # same pass the distinct clean users per day (a far day is a whole day: left out below).
-    dated = data.filter(expr[day].notnull())
-    ok = expr[day].notnull()  # a clean user (a column: a literal is none to filter by)
-    if int(c["user_blank"] or 0):
-        ok = ok & ~user_blank.fill_null(True)
-    if int(c["user_error"] or 0):
-        ok = ok & ~user_error
-    unclean_users = int(c["user_blank"] or 0) or int(c["user_error"] or 0)
-    per_day = _execute(
-        label,
-        dated.group_by(d=d).aggregate(
-            n=expr[day].count(), users=key.nunique(where=ok) if unclean_users else key.nunique()
-        ),
-    )
+    # The far-date rule, exactly as the reader's, from the count of rows per day (a far day
+    # is a whole day: its rows are left out of the clean ones below).
+    dated = expr.filter(expr[day].notnull())  # a row with a day is data
+    per_day = _execute(label, dated.group_by(d=d).aggregate(n=expr[day].count()))
     day_values = _days(per_day["d"])
     day_counts = per_day["n"].to_numpy(np.int64)
     far_days = _far_days(day_values, day_counts)
-    day_users = per_day["users"].to_numpy(np.int64)
-    kept = ~far_days & (day_users > 0)  # the days of clean rows, as a group-by of them
     kinds: list[_Kind] = []
     far_cond = None
     far_issue_text = ""
@@ -757,8 +770,9 @@ def usage_pushdown(expr: Any, label: str) -> _UsagePushdown | None:
         (-1: blank or bad), the normalised values); a kind for its Excel errors."""
         if name is None:
             return None, np.zeros(0, np.int64), np.zeros(0, dtype=object)
-        col = data[name]
-        distinct = data.select(v=col).filter(col.notnull()).distinct()
+        col = expr[name]
+        present = col.notnull() & (col != "") if schema[name].is_string() else col.notnull()
+        distinct = expr.select(v=col).filter(present).distinct()  # present: the row is data
         coded = _cache(distinct.mutate(code=ibis.row_number().over(order_by=distinct.v)), cached)
         values = _execute(label, coded)
         raw = np.empty(len(values), dtype=object)
@@ -775,20 +789,21 @@ def usage_pushdown(expr: Any, label: str) -> _UsagePushdown | None:
             kinds.append(_Kind(column, 0, cond, n))
         return coded, recode.astype(np.int64), np.asarray(uniques, dtype=object)
 
-    # The clean rows, summarised.
-    clean = expr.filter(expr[day].notnull())  # each filter only where it has work to do
-    if int(c["user_blank"] or 0):
-        clean = clean.filter(~user_blank.fill_null(True))
-    if int(c["user_error"] or 0):
-        clean = clean.filter(~user_error)
-    if far_cond is not None:
-        clean = clean.filter(~far_cond)
-    per_month = _execute(label, clean.group_by(m=month).aggregate(users=key.nunique()))
-
     cached: list[Any] = []
     try:
         cust_coded, cust_recode, customers = dictionary(cust, _reader._to_id, "customer_id")
         feat_coded, feat_recode, features = dictionary(feat, _reader._to_text, "feature")
+        yield _bad_rows(expr, filled, label, kinds, (day, user), far_issue_text)
+
+        # The clean rows, summarised.
+        clean = expr.filter(expr[day].notnull())  # each filter only where it has work to do
+        if int(c["user_blank"] or 0):
+            clean = clean.filter(~user_blank.fill_null(True))
+        if int(c["user_error"] or 0):
+            clean = clean.filter(~user_error)
+        if far_cond is not None:
+            clean = clean.filter(~far_cond)
+        day_list, day_users, months, month_users = _active_users(label, clean, d, month, key)
         # Each clean row's customer and feature codes (a join with the small coded tables),
         # then the distinct triples of three integers: cheaper than of two strings.
         rows = clean.select(
@@ -811,7 +826,7 @@ def usage_pushdown(expr: Any, label: str) -> _UsagePushdown | None:
         for table in cached:
             _release(table)
 
-    t_month = np.asarray(got["m"].to_numpy(), np.int64)
+    t_month = got["m"].to_numpy()  # int32, as the other codes: 43 million triples at scale 1
     t_cust = _recode(got["cc"], cust_recode)
     t_feat = _recode(got["fc"], feat_recode)
     if _one_to_one(cust_recode) and _one_to_one(feat_recode):
@@ -819,21 +834,47 @@ def usage_pushdown(expr: Any, label: str) -> _UsagePushdown | None:
     else:  # distinct again: two source values may be one id (" C1" and "C1")
         nc, nf = len(customers) + 1, len(features) + 1
         m0 = int(t_month.min()) if len(t_month) else 0
-        k = pd.unique(((t_month - m0) * nc + t_cust + 1) * nf + t_feat + 1)
+        k = pd.unique(((t_month.astype(np.int64) - m0) * nc + t_cust + 1) * nf + t_feat + 1)
         m, c_, f_ = k // nf // nc + m0, (k // nf) % nc - 1, k % nf - 1
     del got
-    summary = UsageSummary.build(
-        day_values[kept],
-        day_users[kept],
-        per_month["m"].to_numpy(np.int64),
-        per_month["users"].to_numpy(np.int64),
-        m,
-        c_,
-        f_,
-        customers,
-        features,
+    yield UsageSummary.build(
+        day_list, day_users, months, month_users, m, c_, f_, customers, features
     )
-    return _bad_rows(expr, filled, label, kinds, (day, user), far_issue_text, summary)
+
+
+def _active_users(
+    label: str, clean: Any, d: Any, month: Any, key: Any
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(days, distinct users of each, months, distinct users of each) of the clean Usage
+    rows, in one pass: each (month, user) with the days of the month it was active as the
+    bits of one integer (bit i: day i + 1), then per month the count of its users and, for
+    each day, of the users with that day's bit. One group-by of the rows instead of two
+    distinct counts (per day and per month), each as costly. A backend without a bitwise
+    OR aggregate (Ibis' Spark) counts the distinct users per day and per month instead."""
+    import ibis.expr.operations as ops
+
+    ibis = _need("ibis", "duckdb")
+    if not clean._find_backend(use_default=True).has_operation(ops.BitOr):
+        per_day = _execute(label, clean.group_by(d=d).aggregate(users=key.nunique()))
+        per_month = _execute(label, clean.group_by(m=month).aggregate(users=key.nunique()))
+        return (
+            _days(per_day["d"]),
+            per_day["users"].to_numpy(np.int64),
+            per_month["m"].to_numpy(np.int64),
+            per_month["users"].to_numpy(np.int64),
+        )
+    # 2 ** (day - 1), written so that every backend shifts a 64-bit integer by a small one
+    # (PostgreSQL has no bigint << bigint, and its EXTRACT is numeric: the cast is kept)
+    bit = ibis.literal(2**31, "int64") >> (32 - d.day().cast("int16"))
+    active = clean.group_by(m=month, u=key).aggregate(b=bit.bit_or())
+    per_day = {f"d{i}": ((active.b >> i) & 1).sum() for i in range(31)}
+    got = _execute(label, active.group_by("m").aggregate(users=active.count(), **per_day))
+    months = got["m"].to_numpy(np.int64)
+    counts = got[[f"d{i}" for i in range(31)]].fillna(0).to_numpy(np.int64)  # month x day
+    month_at, day_at = np.nonzero(counts)
+    first = (months - 1970 * 12).astype("datetime64[M]").astype("datetime64[D]").astype(np.int64)
+    days = first[month_at] + day_at
+    return days, counts[month_at, day_at], months, got["users"].to_numpy(np.int64)
 
 
 def _cache(table: Any, cached: list[Any]) -> Any:
@@ -896,12 +937,16 @@ def _far_days(days: np.ndarray, counts: np.ndarray) -> np.ndarray:
 
 
 def _recode(codes: Any, recode: np.ndarray) -> np.ndarray:
-    """The normalised code (-1: none) of each source code (an Arrow column, NULL: none)."""
+    """The normalised code (-1: none) of each source code (an Arrow column, NULL: none).
+    When each source value is its own normalised value (``recode`` is 0, 1, 2, ...), the
+    source's codes are kept as they are, in their own integer type."""
     import pyarrow.compute as pc
 
     if not len(recode):
         return np.full(len(codes), -1, np.int64)
-    source = np.asarray(pc.fill_null(codes, -1).to_numpy(), np.int64)
+    source = pc.fill_null(codes, -1).to_numpy()
+    if np.array_equal(recode, np.arange(len(recode))):
+        return source
     return np.append(recode, -1)[source]  # -1 takes the last: none
 
 
@@ -926,7 +971,6 @@ def _bad_rows(
     kinds: list[_Kind],
     required: tuple[str, str],
     far_text: str,
-    summary: Any,
 ) -> _UsagePushdown:
     """The first :data:`ISSUE_ROWS` rows of each kind of bad row, numbered as the row path
     numbers them (in the order the source returns the rows, the header row 1)."""
@@ -962,7 +1006,7 @@ def _bad_rows(
     out[day] = [pd.Timestamp("2000-01-01") if _filled(v) else None for v in out[day]]
     sentinel = {c: None for c in columns} | {required[1]: _SENTINEL_USER}
     out = pd.concat([out, pd.DataFrame([sentinel], dtype=object)], ignore_index=True)
-    return _UsagePushdown(summary, out, np.asarray(rows, np.int64), kinds_of, listed, far_issues)
+    return _UsagePushdown(None, out, np.asarray(rows, np.int64), kinds_of, listed, far_issues)
 
 
 def _filled(v: Any) -> bool:
