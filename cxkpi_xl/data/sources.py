@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -155,6 +156,7 @@ class _Opened:
     names: dict[str, str]  # lower-case name -> the name as the source shows it
     database: Any = None
     outside: tuple[str, ...] = ()  # tables the source_tables setting left out
+    private: bool = False  # DuckDB in memory for this read alone (a Parquet folder)
 
 
 def _parquet(path: Path) -> _Opened:
@@ -173,7 +175,7 @@ def _parquet(path: Path) -> _Opened:
         except Exception as e:
             raise SourceError(f"{f.name} cannot be read as Parquet: {_line(e)}") from None
         names[key] = f.name
-    return _Opened(con, str(path), tables, names)
+    return _Opened(con, str(path), tables, names, private=True)
 
 
 def spark_folder(folder: str, home: Path | None = None) -> Path | None:
@@ -512,33 +514,41 @@ def _read_source(source: Any, overrides: Mapping[str, Any] | None, pushdown: boo
             f"{opened.label} has none of the input tables: looked for "
             f"{', '.join(t.name for t in inputs)} (in any case; its tables: {found or 'none'})"
         )
-    frames: dict[str, Any] = {}
     labels: dict[str, str] = {}
-    push: _UsagePushdown | None = None
-    # Usage first: its summary is the source engine's largest work, done before the other
-    # tables' rows are held in Python, so that the two peaks of memory do not add up.
+    exprs: dict[str, Any] = {}
+    # Every table's columns checked first (Usage's first), so that a wrong type is the same
+    # one line whichever connection reads the table.
     for table in sorted(TABLES, key=lambda t: t.name != "Usage"):
         key = table.name.lower()
         if key not in opened.tables:
             continue
-        label = opened.names[key]
-        expr = _columns(table, label, opened.tables[key])
-        if expr is None:  # none of its columns: the reader says which it has
-            frames[table.name] = pd.DataFrame(columns=list(opened.tables[key].schema().names))
-            labels[table.name] = label
-            continue
-        labels[table.name] = label
-        if pushdown and table.name == "Usage":
-            push = usage_pushdown(expr, label)
-            if push is not None:  # the summary, and the bad rows for the reader to word
-                frames[table.name] = push.sample
-                continue
-            expr = reduce_usage(expr)
-        ids = {column_key(c) for t, c in CUSTOMER_ID_COLUMNS if t == table.name and c != table.key}
-        frames[table.name] = _frame(label, expr, ids, True)  # days coded
-    frames = {t.name: frames[t.name] for t in TABLES if t.name in frames}  # schema order
-    frames["Settings"] = raw_settings
-    data = _reader.read(frames, overrides)
+        labels[table.name] = opened.names[key]
+        exprs[table.name] = _columns(table, labels[table.name], opened.tables[key])
+    job: _Steps | None = None
+    other = opened
+    spill: str | None = None
+    if pushdown and exprs.get("Usage") is not None:
+        # Usage summarised in the source's engine, in a thread where the engine runs its
+        # queries without Python's lock while this thread reads and validates the other
+        # tables through a second connection; one after the other (Usage first, so that
+        # the engine's peak of memory and the other tables' do not add up) where there is
+        # no second connection to be had.
+        alongside = _alongside(source, where, opened)
+        if alongside is not None:
+            spill = _limit_memory(opened)
+        job = _Steps(usage_steps(exprs["Usage"], labels["Usage"]), opened, alongside is not None)
+        other = alongside or opened
+    try:
+        data, push = _validate(opened, other, exprs, labels, job, raw_settings, overrides)
+    except BaseException:
+        if job is not None:
+            job.cancel()
+        raise
+    finally:
+        if other is not opened:
+            _disconnect(other)
+        if spill is not None:
+            shutil.rmtree(spill, ignore_errors=True)
     if push is not None:
         columns = tuple(c.name for c in TABLES_BY_NAME["Usage"].columns)
         data.issues = _usage_issues(data.issues, push, columns)
@@ -549,6 +559,141 @@ def _read_source(source: Any, overrides: Mapping[str, Any] | None, pushdown: boo
     ]
     data.source = opened.label
     return data
+
+
+def _validate(
+    opened: _Opened,
+    other: _Opened,
+    exprs: dict[str, Any],
+    labels: dict[str, str],
+    job: _Steps | None,
+    raw_settings: dict[str, Any],
+    overrides: dict[str, Any],
+) -> tuple[Any, _UsagePushdown | None]:
+    """The tables read (the other tables through ``other``), Usage's bad rows or rows
+    taken from ``job`` when it summarises Usage, and all validated by the reader; the
+    Usage summary waited for last."""
+    frames: dict[str, Any] = {}
+    push: _UsagePushdown | None = None
+    for table in TABLES:
+        if table.name not in exprs or (job is not None and table.name == "Usage"):
+            continue
+        key, label = table.name.lower(), labels[table.name]
+        expr = exprs[table.name]
+        if expr is None:  # none of its columns: the reader says which it has
+            frames[table.name] = pd.DataFrame(columns=list(opened.tables[key].schema().names))
+            continue
+        if other is not opened:
+            expr = _columns(table, label, other.tables[key])
+        if table.name == "Usage":
+            expr = reduce_usage(expr)
+        frames[table.name] = _frame(label, expr, _id_columns(table), True)  # days coded
+    if job is not None:
+        push = job.next()
+        if push is None:  # the rules cannot be applied in the source: row by row
+            usage = TABLES_BY_NAME["Usage"]
+            expr = reduce_usage(exprs["Usage"])
+            frames["Usage"] = _frame(labels["Usage"], expr, _id_columns(usage), True)
+        else:  # the bad rows, for the reader to word
+            frames["Usage"] = push.sample
+    frames = {t.name: frames[t.name] for t in TABLES if t.name in frames}  # schema order
+    frames["Settings"] = raw_settings
+    data = _reader.read(frames, overrides)
+    if push is not None:
+        push.summary = job.next()  # type: ignore[union-attr]
+    return data, push
+
+
+def _id_columns(table: Table) -> set[str]:
+    """The columns of ``table`` holding a customer id (its own key aside)."""
+    return {column_key(c) for t, c in CUSTOMER_ID_COLUMNS if t == table.name and c != table.key}
+
+
+class _Steps:
+    """The values of a generator of steps (:func:`usage_steps`), worked out in a thread
+    (``threaded``) while the caller does other work, or at once. :meth:`next` hands on
+    each value in turn, or raises the error that ended the steps."""
+
+    def __init__(self, steps: Iterator[Any], opened: _Opened, threaded: bool) -> None:
+        import queue
+        import threading
+
+        self._steps = steps
+        self._opened = opened
+        self._values: queue.Queue[tuple[bool, Any]] = queue.Queue()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        if threaded:
+            self._thread = threading.Thread(target=self._run, name="cxkpi-usage", daemon=True)
+            self._thread.start()
+        else:
+            self._run()
+
+    def _run(self) -> None:
+        try:
+            for value in self._steps:
+                self._values.put((True, value))
+                if self._stop.is_set():
+                    break
+        except BaseException as e:  # handed to the caller by next()
+            self._values.put((False, e))
+        finally:
+            self._steps.close()
+
+    def next(self) -> Any:
+        ok, value = self._values.get()
+        if not ok:
+            raise value
+        return value
+
+    def cancel(self) -> None:
+        """Stop the steps (the engine's running query interrupted) and wait for them."""
+        self._stop.set()
+        thread = self._thread
+        while thread is not None and thread.is_alive():
+            interrupt = getattr(getattr(self._opened.con, "con", None), "interrupt", None)
+            if interrupt is not None:
+                interrupt()
+            thread.join(0.05)
+
+
+USAGE_MEMORY = "1GB"
+"""DuckDB's memory for the Usage summary while the other tables are read alongside (the
+rest spills to a temporary folder of the read's own, deleted after): the other tables'
+peak in Python and the engine's then add up to no more than the larger of the two one
+after the other (about 3 GB each at scale 1)."""
+
+
+def _alongside(source: Any, where: str | None, opened: _Opened) -> _Opened | None:
+    """A second connection to the source, for its other tables while Usage is summarised
+    through the first: for a Parquet folder, read by a DuckDB of its own, whose queries
+    run without Python's lock. None for the other sources (a DuckDB file, whose settings
+    are shared by every connection to it in the process; PostgreSQL, Spark, a backend
+    handed over, whose connections are not known to take a second query at once): their
+    tables are read one query at a time, Usage first, as before."""
+    if not opened.private or not isinstance(source, str | os.PathLike):
+        return None
+    return _open(source, where)
+
+
+def _limit_memory(opened: _Opened) -> str:
+    """Cap the memory of ``opened``'s DuckDB at :data:`USAGE_MEMORY`, spilling to a new
+    temporary folder (returned, for the caller to delete: DuckDB's default is ``.tmp``
+    in the working folder)."""
+    import tempfile
+
+    spill = tempfile.mkdtemp(prefix="cxkpi-duckdb-")
+    quoted = spill.replace("'", "''")
+    opened.con.raw_sql(f"SET temp_directory = '{quoted}'")
+    opened.con.raw_sql(f"SET memory_limit = '{USAGE_MEMORY}'")
+    return spill
+
+
+def _disconnect(opened: _Opened) -> None:
+    try:
+        opened.con.disconnect()
+    except Exception:
+        pass
 
 
 def _settings(opened: _Opened) -> dict[str, Any]:
