@@ -112,8 +112,8 @@ def test_a_failing_other_table_stops_the_usage_thread(hand, tmp_path, monkeypatc
     started = threading.Event()
     steps = sources.usage_steps
 
-    def slow_steps(expr: Any, label: str) -> Any:
-        for value in steps(expr, label):
+    def slow_steps(expr: Any, label: str, **kwargs: Any) -> Any:
+        for value in steps(expr, label, **kwargs):
             started.set()
             yield value
 
@@ -278,3 +278,21 @@ def test_active_users_without_a_bitwise_or_counts_distinct_users(hand, tmp_path,
     )
     without = read(folder).usage_summary
     assert summary_fields(with_bits) == summary_fields(without)
+
+
+def test_a_query_out_of_the_capped_memory_runs_again_without_the_cap(hand, tmp_path, monkeypatch):
+    """Capped far too low (1 MB), DuckDB runs out of memory in the thread: the query runs
+    again without the cap, and the read gives what it gives one query at a time."""
+    folder = to_parquet(dict(hand, Usage=usage_over_months(20_000)), tmp_path / "pq")
+    monkeypatch.setattr(sources, "USAGE_MEMORY", "1MB")
+    capped: list[Any] = []
+    limit = sources._limit_memory
+    monkeypatch.setattr(sources, "_limit_memory", lambda o: capped.append(o.con) or limit(o))
+    threaded = read(folder)
+    con = capped[0]
+    assert getattr(con, sources.CAPPED) is None  # the cap was lifted
+    assert con.raw_sql("SELECT current_setting('memory_limit')").fetchone()[0] != "976.5 KiB"
+    one_at_a_time(monkeypatch)
+    plain = read(folder)
+    assert summary_fields(threaded.usage_summary) == summary_fields(plain.usage_summary)
+    assert threaded.issues == plain.issues

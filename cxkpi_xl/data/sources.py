@@ -411,10 +411,7 @@ def _frame(
     date column too comes as a categorical (its distinct days; for the reader, not for
     frames to be put together). The categoricals' codes are Arrow's, in order of first
     appearance, which the reader takes as they are (``reader.CODED``)."""
-    try:
-        table = expr.to_pyarrow()
-    except Exception as e:
-        raise SourceError(f"{label} cannot be read: {_line(e)}") from None
+    table = _arrow(label, expr)
     import pyarrow as pa
 
     columns: dict[str, Any] = {}
@@ -536,7 +533,8 @@ def _read_source(source: Any, overrides: Mapping[str, Any] | None, pushdown: boo
         alongside = _alongside(source, where, opened)
         if alongside is not None:
             spill = _limit_memory(opened)
-        job = _Steps(usage_steps(exprs["Usage"], labels["Usage"]), opened, alongside is not None)
+        steps = usage_steps(exprs["Usage"], labels["Usage"], unordered=alongside is not None)
+        job = _Steps(steps, opened, alongside is not None)
         other = alongside or opened
     try:
         data, push = _validate(opened, other, exprs, labels, job, raw_settings, overrides)
@@ -685,8 +683,15 @@ def _limit_memory(opened: _Opened) -> str:
     spill = tempfile.mkdtemp(prefix="cxkpi-duckdb-")
     quoted = spill.replace("'", "''")
     opened.con.raw_sql(f"SET temp_directory = '{quoted}'")
+    uncapped = opened.con.raw_sql("SELECT current_setting('memory_limit')").fetchone()[0]
     opened.con.raw_sql(f"SET memory_limit = '{USAGE_MEMORY}'")
+    setattr(opened.con, CAPPED, uncapped.replace(" ", ""))
     return spill
+
+
+CAPPED = "_cxkpi_uncapped"
+"""Set on a backend whose memory :func:`_limit_memory` capped: its memory limit before
+(see :func:`_run`)."""
 
 
 def _disconnect(opened: _Opened) -> None:
@@ -818,14 +823,19 @@ def usage_pushdown(expr: Any, label: str) -> _UsagePushdown | None:
     return push
 
 
-def usage_steps(expr: Any, label: str) -> Iterator[Any]:
+def usage_steps(expr: Any, label: str, unordered: bool = False) -> Iterator[Any]:
     """:func:`usage_pushdown` in two steps, so that the reader can word the first bad rows
     while the source's engine is still summarising: first the bad rows (a
     :class:`_UsagePushdown` whose summary is still None; None when Usage is to be read row
     by row, and then nothing more), then the :class:`~cxkpi_xl.data.usage.UsageSummary`.
     The first step counts the bad rows of each kind (users once per distinct user, rows per
     day for the far-date rule, the customers' and features' distinct values); the second
-    scans the clean rows twice, for the users per month and day and for the triples."""
+    scans the clean rows twice, for the users per month and day and for the triples.
+
+    With ``unordered`` (a DuckDB of this read alone), the second step's queries no longer
+    keep the rows' order (none of them needs it; the bad rows, numbered by their order,
+    are the first step's), which lets DuckDB spill their results instead of running out
+    of memory under a cap."""
     from .usage import UsageSummary
 
     ibis = _need("ibis", "duckdb")
@@ -948,6 +958,8 @@ def usage_steps(expr: Any, label: str) -> Iterator[Any]:
             clean = clean.filter(~user_error)
         if far_cond is not None:
             clean = clean.filter(~far_cond)
+        if unordered:
+            expr._find_backend(use_default=True).raw_sql("SET preserve_insertion_order = false")
         day_list, day_users, months, month_users = _active_users(label, clean, d, month, key)
         # Each clean row's customer and feature codes (a join with the small coded tables),
         # then the distinct triples of three integers: cheaper than of two strings.
@@ -1096,17 +1108,31 @@ def _recode(codes: Any, recode: np.ndarray) -> np.ndarray:
 
 
 def _execute(label: str, expr: Any) -> Any:
-    try:
-        return expr.execute()
-    except Exception as e:
-        raise SourceError(f"{label} cannot be read: {_line(e)}") from None
+    return _run(label, expr, lambda: expr.execute())
 
 
 def _arrow(label: str, expr: Any) -> Any:
+    return _run(label, expr, lambda: expr.to_pyarrow())
+
+
+def _run(label: str, expr: Any, query: Any) -> Any:
+    """``query()``, its error as one line; a query that runs out of the memory
+    :func:`_limit_memory` capped is run again without the cap (slower to have tried,
+    never a failed read for the cap's sake)."""
     try:
-        return expr.to_pyarrow()
+        return query()
     except Exception as e:
-        raise SourceError(f"{label} cannot be read: {_line(e)}") from None
+        error = e
+    backend = expr._find_backend(use_default=True)
+    uncapped = getattr(backend, CAPPED, None)
+    if "Out of Memory" in str(error) and uncapped:
+        setattr(backend, CAPPED, None)
+        backend.raw_sql(f"SET memory_limit = '{uncapped}'")  # (RESET leaves the cap in force)
+        try:
+            return query()
+        except Exception as e:
+            error = e
+    raise SourceError(f"{label} cannot be read: {_line(error)}") from None
 
 
 def _bad_rows(
