@@ -411,13 +411,17 @@ def _frame(
     date column too comes as a categorical (its distinct days; for the reader, not for
     frames to be put together). The categoricals' codes are Arrow's, in order of first
     appearance, which the reader takes as they are (``reader.CODED``)."""
-    table = _arrow(label, expr)
+    # In batches: DuckDB does not hold the whole result while Arrow copies it.
+    table = _run(label, expr, lambda: expr.to_pyarrow_batches(chunk_size=1 << 20).read_all())
     import pyarrow as pa
 
     columns: dict[str, Any] = {}
     normal: set[str] = set()
     coded: set[str] = set()  # categoricals coded in order of first appearance (Arrow's)
-    for name, column in zip(table.column_names, table.columns, strict=True):
+    for name in table.column_names:
+        # Each column taken out of the Arrow table, so that its Arrow memory is freed as
+        # soon as it is converted, not held until the last column is.
+        column, table = table.column(name), table.drop_columns([name])
         kind = column.type
         if pa.types.is_string(kind) or pa.types.is_large_string(kind):
             head = column.slice(0, 100_000).combine_chunks().dictionary_encode()
@@ -988,13 +992,18 @@ def usage_steps(expr: Any, label: str, unordered: bool = False) -> Iterator[Any]
             rows = rows.select(rows.m, rows.cc, fc=feat_coded.code.cast("int32"))
         else:
             rows = rows.select(rows.m, rows.cc, fc=ibis.literal(None, "int32"))
-        got = _arrow(label, rows.distinct())
+        triples = rows.distinct()  # in batches: DuckDB does not hold them all while Arrow does
+        got = _run(
+            label, triples, lambda: triples.to_pyarrow_batches(chunk_size=1 << 20).read_all()
+        )
     finally:
         for table in cached:
             _release(table)
 
-    t_month = got["m"].to_numpy()  # int32, as the other codes: 43 million triples at scale 1
-    t_cust = _recode(got["cc"], cust_recode)
+    # int32, as the other codes (43 million triples at scale 1), each column's Arrow
+    # memory freed as soon as it is converted
+    t_month, got = got["m"].to_numpy(), got.drop_columns(["m"])
+    t_cust, got = _recode(got["cc"], cust_recode), got.drop_columns(["cc"])
     t_feat = _recode(got["fc"], feat_recode)
     if _one_to_one(cust_recode) and _one_to_one(feat_recode):
         m, c_, f_ = t_month, t_cust, t_feat  # distinct already
