@@ -33,9 +33,15 @@ def hand(tmp_path_factory: pytest.TempPathFactory) -> dict[str, pd.DataFrame]:
     return tables
 
 
+@pytest.fixture(autouse=True)
+def alongside(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Usage summarised in a thread whatever the machine's cores (``overlap``)."""
+    monkeypatch.setenv(sources.OVERLAP, "1")
+
+
 def one_at_a_time(monkeypatch: pytest.MonkeyPatch) -> None:
     """Reads as for a source without a second connection: Usage first, in this thread."""
-    monkeypatch.setattr(sources, "_alongside", lambda *a: None)
+    monkeypatch.setenv(sources.OVERLAP, "0")
 
 
 def usage_threads() -> list[threading.Thread]:
@@ -68,9 +74,9 @@ def test_the_threaded_read_is_the_one_at_a_time_read(hand, tmp_path, monkeypatch
     monkeypatch.setattr(threading.Thread, "start", spy)
     threaded = read(folder)
     assert [t.name for t in made] == ["cxkpi-usage"]  # the summary was made in the thread
-    monkeypatch.undo()
     one_at_a_time(monkeypatch)
     plain = read(folder)
+    assert [t.name for t in made] == ["cxkpi-usage"]  # and no thread this time
     assert threaded.issues == plain.issues
     assert any(i.sheet == "Usage.parquet" for i in threaded.issues)
     assert summary_fields(threaded.usage_summary) == summary_fields(plain.usage_summary)
@@ -299,3 +305,17 @@ def test_a_query_out_of_the_capped_memory_runs_again_without_the_cap(hand, tmp_p
     plain = read(folder)
     assert summary_fields(threaded.usage_summary) == summary_fields(plain.usage_summary)
     assert threaded.issues == plain.issues
+
+
+@pytest.mark.parametrize(
+    ("setting", "cores", "expected"),
+    [("", 2, False), ("", 4, True), ("", None, False), ("1", 2, True), ("0", 8, False)],
+)
+def test_overlap_on_four_cores_or_as_the_setting_says(monkeypatch, setting, cores, expected):
+    """Alongside on 4 cores or more (on 2, DuckDB's two threads already take both);
+    ``CXKPI_SOURCE_OVERLAP`` 1 or 0 decides whatever the cores."""
+    import os
+
+    monkeypatch.setenv(sources.OVERLAP, setting)
+    monkeypatch.setattr(os, "cpu_count", lambda: cores)
+    assert sources.overlap() is expected
