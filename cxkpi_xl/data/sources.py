@@ -553,6 +553,11 @@ def _read_source(source: Any, overrides: Mapping[str, Any] | None, pushdown: boo
         if other is not opened:
             _disconnect(other)
         if spill is not None:
+            # The thread waited for and its DuckDB closed first, so that no spilled block
+            # is written into the folder after it is deleted.
+            if job is not None:
+                job.cancel()
+            _disconnect(opened)
             shutil.rmtree(spill, ignore_errors=True)
     if push is not None:
         columns = tuple(c.name for c in TABLES_BY_NAME["Usage"].columns)
