@@ -35,7 +35,8 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Collection, Mapping
+import shutil
+from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -155,11 +156,15 @@ class _Opened:
     names: dict[str, str]  # lower-case name -> the name as the source shows it
     database: Any = None
     outside: tuple[str, ...] = ()  # tables the source_tables setting left out
+    private: bool = False  # DuckDB in memory for this read alone (a Parquet folder)
 
 
 def _parquet(path: Path) -> _Opened:
     ibis = _need("ibis", "duckdb")
     con = ibis.duckdb.connect()
+    # Never a progress bar on standard output (it would run into cxkpi's JSON there)
+    con.raw_sql("SET enable_progress_bar = false")
+    con.raw_sql("SET enable_progress_bar_print = false")
     files = [path] if path.is_file() else sorted(path.iterdir())
     tables: dict[str, Any] = {}
     names: dict[str, str] = {}
@@ -173,7 +178,7 @@ def _parquet(path: Path) -> _Opened:
         except Exception as e:
             raise SourceError(f"{f.name} cannot be read as Parquet: {_line(e)}") from None
         names[key] = f.name
-    return _Opened(con, str(path), tables, names)
+    return _Opened(con, str(path), tables, names, private=True)
 
 
 def spark_folder(folder: str, home: Path | None = None) -> Path | None:
@@ -409,16 +414,17 @@ def _frame(
     date column too comes as a categorical (its distinct days; for the reader, not for
     frames to be put together). The categoricals' codes are Arrow's, in order of first
     appearance, which the reader takes as they are (``reader.CODED``)."""
-    try:
-        table = expr.to_pyarrow()
-    except Exception as e:
-        raise SourceError(f"{label} cannot be read: {_line(e)}") from None
+    # In batches: DuckDB does not hold the whole result while Arrow copies it.
+    table = _run(label, expr, lambda: expr.to_pyarrow_batches(chunk_size=1 << 20).read_all())
     import pyarrow as pa
 
     columns: dict[str, Any] = {}
     normal: set[str] = set()
     coded: set[str] = set()  # categoricals coded in order of first appearance (Arrow's)
-    for name, column in zip(table.column_names, table.columns, strict=True):
+    for name in table.column_names:
+        # Each column taken out of the Arrow table, so that its Arrow memory is freed as
+        # soon as it is converted, not held until the last column is.
+        column, table = table.column(name), table.drop_columns([name])
         kind = column.type
         if pa.types.is_string(kind) or pa.types.is_large_string(kind):
             head = column.slice(0, 100_000).combine_chunks().dictionary_encode()
@@ -512,33 +518,47 @@ def _read_source(source: Any, overrides: Mapping[str, Any] | None, pushdown: boo
             f"{opened.label} has none of the input tables: looked for "
             f"{', '.join(t.name for t in inputs)} (in any case; its tables: {found or 'none'})"
         )
-    frames: dict[str, Any] = {}
     labels: dict[str, str] = {}
-    push: _UsagePushdown | None = None
-    # Usage first: its summary is the source engine's largest work, done before the other
-    # tables' rows are held in Python, so that the two peaks of memory do not add up.
+    exprs: dict[str, Any] = {}
+    # Every table's columns checked first (Usage's first), so that a wrong type is the same
+    # one line whichever connection reads the table.
     for table in sorted(TABLES, key=lambda t: t.name != "Usage"):
         key = table.name.lower()
         if key not in opened.tables:
             continue
-        label = opened.names[key]
-        expr = _columns(table, label, opened.tables[key])
-        if expr is None:  # none of its columns: the reader says which it has
-            frames[table.name] = pd.DataFrame(columns=list(opened.tables[key].schema().names))
-            labels[table.name] = label
-            continue
-        labels[table.name] = label
-        if pushdown and table.name == "Usage":
-            push = usage_pushdown(expr, label)
-            if push is not None:  # the summary, and the bad rows for the reader to word
-                frames[table.name] = push.sample
-                continue
-            expr = reduce_usage(expr)
-        ids = {column_key(c) for t, c in CUSTOMER_ID_COLUMNS if t == table.name and c != table.key}
-        frames[table.name] = _frame(label, expr, ids, True)  # days coded
-    frames = {t.name: frames[t.name] for t in TABLES if t.name in frames}  # schema order
-    frames["Settings"] = raw_settings
-    data = _reader.read(frames, overrides)
+        labels[table.name] = opened.names[key]
+        exprs[table.name] = _columns(table, labels[table.name], opened.tables[key])
+    job: _Steps | None = None
+    other = opened
+    spill: str | None = None
+    if pushdown and exprs.get("Usage") is not None:
+        # Usage summarised in the source's engine, in a thread where the engine runs its
+        # queries without Python's lock while this thread reads and validates the other
+        # tables through a second connection; one after the other (Usage first, so that
+        # the engine's peak of memory and the other tables' do not add up) where there is
+        # no second connection to be had.
+        alongside = _alongside(source, where, opened)
+        if alongside is not None:
+            spill = _limit_memory(opened)
+        steps = usage_steps(exprs["Usage"], labels["Usage"], unordered=alongside is not None)
+        job = _Steps(steps, opened, alongside is not None)
+        other = alongside or opened
+    try:
+        data, push = _validate(opened, other, exprs, labels, job, raw_settings, overrides)
+    except BaseException:
+        if job is not None:
+            job.cancel()
+        raise
+    finally:
+        if other is not opened:
+            _disconnect(other)
+        if spill is not None:
+            # The thread waited for and its DuckDB closed first, so that no spilled block
+            # is written into the folder after it is deleted.
+            if job is not None:
+                job.cancel()
+            _disconnect(opened)
+            shutil.rmtree(spill, ignore_errors=True)
     if push is not None:
         columns = tuple(c.name for c in TABLES_BY_NAME["Usage"].columns)
         data.issues = _usage_issues(data.issues, push, columns)
@@ -549,6 +569,166 @@ def _read_source(source: Any, overrides: Mapping[str, Any] | None, pushdown: boo
     ]
     data.source = opened.label
     return data
+
+
+def _validate(
+    opened: _Opened,
+    other: _Opened,
+    exprs: dict[str, Any],
+    labels: dict[str, str],
+    job: _Steps | None,
+    raw_settings: dict[str, Any],
+    overrides: dict[str, Any],
+) -> tuple[Any, _UsagePushdown | None]:
+    """The tables read (the other tables through ``other``), Usage's bad rows or rows
+    taken from ``job`` when it summarises Usage, and all validated by the reader; the
+    Usage summary waited for last."""
+    frames: dict[str, Any] = {}
+    push: _UsagePushdown | None = None
+    for table in TABLES:
+        if table.name not in exprs or (job is not None and table.name == "Usage"):
+            continue
+        key, label = table.name.lower(), labels[table.name]
+        expr = exprs[table.name]
+        if expr is None:  # none of its columns: the reader says which it has
+            frames[table.name] = pd.DataFrame(columns=list(opened.tables[key].schema().names))
+            continue
+        if other is not opened:
+            expr = _columns(table, label, other.tables[key])
+        if table.name == "Usage":
+            expr = reduce_usage(expr)
+        frames[table.name] = _frame(label, expr, _id_columns(table), True)  # days coded
+    if job is not None:
+        push = job.next()
+        if push is None:  # the rules cannot be applied in the source: row by row
+            usage = TABLES_BY_NAME["Usage"]
+            expr = reduce_usage(exprs["Usage"])
+            frames["Usage"] = _frame(labels["Usage"], expr, _id_columns(usage), True)
+        else:  # the bad rows, for the reader to word
+            frames["Usage"] = push.sample
+    frames = {t.name: frames[t.name] for t in TABLES if t.name in frames}  # schema order
+    frames["Settings"] = raw_settings
+    data = _reader.read(frames, overrides)
+    if push is not None:
+        push.summary = job.next()  # type: ignore[union-attr]
+    return data, push
+
+
+def _id_columns(table: Table) -> set[str]:
+    """The columns of ``table`` holding a customer id (its own key aside)."""
+    return {column_key(c) for t, c in CUSTOMER_ID_COLUMNS if t == table.name and c != table.key}
+
+
+class _Steps:
+    """The values of a generator of steps (:func:`usage_steps`), worked out in a thread
+    (``threaded``) while the caller does other work, or at once. :meth:`next` hands on
+    each value in turn, or raises the error that ended the steps."""
+
+    def __init__(self, steps: Iterator[Any], opened: _Opened, threaded: bool) -> None:
+        import queue
+        import threading
+
+        self._steps = steps
+        self._opened = opened
+        self._values: queue.Queue[tuple[bool, Any]] = queue.Queue()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        if threaded:
+            self._thread = threading.Thread(target=self._run, name="cxkpi-usage", daemon=True)
+            self._thread.start()
+        else:
+            self._run()
+
+    def _run(self) -> None:
+        try:
+            for value in self._steps:
+                self._values.put((True, value))
+                if self._stop.is_set():
+                    break
+        except BaseException as e:  # handed to the caller by next()
+            self._values.put((False, e))
+        finally:
+            self._steps.close()
+
+    def next(self) -> Any:
+        ok, value = self._values.get()
+        if not ok:
+            raise value
+        return value
+
+    def cancel(self) -> None:
+        """Stop the steps (the engine's running query interrupted) and wait for them."""
+        self._stop.set()
+        thread = self._thread
+        while thread is not None and thread.is_alive():
+            interrupt = getattr(getattr(self._opened.con, "con", None), "interrupt", None)
+            if interrupt is not None:
+                interrupt()
+            thread.join(0.05)
+
+
+USAGE_MEMORY = "1GB"
+"""DuckDB's memory for the Usage summary while the other tables are read alongside (the
+rest spills to a temporary folder of the read's own, deleted after): the other tables'
+peak in Python and the engine's then add up to no more than the larger of the two one
+after the other (about 3 GB each at scale 1)."""
+
+
+def _alongside(source: Any, where: str | None, opened: _Opened) -> _Opened | None:
+    """A second connection to the source, for its other tables while Usage is summarised
+    through the first (when :func:`overlap` says so): for a Parquet folder, read by a
+    DuckDB of its own, whose queries run without Python's lock. None for the other
+    sources (a DuckDB file, whose settings are shared by every connection to it in the
+    process; PostgreSQL, Spark, a backend handed over, whose connections are not known to
+    take a second query at once): their tables are read one query at a time, Usage first,
+    as before."""
+    if not opened.private or not isinstance(source, str | os.PathLike) or not overlap():
+        return None
+    return _open(source, where)
+
+
+OVERLAP = "CXKPI_SOURCE_OVERLAP"
+"""Environment variable: 1 reads a Parquet folder's other tables while its Usage is
+summarised, 0 one after the other; unset, :func:`overlap` decides."""
+
+
+def overlap() -> bool:
+    """Whether a Parquet folder's other tables are read while its Usage is summarised:
+    ``CXKPI_SOURCE_OVERLAP`` (1 or 0), else on 4 cores or more. On 2 cores DuckDB's own
+    two threads already take both, and at scale 1 the overlap was no faster (33-74 s
+    against 31-85 s one after the other, on the shared machine) with 0.5 GB more peak
+    memory and 0.3 GB more held after the read."""
+    value = os.environ.get(OVERLAP, "").strip()
+    if value in ("0", "1"):
+        return value == "1"
+    return (os.cpu_count() or 1) >= 4
+
+
+def _limit_memory(opened: _Opened) -> str:
+    """Cap the memory of ``opened``'s DuckDB at :data:`USAGE_MEMORY`, spilling to a new
+    temporary folder (returned, for the caller to delete: DuckDB's default is ``.tmp``
+    in the working folder)."""
+    import tempfile
+
+    spill = tempfile.mkdtemp(prefix="cxkpi-duckdb-")
+    quoted = spill.replace("'", "''")
+    opened.con.raw_sql(f"SET temp_directory = '{quoted}'")
+    uncapped = opened.con.raw_sql("SELECT current_setting('memory_limit')").fetchone()[0]
+    opened.con.raw_sql(f"SET memory_limit = '{USAGE_MEMORY}'")
+    setattr(opened.con, CAPPED, uncapped.replace(" ", ""))
+    return spill
+
+
+CAPPED = "_cxkpi_uncapped"
+"""Set on a backend whose memory :func:`_limit_memory` capped: its memory limit before
+(see :func:`_run`)."""
+
+
+def _disconnect(opened: _Opened) -> None:
+    try:
+        opened.con.disconnect()
+    except Exception:
+        pass
 
 
 def _settings(opened: _Opened) -> dict[str, Any]:
@@ -625,7 +805,7 @@ class _Kind:
 
 @dataclass
 class _UsagePushdown:
-    summary: Any  # UsageSummary
+    summary: Any  # UsageSummary (None until the second step of usage_steps)
     sample: pd.DataFrame  # the first bad rows of each kind, then the sentinel row
     rows: np.ndarray  # their row numbers (the sentinel's is 0)
     kinds: dict[int, list[_Kind]]  # row number -> the kinds it was listed for
@@ -663,6 +843,29 @@ def usage_pushdown(expr: Any, label: str) -> _UsagePushdown | None:
     reader's to work out) or timestamps with a time of day (the far-date rule looks at the
     exact time), users that are neither text nor whole numbers, and text users with
     whitespace at either end that SQL's trim keeps (``_ODD_SPACES``: a no-break space)."""
+    steps = usage_steps(expr, label)
+    try:
+        push = next(steps)
+        if push is not None:
+            push.summary = next(steps)
+    finally:
+        steps.close()
+    return push
+
+
+def usage_steps(expr: Any, label: str, unordered: bool = False) -> Iterator[Any]:
+    """:func:`usage_pushdown` in two steps, so that the reader can word the first bad rows
+    while the source's engine is still summarising: first the bad rows (a
+    :class:`_UsagePushdown` whose summary is still None; None when Usage is to be read row
+    by row, and then nothing more), then the :class:`~cxkpi_xl.data.usage.UsageSummary`.
+    The first step counts the bad rows of each kind (users once per distinct user, rows per
+    day for the far-date rule, the customers' and features' distinct values); the second
+    scans the clean rows twice, for the users per month and day and for the triples.
+
+    With ``unordered`` (a DuckDB of this read alone), the second step's queries no longer
+    keep the rows' order (none of them needs it; the bad rows, numbered by their order,
+    are the first step's), which lets DuckDB spill their results instead of running out
+    of memory under a cap."""
     from .usage import UsageSummary
 
     ibis = _need("ibis", "duckdb")
@@ -675,7 +878,8 @@ def usage_pushdown(expr: Any, label: str) -> _UsagePushdown | None:
     days = _source_day(expr, day)
     utype = schema[user]
     if days is None or not (utype.is_string() or utype.is_integer()):
-        return None
+        yield None
+        return
     d, month = days
     text_user = utype.is_string()
     u = expr[user]
@@ -698,44 +902,48 @@ def usage_pushdown(expr: Any, label: str) -> _UsagePushdown | None:
         return cond.fill_null(False).ifelse(n, 0).sum()
 
     # The user rules on each distinct user once (with its count of rows), not on each row.
-    by_user = data.group_by(uu=u).aggregate(
-        n=u.isnull().count(), timed=count(timed), day_blank=count(expr[day].isnull())
-    )
-    g_key, g_blank, g_error, g_odd = _user_rules(by_user.uu, text_user)
-    checks = by_user.aggregate(
-        timed=by_user.timed.sum(),
-        day_blank=by_user.day_blank.sum(),
-        odd=count(g_odd & by_user.uu.notnull(), by_user.n),
-        user_blank=count(g_blank, by_user.n),
-        user_error=count(g_error, by_user.n),
-        normalised=count(g_key != by_user.uu, by_user.n),
-    )
-    c = _execute(label, checks).iloc[0]
+    def checks(rows: Any) -> Any:
+        by_user = rows.group_by(uu=u).aggregate(
+            n=u.isnull().count(), timed=count(timed), day_blank=count(expr[day].isnull())
+        )
+        g_key, g_blank, g_error, g_odd = _user_rules(by_user.uu, text_user)
+        hashes = {}
+        if hashed:  # whether the users' 64-bit hashes tell them all apart (see below)
+            hashes = {"keys": g_key.nunique(), "hashes": g_key.hash().nunique()}
+        return by_user.aggregate(
+            timed=by_user.timed.sum(),
+            day_blank=by_user.day_blank.sum(),
+            odd=count(g_odd & by_user.uu.notnull(), by_user.n),
+            user_blank=count(g_blank, by_user.n),
+            user_error=count(g_error, by_user.n),
+            normalised=count(g_key != by_user.uu, by_user.n),
+            **hashes,
+        )
+
+    # DuckDB groups rows by an integer faster, and in less memory, than by a text: the
+    # users per day and month are counted by the hash of each user when no two users (as
+    # the reader writes them) have one hash, as the checks below count (else by the text).
+    hashed = text_user and expr._find_backend(use_default=True).name == "duckdb"
+
+    # A row with a day is data: only when some day is blank must the rows with nothing in
+    # them be told apart, which reads every column of every row, not just the day and user.
+    c = _execute(label, checks(expr)).iloc[0]
+    if int(c["day_blank"] or 0):
+        c = _execute(label, checks(data)).iloc[0]
     if int(c["timed"] or 0) or int(c["odd"] or 0):
-        return None
+        yield None
+        return
     if not int(c["normalised"] or 0):
         key = u  # every user is already as the reader writes it: no work per row
+    user_key = key.hash() if hashed and int(c["keys"]) == int(c["hashes"]) else key
 
-    # The far-date rule, exactly as the reader's, from the count of rows per day; in the
-    # same pass the distinct clean users per day (a far day is a whole day: left out below).
-    dated = data.filter(expr[day].notnull())
-    ok = expr[day].notnull()  # a clean user (a column: a literal is none to filter by)
-    if int(c["user_blank"] or 0):
-        ok = ok & ~user_blank.fill_null(True)
-    if int(c["user_error"] or 0):
-        ok = ok & ~user_error
-    unclean_users = int(c["user_blank"] or 0) or int(c["user_error"] or 0)
-    per_day = _execute(
-        label,
-        dated.group_by(d=d).aggregate(
-            n=expr[day].count(), users=key.nunique(where=ok) if unclean_users else key.nunique()
-        ),
-    )
+    # The far-date rule, exactly as the reader's, from the count of rows per day (a far day
+    # is a whole day: its rows are left out of the clean ones below).
+    dated = expr.filter(expr[day].notnull())  # a row with a day is data
+    per_day = _execute(label, dated.group_by(d=d).aggregate(n=expr[day].count()))
     day_values = _days(per_day["d"])
     day_counts = per_day["n"].to_numpy(np.int64)
     far_days = _far_days(day_values, day_counts)
-    day_users = per_day["users"].to_numpy(np.int64)
-    kept = ~far_days & (day_users > 0)  # the days of clean rows, as a group-by of them
     kinds: list[_Kind] = []
     far_cond = None
     far_issue_text = ""
@@ -757,8 +965,9 @@ def usage_pushdown(expr: Any, label: str) -> _UsagePushdown | None:
         (-1: blank or bad), the normalised values); a kind for its Excel errors."""
         if name is None:
             return None, np.zeros(0, np.int64), np.zeros(0, dtype=object)
-        col = data[name]
-        distinct = data.select(v=col).filter(col.notnull()).distinct()
+        col = expr[name]
+        present = col.notnull() & (col != "") if schema[name].is_string() else col.notnull()
+        distinct = expr.select(v=col).filter(present).distinct()  # present: the row is data
         coded = _cache(distinct.mutate(code=ibis.row_number().over(order_by=distinct.v)), cached)
         values = _execute(label, coded)
         raw = np.empty(len(values), dtype=object)
@@ -775,20 +984,23 @@ def usage_pushdown(expr: Any, label: str) -> _UsagePushdown | None:
             kinds.append(_Kind(column, 0, cond, n))
         return coded, recode.astype(np.int64), np.asarray(uniques, dtype=object)
 
-    # The clean rows, summarised.
-    clean = expr.filter(expr[day].notnull())  # each filter only where it has work to do
-    if int(c["user_blank"] or 0):
-        clean = clean.filter(~user_blank.fill_null(True))
-    if int(c["user_error"] or 0):
-        clean = clean.filter(~user_error)
-    if far_cond is not None:
-        clean = clean.filter(~far_cond)
-    per_month = _execute(label, clean.group_by(m=month).aggregate(users=key.nunique()))
-
     cached: list[Any] = []
     try:
         cust_coded, cust_recode, customers = dictionary(cust, _reader._to_id, "customer_id")
         feat_coded, feat_recode, features = dictionary(feat, _reader._to_text, "feature")
+        yield _bad_rows(expr, filled, label, kinds, (day, user), far_issue_text)
+
+        # The clean rows, summarised.
+        clean = expr.filter(expr[day].notnull())  # each filter only where it has work to do
+        if int(c["user_blank"] or 0):
+            clean = clean.filter(~user_blank.fill_null(True))
+        if int(c["user_error"] or 0):
+            clean = clean.filter(~user_error)
+        if far_cond is not None:
+            clean = clean.filter(~far_cond)
+        if unordered:
+            expr._find_backend(use_default=True).raw_sql("SET preserve_insertion_order = false")
+        day_list, day_users, months, month_users = _active_users(label, clean, d, month, user_key)
         # Each clean row's customer and feature codes (a join with the small coded tables),
         # then the distinct triples of three integers: cheaper than of two strings.
         rows = clean.select(
@@ -806,34 +1018,65 @@ def usage_pushdown(expr: Any, label: str) -> _UsagePushdown | None:
             rows = rows.select(rows.m, rows.cc, fc=feat_coded.code.cast("int32"))
         else:
             rows = rows.select(rows.m, rows.cc, fc=ibis.literal(None, "int32"))
-        got = _arrow(label, rows.distinct())
+        triples = rows.distinct()  # in batches: DuckDB does not hold them all while Arrow does
+        got = _run(
+            label, triples, lambda: triples.to_pyarrow_batches(chunk_size=1 << 20).read_all()
+        )
     finally:
         for table in cached:
             _release(table)
 
-    t_month = np.asarray(got["m"].to_numpy(), np.int64)
-    t_cust = _recode(got["cc"], cust_recode)
+    # int32, as the other codes (43 million triples at scale 1), each column's Arrow
+    # memory freed as soon as it is converted
+    t_month, got = got["m"].to_numpy(), got.drop_columns(["m"])
+    t_cust, got = _recode(got["cc"], cust_recode), got.drop_columns(["cc"])
     t_feat = _recode(got["fc"], feat_recode)
     if _one_to_one(cust_recode) and _one_to_one(feat_recode):
         m, c_, f_ = t_month, t_cust, t_feat  # distinct already
     else:  # distinct again: two source values may be one id (" C1" and "C1")
         nc, nf = len(customers) + 1, len(features) + 1
         m0 = int(t_month.min()) if len(t_month) else 0
-        k = pd.unique(((t_month - m0) * nc + t_cust + 1) * nf + t_feat + 1)
+        k = pd.unique(((t_month.astype(np.int64) - m0) * nc + t_cust + 1) * nf + t_feat + 1)
         m, c_, f_ = k // nf // nc + m0, (k // nf) % nc - 1, k % nf - 1
     del got
-    summary = UsageSummary.build(
-        day_values[kept],
-        day_users[kept],
-        per_month["m"].to_numpy(np.int64),
-        per_month["users"].to_numpy(np.int64),
-        m,
-        c_,
-        f_,
-        customers,
-        features,
+    yield UsageSummary.build(
+        day_list, day_users, months, month_users, m, c_, f_, customers, features
     )
-    return _bad_rows(expr, filled, label, kinds, (day, user), far_issue_text, summary)
+
+
+def _active_users(
+    label: str, clean: Any, d: Any, month: Any, key: Any
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(days, distinct users of each, months, distinct users of each) of the clean Usage
+    rows, in one pass: each (month, user) with the days of the month it was active as the
+    bits of one integer (bit i: day i + 1), then per month the count of its users and, for
+    each day, of the users with that day's bit. One group-by of the rows instead of two
+    distinct counts (per day and per month), each as costly. A backend without a bitwise
+    OR aggregate (Ibis' Spark) counts the distinct users per day and per month instead."""
+    import ibis.expr.operations as ops
+
+    ibis = _need("ibis", "duckdb")
+    if not clean._find_backend(use_default=True).has_operation(ops.BitOr):
+        per_day = _execute(label, clean.group_by(d=d).aggregate(users=key.nunique()))
+        per_month = _execute(label, clean.group_by(m=month).aggregate(users=key.nunique()))
+        return (
+            _days(per_day["d"]),
+            per_day["users"].to_numpy(np.int64),
+            per_month["m"].to_numpy(np.int64),
+            per_month["users"].to_numpy(np.int64),
+        )
+    # 2 ** (day - 1), written so that every backend shifts a 64-bit integer by a small one
+    # (PostgreSQL has no bigint << bigint, and its EXTRACT is numeric: the cast is kept)
+    bit = ibis.literal(2**31, "int64") >> (32 - d.day().cast("int16"))
+    active = clean.group_by(m=month, u=key).aggregate(b=bit.bit_or())
+    per_day = {f"d{i}": ((active.b >> i) & 1).sum() for i in range(31)}
+    got = _execute(label, active.group_by("m").aggregate(users=active.count(), **per_day))
+    months = got["m"].to_numpy(np.int64)
+    counts = got[[f"d{i}" for i in range(31)]].fillna(0).to_numpy(np.int64)  # month x day
+    month_at, day_at = np.nonzero(counts)
+    first = (months - 1970 * 12).astype("datetime64[M]").astype("datetime64[D]").astype(np.int64)
+    days = first[month_at] + day_at
+    return days, counts[month_at, day_at], months, got["users"].to_numpy(np.int64)
 
 
 def _cache(table: Any, cached: list[Any]) -> Any:
@@ -896,27 +1139,45 @@ def _far_days(days: np.ndarray, counts: np.ndarray) -> np.ndarray:
 
 
 def _recode(codes: Any, recode: np.ndarray) -> np.ndarray:
-    """The normalised code (-1: none) of each source code (an Arrow column, NULL: none)."""
+    """The normalised code (-1: none) of each source code (an Arrow column, NULL: none).
+    When each source value is its own normalised value (``recode`` is 0, 1, 2, ...), the
+    source's codes are kept as they are, in their own integer type."""
     import pyarrow.compute as pc
 
     if not len(recode):
         return np.full(len(codes), -1, np.int64)
-    source = np.asarray(pc.fill_null(codes, -1).to_numpy(), np.int64)
+    source = pc.fill_null(codes, -1).to_numpy()
+    if np.array_equal(recode, np.arange(len(recode))):
+        return source
     return np.append(recode, -1)[source]  # -1 takes the last: none
 
 
 def _execute(label: str, expr: Any) -> Any:
-    try:
-        return expr.execute()
-    except Exception as e:
-        raise SourceError(f"{label} cannot be read: {_line(e)}") from None
+    return _run(label, expr, lambda: expr.execute())
 
 
 def _arrow(label: str, expr: Any) -> Any:
+    return _run(label, expr, lambda: expr.to_pyarrow())
+
+
+def _run(label: str, expr: Any, query: Any) -> Any:
+    """``query()``, its error as one line; a query that runs out of the memory
+    :func:`_limit_memory` capped is run again without the cap (slower to have tried,
+    never a failed read for the cap's sake)."""
     try:
-        return expr.to_pyarrow()
+        return query()
     except Exception as e:
-        raise SourceError(f"{label} cannot be read: {_line(e)}") from None
+        error = e
+    backend = expr._find_backend(use_default=True)
+    uncapped = getattr(backend, CAPPED, None)
+    if "Out of Memory" in str(error) and uncapped:
+        setattr(backend, CAPPED, None)
+        backend.raw_sql(f"SET memory_limit = '{uncapped}'")  # (RESET leaves the cap in force)
+        try:
+            return query()
+        except Exception as e:
+            error = e
+    raise SourceError(f"{label} cannot be read: {_line(error)}") from None
 
 
 def _bad_rows(
@@ -926,7 +1187,6 @@ def _bad_rows(
     kinds: list[_Kind],
     required: tuple[str, str],
     far_text: str,
-    summary: Any,
 ) -> _UsagePushdown:
     """The first :data:`ISSUE_ROWS` rows of each kind of bad row, numbered as the row path
     numbers them (in the order the source returns the rows, the header row 1)."""
@@ -962,7 +1222,7 @@ def _bad_rows(
     out[day] = [pd.Timestamp("2000-01-01") if _filled(v) else None for v in out[day]]
     sentinel = {c: None for c in columns} | {required[1]: _SENTINEL_USER}
     out = pd.concat([out, pd.DataFrame([sentinel], dtype=object)], ignore_index=True)
-    return _UsagePushdown(summary, out, np.asarray(rows, np.int64), kinds_of, listed, far_issues)
+    return _UsagePushdown(None, out, np.asarray(rows, np.int64), kinds_of, listed, far_issues)
 
 
 def _filled(v: Any) -> bool:

@@ -20,7 +20,8 @@ import pandas as pd
 
 
 def _small(codes: np.ndarray) -> np.ndarray:
-    """Codes (-1 for none) in the smallest signed int type that holds them."""
+    """Codes (-1 for none), or months, in the smallest signed int type that holds them."""
+    codes = np.asarray(codes)
     top = int(codes.max()) if len(codes) else 0
     dtype = np.int16 if top < 2**15 else np.int32 if top < 2**31 else np.int64
     return codes.astype(dtype, copy=False)
@@ -113,9 +114,9 @@ class UsageSummary:
             np.asarray(day_users, np.int64)[d],
             np.asarray(months, np.int64)[m],
             np.asarray(month_users, np.int64)[m],
-            _small(np.asarray(t_month, np.int64)),
-            _small(np.asarray(t_customer, np.int64)),
-            _small(np.asarray(t_feature, np.int64)),
+            _small(t_month),  # in their own int type, not copied to int64 on the way
+            _small(t_customer),
+            _small(t_feature),
             np.asarray(customers, dtype=object),
             np.asarray(features, dtype=object),
         )
