@@ -774,7 +774,9 @@ def _keep_unknown_mrr(frame: pd.DataFrame, v: _Validator) -> None:
     frame.loc[unknown, "mrr"] = np.nan
     kept, known = ~v.skip, ~v.skip & ~unknown
     dates = frame["month"]
-    months = (dates.dt.year * 12 + dates.dt.month - 1).to_numpy(np.int64)
+    # A row without a month is skipped (never kept, known or unknown): 0 stands in for it
+    # rather than a NaN cast to an integer.
+    months = (dates.dt.year * 12 + dates.dt.month - 1).fillna(0).to_numpy(np.int64)
     ids = frame["customer_id"].to_numpy(object)
     first_known = pd.Series(months[known]).groupby(ids[known]).min()
     earlier = (pd.Series(ids[unknown]).map(first_known) < months[unknown]).to_numpy()
