@@ -954,14 +954,16 @@ def test_a_prefetch_is_handed_over_once_for_its_table_and_bytes_alone(book: Path
     refresh(book)
     surveys = _one_score_changed(book, tables)
     state = _state(book)
-    prefetch.start(book, book_dir)
+    first = prefetch.start(book, book_dir)
+    assert first is not None
     assert prefetch.take(book, "Orders", state) is None  # not the table it parsed
     assert prefetch.take(book, "Surveys", {**state, surveys: [0, 1]}) is None  # other bytes
     assert prefetch._books == {}  # and let go: the reader parses it itself
-    prefetch.start(book, book_dir)
+    first.parsed.result()  # its thread done (whether it parsed or saw it was let go)
+    job = prefetch.start(book, book_dir)
     got = prefetch.take(book, "SURVEYS", state)  # Table names in any case, as Excel's
     fresh = _calamine_table(book, "Surveys")
-    assert got is not None
+    assert job is not None and got is not None, (job.chosen.result(), job.failure)
     assert (got.to_python(), got.start, list(got.columns)) == (
         fresh.to_python(),
         fresh.start,

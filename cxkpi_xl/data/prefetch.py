@@ -43,6 +43,8 @@ class _Prefetch:
         self.key = key
         self.chosen: Future[tuple[State, str] | None] = Future()
         self.parsed: Future[Any] = Future()
+        self.failure: str | None = None
+        """Why nothing was parsed when something went wrong (for the tests and a debugger)."""
 
 
 _lock = threading.Lock()
@@ -128,8 +130,10 @@ def _run(path: Path, folder: Path, job: _Prefetch) -> None:
             with zipfile.ZipFile(path) as z:
                 if state_of(z) != state:  # saved while we parsed: not the bytes we saw
                     parsed = None
-    except BaseException:  # calamine's panics too: the reader parses it itself
+                    job.failure = "the package changed while it was parsed"
+    except BaseException as e:  # calamine's panics too: the reader parses it itself
         parsed = None
+        job.failure = f"{type(e).__name__}: {e}"
     finally:  # both always answered: a reader waiting in take never waits for good
         if not job.chosen.done():
             job.chosen.set_result(None)
