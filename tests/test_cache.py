@@ -1155,3 +1155,26 @@ def test_a_path_the_cache_cannot_place_still_fails_with_a_refresh_error(tmp_path
         path.symlink_to(path)
     with pytest.raises(RefreshError):
         refresh(path)
+
+
+def test_a_prefetch_taken_before_its_parse_begins_still_parses(book: Path, tables, monkeypatch):
+    """The reader may take the prefetch as soon as its table is chosen, before its thread
+    starts parsing: taken is not let go, so the parse goes on and is handed over (it once
+    was not, when the thread read "no longer registered" as "discarded")."""
+    import time
+    from concurrent.futures import Future
+
+    class SlowToGoOn(Future):
+        def set_result(self, result):
+            super().set_result(result)
+            if threading.current_thread().name == "cxkpi-prefetch":
+                time.sleep(0.5)  # the reader takes it meanwhile
+
+    refresh(book)
+    _one_score_changed(book, tables)
+    state = _state(book)
+    monkeypatch.setattr(prefetch, "Future", SlowToGoOn)
+    job = prefetch.start(book, book_dir)
+    got = prefetch.take(book, "Surveys", state)
+    assert job is not None and got is not None, (job.chosen.result(), job.failure)
+    assert got.to_python() == _calamine_table(book, "Surveys").to_python()

@@ -45,6 +45,9 @@ class _Prefetch:
         self.parsed: Future[Any] = Future()
         self.failure: str | None = None
         """Why nothing was parsed when something went wrong (for the tests and a debugger)."""
+        self.dropped = False
+        """Let go before its parse began (discarded, or its table is read another way):
+        then it does not parse. A prefetch taken by the reader is not dropped."""
 
 
 _lock = threading.Lock()
@@ -116,7 +119,7 @@ def _run(path: Path, folder: Path, job: _Prefetch) -> None:
         found = _changed_table(path, folder)
         job.chosen.set_result(None if found is None else (found[0], found[1]))
         with _lock:
-            wanted = _books.get(job.key) is job  # not discarded meanwhile
+            wanted = not job.dropped  # not let go meanwhile (taken is still wanted)
         if found is not None and wanted:
             from python_calamine import CalamineWorkbook
 
@@ -155,8 +158,9 @@ def take(path: Path, table: str, state: State) -> Any:
             if _books.get(job.key) is not job:
                 return None  # taken, or discarded, meanwhile
             del _books[job.key]
-        if chosen[0] != state:  # the reader parses this table itself
-            return None
+            if chosen[0] != state:  # the reader parses this table itself
+                job.dropped = True
+                return None
         return job.parsed.result()
     except Exception:
         return None
@@ -170,3 +174,4 @@ def discard(job: _Prefetch | None) -> None:
     with _lock:
         if _books.get(job.key) is job:
             del _books[job.key]
+            job.dropped = True
