@@ -919,8 +919,7 @@ def _one_score_changed(book: Path, tables, value: float = 3.0) -> str:
 
 
 def _state(book: Path) -> dict[str, list[int]]:
-    with zipfile.ZipFile(book) as z:
-        return prefetch.state_of(z)
+    return cache_module.zip_state(book)
 
 
 def _calamine_table(book: Path, name: str):

@@ -49,6 +49,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .zipparts import state_of
+
 if TYPE_CHECKING:
     import pandas as pd
 
@@ -108,7 +110,7 @@ def libraries(names: tuple[str, ...]) -> dict[str, list[int] | None]:
 def zip_state(path: Path) -> dict[str, list[int]]:
     """Each part's [CRC-32, size] from the zip directory (nothing is inflated)."""
     with zipfile.ZipFile(path) as z:
-        return {i.filename: [i.CRC, i.file_size] for i in z.infolist()}
+        return state_of(z)
 
 
 _BOOK_DIR = re.compile(r"[0-9a-f]{32}")

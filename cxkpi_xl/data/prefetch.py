@@ -30,10 +30,14 @@ from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
 
-from .zipparts import _dimension_cells, _oversized, _package_sheets, package_problem
-
-State = dict[str, list[int]]
-"""Each part of a package: [CRC-32, size]."""
+from .zipparts import (
+    State,
+    _dimension_cells,
+    _oversized,
+    _package_sheets,
+    package_problem,
+    state_of,
+)
 
 
 class _Prefetch:
@@ -56,11 +60,6 @@ _books: dict[str, _Prefetch] = {}
 
 def _key(path: Path) -> str:
     return str(Path(path).resolve())
-
-
-def state_of(z: zipfile.ZipFile) -> State:
-    """Each part's [CRC-32, size] from an open package's directory."""
-    return {i.filename: [i.CRC, i.file_size] for i in z.infolist()}
 
 
 def start(path: Path, folder_of: Callable[[Path], Path]) -> _Prefetch | None:

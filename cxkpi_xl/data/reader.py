@@ -85,6 +85,7 @@ from .zipparts import (
     _package_sheets,
     cell_index,
     package_problem,
+    state_of,
 )
 
 ROW = "_row"
@@ -1045,7 +1046,7 @@ def _workbook_tables(
         book = CalamineWorkbook.from_path(str(path), load_tables=True)
         with zipfile.ZipFile(path) as z:
             parts = _package_sheets(z)
-            state = prefetch.state_of(z)
+            state = state_of(z)
         sizes = {name: size for name, (_, size) in state.items()}
     except SourceError:
         raise

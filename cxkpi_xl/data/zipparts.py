@@ -11,6 +11,15 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
+State = dict[str, list[int]]
+"""Each part of a package: [CRC-32, size], from its zip directory."""
+
+
+def state_of(z: zipfile.ZipFile) -> State:
+    """Each part's [CRC-32, size] from an open package's directory (nothing is inflated)."""
+    return {i.filename: [i.CRC, i.file_size] for i in z.infolist()}
+
+
 MAX_UNCOMPRESSED = 1 << 30  # 1 GiB of XML is far beyond any real KPI workbook
 MAX_PART = 512 << 20  # one sheet's XML; calamine holds about 4x this in memory
 MAX_RATIO = 100  # deflate reaches ~10-30x on sheet XML; bombs reach thousands
